@@ -1,0 +1,29 @@
+"""Entry point: read and validate the stack's config once, build the Platform, export.
+
+Where to add things: a new kind of service is a new `component` value in
+components/config.py (ServiceSpec) plus its defaults; a new piece of
+infrastructure is a ComponentResource in components/ that Platform creates.
+"""
+
+import sys
+
+import pulumi
+
+from components.platform import Platform, PlatformArgs
+from components.stack_config import ConfigError, load
+
+stack = pulumi.get_stack()
+try:
+    loaded = load(stack)
+except ConfigError as error:
+    # A config mistake is the operator's to fix: say what is wrong, no traceback, nothing registered.
+    pulumi.log.error(str(error))
+    sys.exit(32)
+
+platform = Platform("platform", PlatformArgs(config=loaded.platform, stack=stack, secrets=loaded.secrets))
+
+pulumi.export("target", platform.target)
+pulumi.export("environment", loaded.platform.environment)
+pulumi.export("versions", platform.versions)
+pulumi.export("canaries", platform.canaries)
+pulumi.export("endpoints", platform.endpoints)

@@ -1,0 +1,1 @@
+"""Pulumi components of the deployment platform (see docs/conventions.md)."""

@@ -1,0 +1,318 @@
+"""The alert catalogue: one function per component, each returning its rules with their fixtures.
+
+Metric contract (what the monitoring components must scrape for these rules to work):
+- every service target is scraped with `job="<service>"`; services export `http_requests_total{service, code}`
+  and `http_request_duration_seconds_bucket{service, le}` (the scrape config sets `service` from
+  `app.kubernetes.io/name`);
+- blackbox_exporter probes each public HTTPS endpoint (`probe_ssl_earliest_cert_expiry`): it sees the certificate
+  users see, whether the edge proxy's ACME or cert-manager issued it, so it works on Docker and Kubernetes;
+- the backup job publishes `platform_backup_last_success_timestamp_seconds{database}` and
+  `platform_backup_last_run_status{database}` (1 ok, 0 failed), e.g. through node_exporter's textfile collector;
+- node_exporter on every host/node; postgres_exporter per database, with `database="<name>"` added by the scrape config;
+- kube-state-metrics (Kubernetes) or cAdvisor with its default `--store_container_labels` (Docker) for restarts.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from .models import AlertFixture, AlertingThresholds, AlertRule, ExpectedAlert, Series, runbook_url
+
+_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9_]*[a-z0-9])?$")
+
+
+def _any_of(names: list[str]) -> str:
+    """A PromQL regex alternation; names are checked so none can smuggle in regex syntax."""
+    for name in names:
+        if not _NAME_RE.match(name):
+            raise ValueError(f"service and database names must be lowercase DNS-style labels, got {name!r}")
+    return "|".join(names)
+
+
+def _num(value: float) -> str:
+    """A number as PromQL and promtool read it, without float noise for whole numbers."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def _pct(ratio: float) -> str:
+    return f"{ratio * 100:g}%"
+
+
+def _above(ratio: float) -> float:
+    """A ratio clearly over the threshold: midway to 100 %."""
+    return (ratio + 1) / 2
+
+
+def _rule(t: AlertingThresholds, **fields) -> AlertRule:
+    return AlertRule(runbook=runbook_url(t.runbook_base_url, fields["name"]), **fields)
+
+
+def service_rules(t: AlertingThresholds, services: list[str]) -> list[AlertRule]:
+    svc, sel = services[0], f'service=~"{_any_of(services)}"'
+    target = {"job": svc, "instance": f"{svc}:8080"}
+
+    def traffic(ratio: float) -> list[Series]:
+        return [
+            Series(metric="http_requests_total", labels={"service": svc, "code": "500"}, values=f"0+{_num(100 * ratio)}x30"),
+            Series(metric="http_requests_total", labels={"service": svc, "code": "200"}, values=f"0+{_num(100 * (1 - ratio))}x30"),
+        ]
+
+    def latency(le_with_all: float) -> list[Series]:
+        # 10 requests a minute, all of them at or below `le_with_all`, none at or below the bucket before it.
+        edges = [t.p95_latency_seconds / 2, t.p95_latency_seconds, 2 * t.p95_latency_seconds]
+        buckets = [(_num(le), "0+10x30" if le >= le_with_all else "0x30") for le in edges] + [("+Inf", "0+10x30")]
+        return [Series(metric="http_request_duration_seconds_bucket", labels={"service": svc, "le": le}, values=v) for le, v in buckets]
+
+    fire_ratio = _above(t.error_rate)
+    return [
+        _rule(
+            t, name="ServiceDown", severity="critical", for_="2m",
+            expr=f'up{{job=~"{_any_of(services)}"}} == 0',
+            summary="A service cannot be scraped.",
+            description="Prometheus has failed to scrape {{ $labels.job }} at {{ $labels.instance }} for more than 2 minutes.",
+            fixture=AlertFixture(
+                eval_time="5m", firing=[Series(metric="up", labels=target, values="0x10")],
+                expected=[ExpectedAlert(labels=target)], healthy=[Series(metric="up", labels=target, values="1x10")],
+            ),
+        ),
+        _rule(
+            t, name="ServiceHighErrorRate", severity="critical", for_="5m",
+            expr=(
+                f'sum by (service) (rate(http_requests_total{{{sel}, code=~"5.."}}[5m]))'
+                f" / sum by (service) (rate(http_requests_total{{{sel}}}[5m])) > {_num(t.error_rate)}"
+            ),
+            summary="A service answers too many requests with a server error.",
+            description=(
+                "{{ $labels.service }} answered {{ $value | humanizePercentage }} of requests with a 5xx status "
+                f"over the last 5 minutes (threshold {_pct(t.error_rate)})."
+            ),
+            fixture=AlertFixture(
+                eval_time="10m", firing=traffic(fire_ratio),
+                expected=[ExpectedAlert(labels={"service": svc}, value=fire_ratio)], healthy=traffic(t.error_rate / 2),
+            ),
+        ),
+        _rule(
+            t, name="ServiceHighLatency", severity="warning", for_="10m",
+            expr=(
+                "histogram_quantile(0.95, sum by (le, service) "
+                f"(rate(http_request_duration_seconds_bucket{{{sel}}}[5m]))) > {_num(t.p95_latency_seconds)}"
+            ),
+            summary="A service answers slowly.",
+            description=(
+                "The 95th percentile latency of {{ $labels.service }} is {{ $value | humanizeDuration }} "
+                f"over the last 5 minutes (threshold {_num(t.p95_latency_seconds)}s)."
+            ),
+            fixture=AlertFixture(
+                # All requests in (T, 2T]: histogram_quantile interpolates p95 to T + 0.95 T.
+                eval_time="15m", firing=latency(2 * t.p95_latency_seconds),
+                expected=[ExpectedAlert(labels={"service": svc}, value=1.95 * t.p95_latency_seconds)],
+                healthy=latency(t.p95_latency_seconds / 2),
+            ),
+        ),
+    ]
+
+
+def certificate_rules(t: AlertingThresholds) -> list[AlertRule]:
+    # blackbox_exporter's probe_ssl_earliest_cert_expiry rather than cert-manager's metric: it also covers the
+    # Docker edge proxy's ACME certificates. Ref: https://github.com/prometheus/blackbox_exporter
+    left, probe = "probe_ssl_earliest_cert_expiry - time()", {"instance": "https://edge.example.test", "job": "blackbox"}
+    eval_seconds = 20 * 60
+
+    def expiring_in(days: float) -> list[Series]:
+        # Constant expiry timestamp chosen so that exactly `days` remain at eval_time (promtool starts at t=0).
+        return [Series(metric="probe_ssl_earliest_cert_expiry", labels=probe, values=f"{_num(eval_seconds + days * 86400)}x30")]
+
+    description = "The certificate served at {{ $labels.instance }} expires in {{ $value | humanizeDuration }}."
+    warn_days = (t.cert_warning_days + t.cert_critical_days) / 2
+    return [
+        _rule(
+            t, name="CertificateExpiringSoon", severity="warning", for_="15m",
+            # Excludes the critical range so one certificate raises one alert at a time.
+            expr=f"{left} < {t.cert_warning_days} * 86400 and {left} >= {t.cert_critical_days} * 86400",
+            summary=f"A served TLS certificate expires within {t.cert_warning_days} days.",
+            description=description,
+            fixture=AlertFixture(
+                eval_time="20m", firing=expiring_in(warn_days),
+                expected=[ExpectedAlert(labels=probe, value=warn_days * 86400)], healthy=expiring_in(2 * t.cert_warning_days),
+            ),
+        ),
+        _rule(
+            t, name="CertificateExpiryImminent", severity="critical", for_="15m",
+            expr=f"{left} < {t.cert_critical_days} * 86400",
+            summary=f"A served TLS certificate expires within {t.cert_critical_days} days.",
+            description=description,
+            fixture=AlertFixture(
+                eval_time="20m", firing=expiring_in(t.cert_critical_days / 2),
+                expected=[ExpectedAlert(labels=probe, value=t.cert_critical_days / 2 * 86400)],
+                healthy=expiring_in(warn_days),  # still in the warning range: the critical alert stays quiet
+            ),
+        ),
+    ]
+
+
+def backup_rules(t: AlertingThresholds, databases: list[str]) -> list[AlertRule]:
+    db, sel = databases[0], f'database=~"{_any_of(databases)}"'
+    max_age, eval_seconds = t.backup_max_age_hours * 3600, 10 * 60
+
+    def last_success(age_seconds: float) -> list[Series]:
+        return [Series(metric="platform_backup_last_success_timestamp_seconds", labels={"database": db}, values=f"{_num(eval_seconds - age_seconds)}x20")]
+
+    def last_run(status: int) -> list[Series]:
+        return [Series(metric="platform_backup_last_run_status", labels={"database": db}, values=f"{status}x20")]
+
+    return [
+        _rule(
+            t, name="BackupStale", severity="critical", for_="5m",
+            expr=f"time() - platform_backup_last_success_timestamp_seconds{{{sel}}} > {_num(t.backup_max_age_hours)} * 3600",
+            summary=f"A database has no successful backup from the last {_num(t.backup_max_age_hours)} hours.",
+            description="The last successful backup of {{ $labels.database }} finished {{ $value | humanizeDuration }} ago.",
+            fixture=AlertFixture(
+                eval_time="10m", firing=last_success(2 * max_age),
+                expected=[ExpectedAlert(labels={"database": db}, value=2 * max_age)], healthy=last_success(max_age / 2),
+            ),
+        ),
+        _rule(
+            t, name="BackupFailed", severity="warning", for_="5m",
+            expr=f"platform_backup_last_run_status{{{sel}}} == 0",
+            summary="The last backup run of a database failed.",
+            description="The last backup run of {{ $labels.database }} failed; the previous good backup is getting older.",
+            fixture=AlertFixture(
+                eval_time="10m", firing=last_run(0), expected=[ExpectedAlert(labels={"database": db})], healthy=last_run(1),
+            ),
+        ),
+    ]
+
+
+def node_rules(t: AlertingThresholds) -> list[AlertRule]:
+    # Pseudo and container-layer filesystems fill and empty on their own; only real disks matter here.
+    fs_sel = 'fstype!~"tmpfs|overlay|squashfs|nsfs|ramfs"'
+    fs = {"instance": "node-1:9100", "device": "/dev/sda1", "fstype": "ext4", "mountpoint": "/"}
+    size = 1000
+
+    def filesystem(used: int) -> list[Series]:
+        return [
+            Series(metric="node_filesystem_size_bytes", labels=fs, values=f"{size}x30"),
+            Series(metric="node_filesystem_avail_bytes", labels=fs, values=f"{size - used}x30"),
+        ]
+
+    used = math.ceil(_above(t.disk_usage_ratio) * size)
+    return [
+        _rule(
+            t, name="NodeDiskAlmostFull", severity="warning", for_="15m",
+            expr=f"1 - node_filesystem_avail_bytes{{{fs_sel}}} / node_filesystem_size_bytes{{{fs_sel}}} > {_num(t.disk_usage_ratio)}",
+            summary="A filesystem is almost full.",
+            description=(
+                "Filesystem {{ $labels.mountpoint }} on {{ $labels.instance }} is {{ $value | humanizePercentage }} full "
+                f"(threshold {_pct(t.disk_usage_ratio)})."
+            ),
+            fixture=AlertFixture(
+                eval_time="20m", firing=filesystem(used),
+                expected=[ExpectedAlert(labels=fs, value=1 - (size - used) / size)],
+                healthy=filesystem(math.floor(t.disk_usage_ratio / 2 * size)),
+            ),
+        ),
+    ]
+
+
+def database_rules(t: AlertingThresholds, databases: list[str]) -> list[AlertRule]:
+    db, sel = databases[0], f'database=~"{_any_of(databases)}"'
+    exporter = {"database": db, "instance": f"{db}-exporter:9187"}
+    max_connections = 100
+
+    def connections(used: int) -> list[Series]:
+        active = used // 2
+        return [
+            Series(metric="pg_stat_activity_count", labels={"database": db, "datname": "app", "state": "active"}, values=f"{active}x30"),
+            Series(metric="pg_stat_activity_count", labels={"database": db, "datname": "app", "state": "idle"}, values=f"{used - active}x30"),
+            Series(metric="pg_settings_max_connections", labels={"database": db}, values=f"{max_connections}x30"),
+        ]
+
+    used = math.ceil(_above(t.db_connections_ratio) * max_connections)
+    return [
+        _rule(
+            t, name="DatabaseDown", severity="critical", for_="2m",
+            expr=f"pg_up{{{sel}}} == 0",
+            summary="postgres_exporter cannot reach a database.",
+            description="postgres_exporter at {{ $labels.instance }} has been unable to connect to {{ $labels.database }} for more than 2 minutes.",
+            fixture=AlertFixture(
+                eval_time="5m", firing=[Series(metric="pg_up", labels=exporter, values="0x10")],
+                expected=[ExpectedAlert(labels=exporter)], healthy=[Series(metric="pg_up", labels=exporter, values="1x10")],
+            ),
+        ),
+        _rule(
+            t, name="DatabaseConnectionsHigh", severity="warning", for_="10m",
+            expr=(
+                f"sum by (database) (pg_stat_activity_count{{{sel}}})"
+                f" / max by (database) (pg_settings_max_connections{{{sel}}}) > {_num(t.db_connections_ratio)}"
+            ),
+            summary="A database is running out of connections.",
+            description=(
+                "{{ $labels.database }} uses {{ $value | humanizePercentage }} of max_connections "
+                f"(threshold {_pct(t.db_connections_ratio)})."
+            ),
+            fixture=AlertFixture(
+                eval_time="15m", firing=connections(used),
+                expected=[ExpectedAlert(labels={"database": db}, value=used / max_connections)],
+                healthy=connections(math.floor(t.db_connections_ratio / 2 * max_connections)),
+            ),
+        ),
+    ]
+
+
+def container_rules(t: AlertingThresholds, names: list[str]) -> list[AlertRule]:
+    name, n = names[0], t.restarts_15m
+    kube = {"namespace": "platform", "pod": f"{name}-7d9f8b6c5-x2x4z", "container": name}
+    docker = {"name": f"platform-{name}-1", "container_label_app_kubernetes_io_name": name}
+    # n + 1 restarts at minutes 11..11+n (n <= 6): the alert is true from minute 17 at the latest, so firing
+    # (for: 5m) at eval_time 24m, whose 15-minute window still holds the samples before the first restart.
+    restarted = " ".join(str(60 * (11 + i)) for i in range(n + 1))
+
+    def series(kube_values: str, docker_values: str) -> list[Series]:
+        return [
+            Series(metric="kube_pod_container_status_restarts_total", labels={**kube, "job": "kube-state-metrics"}, values=kube_values),
+            Series(metric="container_start_time_seconds", labels={**docker, "id": f"/docker/{name}"}, values=docker_values),
+        ]
+
+    return [
+        _rule(
+            t, name="ContainerRestartingOften", severity="warning", for_="5m",
+            # Kubernetes: kube-state-metrics' restart counter. Docker: cAdvisor has no restart counter, but a
+            # restarted container keeps its ID and gets a new start time. Our workloads carry the
+            # app.kubernetes.io/name label (docs/conventions.md), which cAdvisor exports as container_label_*;
+            # kubelet's cAdvisor does not, so the Docker half never double-counts on Kubernetes.
+            expr=(
+                f'max by (namespace, pod, container) (increase(kube_pod_container_status_restarts_total{{container=~"{_any_of(names)}"}}[15m])) > {n}'
+                ' or label_replace(max by (name, container_label_app_kubernetes_io_name) (changes(container_start_time_seconds'
+                f'{{container_label_app_kubernetes_io_name=~"{_any_of(names)}"}}[15m])), "container", "$1", "container_label_app_kubernetes_io_name", "(.+)") > {n}'
+            ),
+            summary="A container keeps restarting.",
+            description='Container {{ $labels.container }} restarted {{ $value | printf "%.0f" }} times in the last 15 minutes.',
+            fixture=AlertFixture(
+                eval_time="24m", firing=series(f"0x10 {n + 1}x20", f"0x10 {restarted} {60 * (11 + n)}x20"),
+                expected=[
+                    ExpectedAlert(labels=kube, value=n + 1),
+                    ExpectedAlert(labels={**docker, "container": name}, value=n + 1),
+                ],
+                healthy=series("2x30", "0x30"),
+            ),
+        ),
+    ]
+
+
+def general_rules(t: AlertingThresholds) -> list[AlertRule]:
+    return [
+        _rule(
+            # kube-prometheus gives Watchdog severity "none"; our severities are critical/warning/info
+            # (STYLE.md habit 10), so it is "info". Alertmanager routes it by alertname before any severity route.
+            # Ref: https://github.com/prometheus-operator/kube-prometheus/blob/main/manifests/kubePrometheus-prometheusRule.yaml
+            t, name="Watchdog", severity="info", for_="1m",
+            expr="vector(1)",
+            summary="An alert that is always firing, to prove the alerting pipeline works.",
+            description=(
+                "This alert is always firing. If the heartbeat receiver stops getting it, Prometheus, Alertmanager "
+                "or the path between them is broken."
+            ),
+            fixture=AlertFixture(eval_time="5m", firing=[], expected=[ExpectedAlert()], healthy=None),
+        ),
+    ]

@@ -1,0 +1,108 @@
+"""The edge proxy (Traefik): HTTPS only, HTTP redirected, weighted canary routing.
+
+The same two Traefik files are rendered for both targets and mounted into the
+proxy, so canary weights behave identically on Docker and Kubernetes: each
+public service gets a `weighted` Traefik service over its stable and canary
+tracks. Ref: https://doc.traefik.io/traefik/routing/services/#weighted-round-robin-service
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import pulumi
+import yaml
+from pulumi import ResourceOptions
+
+from components.config import EdgeSpec, HealthCheck, TlsSpec
+from components.release import Route
+from components.targets.base import RuntimeTarget, WorkloadSpec
+from components.versioning import image_reference
+
+STATIC_PATH = "/etc/traefik/traefik.yml"
+DYNAMIC_PATH = "/etc/traefik/dynamic.yml"
+ADMIN_PORT = 8082  # ping + Prometheus metrics, never published
+ACME_SERVERS = {
+    "staging": "https://acme-staging-v02.api.letsencrypt.org/directory",
+    "production": "https://acme-v02.api.letsencrypt.org/directory",
+}
+
+
+@dataclass(frozen=True)
+class EdgeProxyArgs:
+    spec: EdgeSpec
+    routes: Sequence[Route]
+    publish: bool  # bind the HTTP(S) ports on the host (Docker); Kubernetes exposes a Service
+
+
+class EdgeProxy(pulumi.ComponentResource):
+    def __init__(self, name: str, args: EdgeProxyArgs, target: RuntimeTarget,
+                 opts: ResourceOptions | None = None):
+        super().__init__("platform:edge:EdgeProxy", name, None, opts)
+        spec = args.spec
+        self.static_config = render_static_config(spec.tls)
+        self.dynamic_config = render_dynamic_config(spec.hosts, args.routes, spec.tls)
+        handle = target.workload(WorkloadSpec(
+            name="edge",
+            service="edge",
+            component="edge",
+            image=image_reference(spec.image, spec.version),
+            version=spec.version,
+            port=443,
+            published_ports={80: spec.http_port, 443: spec.https_port} if args.publish else {},
+            command=["traefik", f"--configFile={STATIC_PATH}"],
+            files={STATIC_PATH: self.static_config, DYNAMIC_PATH: self.dynamic_config},
+            resources=spec.resources,
+            health_check=HealthCheck(path="/ping", port=ADMIN_PORT),
+            log_rotation=spec.log_rotation,
+            extra_labels={"deploy.platform/tls": "enabled"},
+        ), parent=self)
+        self.address = handle.address
+        self.urls = [f"https://{host}:{spec.https_port}/" for host in spec.hosts]
+        self.register_outputs({"urls": self.urls})
+
+
+def render_static_config(tls: TlsSpec) -> str:
+    config: dict = {
+        "entryPoints": {
+            "web": {"address": ":80", "http": {"redirections": {"entryPoint": {
+                "to": "websecure", "scheme": "https", "permanent": True}}}},
+            "websecure": {"address": ":443"},
+            "admin": {"address": f":{ADMIN_PORT}"},
+        },
+        "providers": {"file": {"filename": DYNAMIC_PATH, "watch": True}},
+        "ping": {"entryPoint": "admin"},
+        "metrics": {"prometheus": {"entryPoint": "admin"}},
+        "accessLog": {},
+        "log": {"level": "INFO"},
+    }
+    if tls.mode == "acme":
+        config["certificatesResolvers"] = {"acme": {"acme": {
+            "email": tls.email, "caServer": ACME_SERVERS[tls.acme_server],
+            "storage": "/etc/traefik/acme.json", "httpChallenge": {"entryPoint": "web"}}}}
+    return yaml.safe_dump(config, sort_keys=True)
+
+
+def render_dynamic_config(hosts: Sequence[str], routes: Sequence[Route], tls: TlsSpec) -> str:
+    host_rule = " || ".join(f"Host(`{host}`)" for host in hosts)
+    router_tls = {"certResolver": "acme"} if tls.mode == "acme" else {}
+    routers, services = {}, {}
+    for route in routes:
+        rule = f"({host_rule}) && PathPrefix(`{route.path_prefix}`)"
+        routers[route.service] = {"rule": rule, "entryPoints": ["websecure"], "service": route.service,
+                                  "tls": router_tls}
+        services[f"{route.service}-stable"] = _load_balancer(route.stable_url, route.health_path)
+        tracks = [{"name": f"{route.service}-stable", "weight": 100 - route.canary_weight}]
+        if route.canary_url is not None:
+            services[f"{route.service}-canary"] = _load_balancer(route.canary_url, route.health_path)
+            tracks.append({"name": f"{route.service}-canary", "weight": route.canary_weight})
+        services[route.service] = {"weighted": {"services": tracks}}
+    return yaml.safe_dump({"http": {"routers": routers, "services": services}}, sort_keys=True)
+
+
+def _load_balancer(url: str, health_path: str | None) -> dict:
+    balancer: dict = {"servers": [{"url": url}]}
+    if health_path:
+        balancer["healthCheck"] = {"path": health_path, "interval": "10s", "timeout": "3s"}
+    return {"loadBalancer": balancer}

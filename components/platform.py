@@ -1,0 +1,79 @@
+"""The whole product on one target: databases, services on release channels,
+backups and the edge proxy. `__main__.py` builds exactly one of these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import pulumi
+from pulumi import ResourceOptions
+
+from components.backups import BackupSchedule, BackupScheduleArgs
+from components.config import PlatformConfig
+from components.database import PostgresDatabase, PostgresDatabaseArgs
+from components.edge import EdgeProxy, EdgeProxyArgs
+from components.release import ReleaseChannel, ReleaseChannelArgs
+from components.targets import runtime_for
+
+
+@dataclass(frozen=True)
+class PlatformArgs:
+    config: PlatformConfig
+    stack: str
+    secrets: Mapping[str, pulumi.Output[str]] = field(default_factory=dict)
+
+
+class Platform(pulumi.ComponentResource):
+    def __init__(self, name: str, args: PlatformArgs, opts: ResourceOptions | None = None):
+        super().__init__("platform:app:Platform", name, None, opts)
+        config, child = args.config, ResourceOptions(parent=self)
+        target = runtime_for(config, args.stack, parent=self)
+
+        self.databases = {
+            db_name: PostgresDatabase(f"{name}-{db_name}", PostgresDatabaseArgs(
+                name=db_name, spec=spec, password=args.secrets[spec.password_secret]), target, child)
+            for db_name, spec in config.databases.items()
+        }
+        self.backups = {
+            db_name: BackupSchedule(f"{name}-{db_name}-backup", BackupScheduleArgs(
+                database=db_name, workload=database.workload_name, spec=config.databases[db_name],
+                host=database.host, password=args.secrets[config.databases[db_name].password_secret]),
+                target, child)
+            for db_name, database in self.databases.items()
+        }
+        self.channels = {
+            service: ReleaseChannel(f"{name}-{service}", ReleaseChannelArgs(
+                service=service, spec=spec,
+                secret_env=self._service_secrets(spec, args.secrets, config),
+                database_env=self._database_env(spec, config)), target, child)
+            for service, spec in config.services.items()
+        }
+        routes = [channel.route for channel in self.channels.values() if channel.route]
+        self.edge = EdgeProxy(f"{name}-edge", EdgeProxyArgs(
+            spec=config.edge, routes=routes, publish=target.name == "docker"), target, child)
+
+        self.target = target.name
+        self.versions = {service: spec.version for service, spec in config.services.items()}
+        self.canaries = {service: {"version": spec.canary.version, "weight": spec.canary.weight}
+                         for service, spec in config.services.items() if spec.canary}
+        self.endpoints = {"edge": self.edge.urls, **{
+            service: channel.stable.address for service, channel in self.channels.items()
+            if config.services[service].port}}
+        self.register_outputs({"target": self.target, "versions": self.versions,
+                               "canaries": self.canaries, "endpoints": self.endpoints})
+
+    def _database_env(self, spec, config: PlatformConfig) -> dict[str, str]:
+        env: dict[str, str] = {}
+        for db_name in spec.databases:
+            # The first database a service names is its default PG* connection.
+            for key, value in self.databases[db_name].client_env(config.databases[db_name]).items():
+                env.setdefault(key, value)
+        return env
+
+    @staticmethod
+    def _service_secrets(spec, secrets, config) -> dict[str, pulumi.Output[str]]:
+        found = {env_name: secrets[key] for env_name, key in spec.secrets.items()}
+        if spec.databases and "PGPASSWORD" not in found:
+            found["PGPASSWORD"] = secrets[config.databases[spec.databases[0]].password_secret]
+        return found

@@ -1,0 +1,95 @@
+"""Release channels: a service's stable track and, optionally, its canary track.
+
+Vocabulary follows Argo Rollouts: the stable track serves the verified version,
+the canary track serves the candidate, and `weight` is the percentage of edge
+traffic the canary receives (setWeight). Weight 0 deploys the canary without
+sending it traffic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import pulumi
+from pulumi import ResourceOptions
+
+from components.config import ServiceSpec
+from components.targets.base import RuntimeTarget, WorkloadSpec
+from components.versioning import image_reference
+
+
+@dataclass(frozen=True)
+class ReleaseChannelArgs:
+    service: str
+    spec: ServiceSpec
+    secret_env: Mapping[str, pulumi.Input[str]]
+    database_env: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Route:
+    """What the edge needs to send a public service's traffic to its tracks."""
+
+    service: str
+    path_prefix: str
+    stable_url: str
+    canary_url: str | None
+    canary_weight: int
+    health_path: str | None
+
+
+class ReleaseChannel(pulumi.ComponentResource):
+    def __init__(self, name: str, args: ReleaseChannelArgs, target: RuntimeTarget,
+                 opts: ResourceOptions | None = None):
+        super().__init__("platform:release:ReleaseChannel", name, None, opts)
+        spec = args.spec
+        self.stable = target.workload(self._track(args, spec.version, "stable", spec.replicas), parent=self)
+        self.canary = None
+        if spec.canary is not None:
+            # One canary replica is enough to judge a candidate; the weight decides its share.
+            self.canary = target.workload(self._track(args, spec.canary.version, "canary", 1), parent=self)
+
+        self.stable_version = pulumi.Output.from_input(spec.version)
+        self.canary_version = pulumi.Output.from_input(spec.canary.version if spec.canary else None)
+        self.canary_weight = pulumi.Output.from_input(spec.canary.weight if spec.canary else 0)
+        self.route = _route(args.service, spec, target) if spec.public else None
+        self.register_outputs({
+            "stable_version": self.stable_version,
+            "canary_version": self.canary_version,
+            "canary_weight": self.canary_weight,
+        })
+
+    @staticmethod
+    def _track(args: ReleaseChannelArgs, version: str, track: str, replicas: int) -> WorkloadSpec:
+        spec = args.spec
+        return WorkloadSpec(
+            name=args.service if track == "stable" else f"{args.service}-{track}",
+            service=args.service,
+            component=spec.component,
+            image=image_reference(spec.image, version),
+            version=version,
+            replicas=replicas,
+            port=spec.port,
+            command=spec.command,
+            env={**spec.env, **args.database_env, "APP_VERSION": version, "APP_TRACK": track},
+            secret_env=args.secret_env,
+            resources=spec.resources,
+            health_check=spec.health_check,
+            restart_policy=spec.restart_policy,
+            log_rotation=spec.log_rotation,
+            track=track,
+            clients_of=tuple(spec.databases),
+        )
+
+
+def _route(service: str, spec: ServiceSpec, target: RuntimeTarget) -> Route:
+    canary = spec.canary
+    return Route(
+        service=service,
+        path_prefix=spec.path_prefix,
+        stable_url=f"http://{target.service_address(service, spec.port)}",
+        canary_url=f"http://{target.service_address(f'{service}-canary', spec.port)}" if canary else None,
+        canary_weight=canary.weight if canary else 0,
+        health_path=spec.health_check.path if spec.health_check else None,
+    )

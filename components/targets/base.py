@@ -1,0 +1,121 @@
+"""The seam between what runs (components) and where it runs (Docker or Kubernetes).
+
+Components describe workloads with these target-neutral specs; a RuntimeTarget
+turns them into provider resources. Nothing outside components/targets/ knows
+which target it is talking to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Mapping, Protocol, Sequence
+
+import pulumi
+
+from components.config import HealthCheck, LogRotation, Resources
+
+PART_OF = "platform"
+
+Track = Literal["stable", "canary"]
+
+
+@dataclass(frozen=True)
+class Volume:
+    """Persistent storage mounted into a workload (one per workload is enough here)."""
+
+    name: str
+    mount_path: str
+    size: str
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    """One long-running workload: a service track, the edge proxy or a database."""
+
+    name: str
+    service: str
+    component: str
+    image: str
+    version: str
+    replicas: int = 1
+    port: int | None = None
+    published_ports: Mapping[int, int] = field(default_factory=dict)  # container -> host (edge only)
+    command: Sequence[str] | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    secret_env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    files: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)  # absolute path -> content
+    resources: Resources = field(default_factory=Resources)
+    health_check: HealthCheck | None = None
+    exec_check: Sequence[str] | None = None  # probe by command instead of HTTP (timing from health_check)
+    restart_policy: str = "unless-stopped"
+    log_rotation: LogRotation = field(default_factory=LogRotation)
+    track: Track = "stable"
+    volume: Volume | None = None
+    internal_only: bool = False  # reachable only by the services that declare it (databases)
+    clients_of: Sequence[str] = ()  # databases this workload may reach
+    extra_labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """A scheduled batch job (backups, restore drills)."""
+
+    name: str
+    service: str
+    component: str
+    image: str
+    version: str
+    schedule: str
+    command: Sequence[str]
+    env: Mapping[str, str] = field(default_factory=dict)
+    secret_env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    resources: Resources = field(default_factory=Resources)
+    volume: Volume | None = None
+    clients_of: Sequence[str] = ()
+    extra_labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WorkloadHandle:
+    """What the rest of the program may know about a deployed workload."""
+
+    address: pulumi.Output[str]  # host:port other workloads use, "" when it has no port
+    resources: Sequence[pulumi.Resource]
+
+
+class RuntimeTarget(Protocol):
+    """Where workloads run. Implementations: DockerRuntime, KubernetesRuntime."""
+
+    name: str
+
+    def workload(self, spec: WorkloadSpec, parent: pulumi.Resource) -> WorkloadHandle: ...
+
+    def scheduled_job(self, spec: JobSpec, parent: pulumi.Resource) -> Sequence[pulumi.Resource]: ...
+
+    def service_address(self, name: str, port: int) -> str:
+        """The address other workloads use to reach `name` on `port`."""
+        ...
+
+
+def standard_labels(stack: str, service: str, component: str, version: str, track: str = "stable") -> dict[str, str]:
+    """Labels every workload carries (docs/conventions.md)."""
+    return {
+        "app.kubernetes.io/name": service,
+        "app.kubernetes.io/version": label_safe(version),
+        "app.kubernetes.io/component": component,
+        "app.kubernetes.io/part-of": PART_OF,
+        "app.kubernetes.io/managed-by": "pulumi",
+        "deploy.platform/stack": stack,
+        "deploy.platform/track": track,
+    }
+
+
+def label_safe(version: str) -> str:
+    """Kubernetes label values stop at 63 characters; a digest keeps its first 12 hex digits."""
+    if version.startswith("sha256:"):
+        return "sha256-" + version.removeprefix("sha256:")[:12]
+    return version[:63]
+
+
+def database_client_label(database: str) -> str:
+    return f"db.deploy.platform/{database}"

@@ -1,0 +1,191 @@
+"""Docker target: one host, containers on two user-defined networks (pulumi-docker).
+
+`frontend` carries edge -> web/api traffic; `backend` is internal (no route
+out) and is the only network databases join, so nothing outside the stack can
+reach them.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import pulumi
+import pulumi_docker as docker
+from pulumi import ResourceOptions
+
+from components.config import DockerTarget, HealthCheck, cpu_millicores, memory_mebibytes
+from components.targets.base import JobSpec, Volume, WorkloadHandle, WorkloadSpec, standard_labels
+
+# Busybox-based images have wget but rarely curl; `-T` bounds the probe like Kubernetes' timeoutSeconds.
+PROBE = "wget -q -T {timeout} -O /dev/null http://127.0.0.1:{port}{path} || exit 1"
+# Docker's convention for secrets (as Swarm secrets and the postgres image use it): the value is a
+# file under /run/secrets and the environment only names the file (`<NAME>_FILE`).
+SECRETS_DIR = "/run/secrets"
+
+
+class DockerRuntime:
+    name = "docker"
+
+    def __init__(self, settings: DockerTarget, stack: str, parent: pulumi.Resource):
+        self.settings = settings
+        self.stack = stack
+        self.provider = docker.Provider(f"{stack}-docker", host=settings.host, opts=ResourceOptions(parent=parent))
+        opts = ResourceOptions(parent=parent, provider=self.provider)
+        self.frontend = docker.Network(
+            "frontend", name=f"{stack}-frontend", labels=_network_labels(stack), opts=opts)
+        self.backend = docker.Network(
+            "backend", name=f"{stack}-backend", internal=True, labels=_network_labels(stack), opts=opts)
+        self._images: dict[str, docker.RemoteImage] = {}
+        self._volumes: dict[str, docker.Volume] = {}
+
+    def service_address(self, name: str, port: int) -> str:
+        # Containers reach each other by network alias; Docker's DNS round-robins replicas.
+        return f"{name}:{port}"
+
+    def _image(self, reference: str, parent: pulumi.Resource) -> docker.RemoteImage:
+        if reference not in self._images:
+            self._images[reference] = docker.RemoteImage(
+                f"image-{_resource_safe(reference)}",
+                name=reference,
+                # Rolling back must not need the registry: keep the previous image on the host.
+                keep_locally=True,
+                opts=ResourceOptions(parent=parent, provider=self.provider),
+            )
+        return self._images[reference]
+
+    def _networks(self, spec_internal_only: bool, component: str, clients_of: Sequence[str], name: str):
+        networks = []
+        if not spec_internal_only:
+            networks.append(docker.ContainerNetworksAdvancedArgs(name=self.frontend.name, aliases=[name]))
+        if spec_internal_only or clients_of or component in ("api", "worker", "backup"):
+            networks.append(docker.ContainerNetworksAdvancedArgs(name=self.backend.name, aliases=[name]))
+        return networks
+
+    def workload(self, spec: WorkloadSpec, parent: pulumi.Resource) -> WorkloadHandle:
+        image = self._image(spec.image, parent)
+        labels = {**standard_labels(self.stack, spec.service, spec.component, spec.version, spec.track),
+                  **spec.extra_labels}
+        uploads = _uploads(spec.files, spec.secret_env)
+        containers = []
+        for replica in range(1, spec.replicas + 1):
+            suffix = f"-{replica}" if spec.replicas > 1 else ""
+            containers.append(docker.Container(
+                f"{spec.name}{suffix}",
+                name=f"{self.stack}-{spec.name}{suffix}",
+                # The reference, not the image ID: policies and operators read the version from it.
+                image=spec.image,
+                command=list(spec.command) if spec.command else None,
+                envs=_envs(spec.env, spec.secret_env),
+                labels=_labels(labels),
+                restart=spec.restart_policy,
+                healthcheck=_healthcheck(spec),
+                memory=int(memory_mebibytes(spec.resources.memory_limit)),
+                memory_reservation=int(memory_mebibytes(spec.resources.memory_request)),
+                cpus=_cpus(spec.resources.cpu_limit),
+                log_driver="json-file",
+                log_opts={"max-size": spec.log_rotation.max_size, "max-file": str(spec.log_rotation.max_files)},
+                networks_advanced=self._networks(spec.internal_only, spec.component, spec.clients_of, spec.name),
+                ports=[docker.ContainerPortArgs(internal=inner, external=outer, ip=self.settings.bind_address)
+                       for inner, outer in sorted(spec.published_ports.items())] or None,
+                uploads=uploads or None,
+                volumes=self._mount(spec.volume, spec.service, parent),
+                privileged=False,
+                # Wait for the healthcheck so a broken release fails `pulumi up` instead of serving errors.
+                wait=spec.health_check is not None,
+                wait_timeout=_wait_timeout(spec.health_check),
+                opts=ResourceOptions(parent=parent, provider=self.provider, depends_on=[image]),
+            ))
+        address = pulumi.Output.from_input(self.service_address(spec.name, spec.port) if spec.port else "")
+        return WorkloadHandle(address=address, resources=[image, *containers])
+
+    def _mount(self, volume: Volume | None, service: str, parent: pulumi.Resource):
+        """Named volumes are shared by name: a backup job mounts the one its database writes."""
+        if volume is None:
+            return None
+        if volume.name not in self._volumes:
+            self._volumes[volume.name] = docker.Volume(
+                f"volume-{volume.name}", name=f"{self.stack}-{volume.name}",
+                labels=[docker.VolumeLabelArgs(label="app.kubernetes.io/name", value=service),
+                        docker.VolumeLabelArgs(label="deploy.platform/stack", value=self.stack)],
+                opts=ResourceOptions(parent=parent, provider=self.provider))
+        return [docker.ContainerVolumeArgs(volume_name=self._volumes[volume.name].name,
+                                           container_path=volume.mount_path)]
+
+    def scheduled_job(self, spec: JobSpec, parent: pulumi.Resource) -> Sequence[pulumi.Resource]:
+        # Docker has no scheduler: a long-running container runs crond with the job's schedule.
+        image = self._image(spec.image, parent)
+        labels = {**standard_labels(self.stack, spec.service, spec.component, spec.version),
+                  **spec.extra_labels, "deploy.platform/schedule": spec.schedule}
+        crontab = f"{spec.schedule} {' '.join(spec.command)}\n"
+        job = docker.Container(
+            spec.name,
+            name=f"{self.stack}-{spec.name}",
+            image=spec.image,
+            command=["crond", "-f", "-c", "/etc/crontabs"],
+            envs=_envs(spec.env, spec.secret_env),
+            labels=_labels(labels),
+            restart="unless-stopped",
+            memory=int(memory_mebibytes(spec.resources.memory_limit)),
+            cpus=_cpus(spec.resources.cpu_limit),
+            log_driver="json-file",
+            log_opts={"max-size": "10m", "max-file": "5"},
+            networks_advanced=self._networks(False, spec.component, spec.clients_of, spec.name),
+            uploads=[docker.ContainerUploadArgs(file="/etc/crontabs/root", content=crontab),
+                     *_uploads({}, spec.secret_env)],
+            volumes=self._mount(spec.volume, spec.service, parent),
+            opts=ResourceOptions(parent=parent, provider=self.provider, depends_on=[image]),
+        )
+        return [image, job]
+
+
+def _envs(plain, secret_env) -> list[str]:
+    entries = {**plain, **{f"{name}_FILE": f"{SECRETS_DIR}/{name}" for name in secret_env}}
+    return [f"{key}={value}" for key, value in sorted(entries.items())]
+
+
+def _uploads(files, secret_env) -> list[docker.ContainerUploadArgs]:
+    uploads = [docker.ContainerUploadArgs(file=path, content=content) for path, content in sorted(files.items())]
+    uploads += [docker.ContainerUploadArgs(file=f"{SECRETS_DIR}/{name}", content=pulumi.Output.secret(value))
+                for name, value in sorted(secret_env.items())]
+    return uploads
+
+
+def _labels(labels: dict[str, str]) -> list[docker.ContainerLabelArgs]:
+    return [docker.ContainerLabelArgs(label=key, value=value) for key, value in sorted(labels.items())]
+
+
+def _network_labels(stack: str) -> list[docker.NetworkLabelArgs]:
+    return [docker.NetworkLabelArgs(label="deploy.platform/stack", value=stack),
+            docker.NetworkLabelArgs(label="app.kubernetes.io/part-of", value="platform")]
+
+
+def _healthcheck(spec: WorkloadSpec) -> docker.ContainerHealthcheckArgs | None:
+    check = spec.health_check
+    if check is None:
+        return None
+    if spec.exec_check:
+        tests = ["CMD", *spec.exec_check]
+    else:
+        tests = ["CMD-SHELL", PROBE.format(timeout=check.timeout_seconds, port=check.port or spec.port,
+                                          path=check.path)]
+    return docker.ContainerHealthcheckArgs(
+        tests=tests,
+        interval=f"{check.interval_seconds}s",
+        timeout=f"{check.timeout_seconds}s",
+        retries=check.retries,
+        start_period=f"{check.start_period_seconds}s",
+    )
+
+
+def _wait_timeout(check: HealthCheck | None) -> int:
+    if check is None:
+        return 60
+    return check.start_period_seconds + (check.interval_seconds + check.timeout_seconds) * (check.retries + 1)
+
+
+def _cpus(limit: str) -> str:
+    return f"{cpu_millicores(limit) / 1000:g}"
+
+
+def _resource_safe(reference: str) -> str:
+    return reference.replace("/", "-").replace(":", "-").replace("@", "-")

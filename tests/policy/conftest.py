@@ -1,0 +1,318 @@
+"""Fixtures for the policy-pack tests: known-good engine-shaped resources and policy runners.
+
+Self-contained under tests/policy/ (a top-level tests/conftest.py may appear later).
+Every resource fixture returns a fresh dict with camelCase keys as the engine sends
+them, so a test mutates exactly one field. See policy_helpers.py for the engine path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from policy_helpers import PG_IMAGE, STACK, Resource, engine_props, urn
+from pulumi_policy import (
+    PolicyCustomTimeouts,
+    PolicyResource,
+    PolicyResourceOptions,
+    ResourceValidationArgs,
+    StackValidationArgs,
+)
+
+
+def _options() -> PolicyResourceOptions:
+    return PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), [], None)
+
+
+def _collect(policy, args) -> list[str]:
+    messages: list[str] = []
+
+    def report_violation(message: str, _urn: str | None = None) -> None:
+        messages.append(message)
+
+    policy.validate(args, report_violation)
+    return messages
+
+
+@pytest.fixture
+def check() -> Callable[..., list[str]]:
+    """check(policy, type, name, raw_props, config=None, props=None) -> messages of a resource policy.
+
+    `props` bypasses the engine path, for props built by hand (e.g. with Secret markers).
+    """
+
+    def run(policy, resource_type: str, name: str, raw: dict | None, config: dict | None = None, props=None):
+        props = props if props is not None else engine_props(raw)
+        args = ResourceValidationArgs(resource_type, props, urn(resource_type, name), name, _options(), None, config)
+        return _collect(policy, args)
+
+    return run
+
+
+@pytest.fixture
+def check_stack() -> Callable[..., list[str]]:
+    """check_stack(policy, [(type, name, raw_props), ...], config=None) -> messages of a stack policy."""
+
+    def run(policy, resources: list[Resource], config: dict | None = None):
+        policy_resources = [
+            PolicyResource(t, engine_props(raw), urn(t, n), n, _options(), None, None, [], {})
+            for t, n, raw in resources
+        ]
+        return _collect(policy, StackValidationArgs(policy_resources, config))
+
+    return run
+
+
+def _labels(name: str, component: str, version: str, **extra: str) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": name,
+        "app.kubernetes.io/version": version,
+        "app.kubernetes.io/component": component,
+        "app.kubernetes.io/part-of": "platform",
+        "app.kubernetes.io/managed-by": "pulumi",
+        "deploy.platform/stack": STACK,
+        "deploy.platform/track": "stable",
+        **extra,
+    }
+
+
+def _docker_labels(labels: dict[str, str]) -> list[dict[str, str]]:
+    return [{"label": k, "value": v} for k, v in labels.items()]
+
+
+def _resources(cpu: str, memory: str) -> dict:
+    return {"limits": {"cpu": cpu, "memory": memory}, "requests": {"cpu": cpu, "memory": memory}}
+
+
+def _http_probe(path: str, port: int) -> dict:
+    return {"httpGet": {"path": path, "port": port}, "timeoutSeconds": 3, "periodSeconds": 10, "failureThreshold": 3}
+
+
+RESTRICTED = {"allowPrivilegeEscalation": False, "privileged": False, "runAsNonRoot": True}
+
+
+@pytest.fixture
+def docker_api() -> dict:
+    """docker:index/container:Container `api`, as components would build it."""
+    return {
+        "name": "platform-staging-api",
+        "image": "ghcr.io/acme/api:1.4.2",
+        "labels": _docker_labels(_labels("api", "api", "1.4.2")),
+        "envs": ["LOG_LEVEL=info", "PORT=8080", "DB_PASSWORD_FILE=/run/secrets/db_password"],
+        "memory": 512,
+        "cpus": "0.5",
+        "healthcheck": {
+            "tests": ["CMD", "curl", "-f", "http://localhost:8080/health"],
+            "interval": "10s",
+            "timeout": "3s",
+            "retries": 3,
+        },
+        "privileged": False,
+        "restart": "unless-stopped",
+        "networksAdvanced": [{"name": "platform-staging", "aliases": ["api"]}],
+        "ports": [{"internal": 8080}],
+        "wait": True,
+        "waitTimeout": 60,
+    }
+
+
+@pytest.fixture
+def docker_edge() -> dict:
+    """docker:index/container:Container `edge` (the TLS-terminating proxy)."""
+    return {
+        "name": "platform-staging-edge",
+        "image": "docker.io/library/caddy:2.8.4",
+        "labels": _docker_labels(_labels("edge", "edge", "2.8.4", **{"deploy.platform/tls": "enabled"})),
+        "memory": 256,
+        "cpus": "0.25",
+        "healthcheck": {"tests": ["CMD", "wget", "-qO-", "http://localhost:2019/config/"], "interval": "10s"},
+        "ports": [{"internal": 443, "external": 443}],
+        "restart": "unless-stopped",
+    }
+
+
+@pytest.fixture
+def remote_image() -> dict:
+    return {"name": "ghcr.io/acme/api:1.4.2", "keepLocally": True}
+
+
+@pytest.fixture
+def deployment() -> dict:
+    """kubernetes:apps/v1:Deployment `web` with an init container."""
+    labels = _labels("web", "web", "1.4.2")
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "platform", "labels": labels},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app.kubernetes.io/name": "web"}},
+            "template": {
+                "metadata": {"labels": dict(labels)},
+                "spec": {
+                    "initContainers": [
+                        {
+                            "name": "migrate",
+                            "image": "ghcr.io/acme/web:1.4.2",
+                            "command": ["/app/migrate"],
+                            "resources": _resources("100m", "128Mi"),
+                            "securityContext": RESTRICTED,
+                        }
+                    ],
+                    "containers": [
+                        {
+                            "name": "web",
+                            "image": "ghcr.io/acme/web:1.4.2",
+                            "ports": [{"containerPort": 8080}],
+                            "env": [
+                                {"name": "LOG_LEVEL", "value": "info"},
+                                {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "web-db", "key": "password"}}},
+                            ],
+                            "resources": _resources("500m", "256Mi"),
+                            "readinessProbe": _http_probe("/ready", 8080),
+                            "livenessProbe": _http_probe("/health", 8080),
+                            "securityContext": RESTRICTED,
+                        }
+                    ],
+                },
+            },
+        },
+    }
+
+
+@pytest.fixture
+def statefulset() -> dict:
+    """kubernetes:apps/v1:StatefulSet `postgres-main` (a database)."""
+    labels = _labels("postgres-main", "database", "16.4")
+    probe = {"exec": {"command": ["pg_isready", "-U", "app"]}, "timeoutSeconds": 3}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": "postgres-main", "namespace": "platform", "labels": labels},
+        "spec": {
+            "serviceName": "postgres-main",
+            "selector": {"matchLabels": {"app.kubernetes.io/name": "postgres-main"}},
+            "template": {
+                "metadata": {"labels": dict(labels)},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "postgres",
+                            "image": PG_IMAGE,
+                            "env": [
+                                {"name": "POSTGRES_USER", "value": "app"},
+                                {
+                                    "name": "POSTGRES_PASSWORD",
+                                    "valueFrom": {"secretKeyRef": {"name": "postgres-main", "key": "password"}},
+                                },
+                            ],
+                            "resources": _resources("1", "1Gi"),
+                            "readinessProbe": probe,
+                            "livenessProbe": probe,
+                            "securityContext": {"allowPrivilegeEscalation": False},
+                        }
+                    ]
+                },
+            },
+        },
+    }
+
+
+@pytest.fixture
+def cronjob() -> dict:
+    """kubernetes:batch/v1:CronJob `postgres-main-backup` (component backup)."""
+    labels = _labels("postgres-main-backup", "backup", "16.4", **{"deploy.platform/database": "postgres-main"})
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {"name": "postgres-main-backup", "namespace": "platform", "labels": labels},
+        "spec": {
+            "schedule": "0 3 * * *",
+            "concurrencyPolicy": "Forbid",
+            "jobTemplate": {
+                "spec": {
+                    "template": {
+                        "metadata": {"labels": dict(labels)},
+                        "spec": {
+                            "restartPolicy": "OnFailure",
+                            "containers": [
+                                {
+                                    "name": "backup",
+                                    "image": PG_IMAGE,
+                                    "command": ["/bin/sh", "-c", "pg_dump -Fc > /backup/$(date +%F).dump"],
+                                    "env": [
+                                        {
+                                            "name": "PGPASSWORD",
+                                            "valueFrom": {"secretKeyRef": {"name": "postgres-main", "key": "password"}},
+                                        }
+                                    ],
+                                    "resources": _resources("250m", "256Mi"),
+                                    "securityContext": RESTRICTED,
+                                }
+                            ],
+                        },
+                    }
+                }
+            },
+        },
+    }
+
+
+@pytest.fixture
+def configmap() -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "api-config", "namespace": "platform", "labels": _labels("api", "api", "1.4.2")},
+        "data": {"LOG_LEVEL": "info", "DATABASE_HOST": "postgres-main", "DATABASE_URL": "postgres://postgres-main:5432/app"},
+    }
+
+
+@pytest.fixture
+def ingress() -> dict:
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {"name": "web", "namespace": "platform", "labels": _labels("web", "web", "1.4.2")},
+        "spec": {
+            "ingressClassName": "nginx",
+            "tls": [{"hosts": ["app.example.com", "*.api.example.com"], "secretName": "platform-tls"}],
+            "rules": [
+                {"host": "app.example.com", "http": {"paths": [_backend("/", "web")]}},
+                {"host": "v1.api.example.com", "http": {"paths": [_backend("/", "api")]}},
+            ],
+        },
+    }
+
+
+def _backend(path: str, service: str) -> dict:
+    return {"path": path, "pathType": "Prefix", "backend": {"service": {"name": service, "port": {"number": 80}}}}
+
+
+@pytest.fixture
+def certificate() -> dict:
+    return {
+        "apiVersion": "cert-manager.io/v1",
+        "kind": "Certificate",
+        "metadata": {"name": "platform-tls", "namespace": "platform"},
+        "spec": {
+            "secretName": "platform-tls",
+            "dnsNames": ["app.example.com", "*.api.example.com"],
+            "issuerRef": {"name": "letsencrypt", "kind": "ClusterIssuer"},
+        },
+    }
+
+
+@pytest.fixture
+def good_stack(docker_api, docker_edge, deployment, statefulset, cronjob, configmap, ingress, certificate) -> list[Resource]:
+    """A whole known-good stack; it shares the fixture dicts, so mutating one fixture changes the stack."""
+    return [
+        ("docker:index/container:Container", "api", docker_api),
+        ("docker:index/container:Container", "edge", docker_edge),
+        ("kubernetes:apps/v1:Deployment", "web", deployment),
+        ("kubernetes:apps/v1:StatefulSet", "postgres-main", statefulset),
+        ("kubernetes:batch/v1:CronJob", "postgres-main-backup", cronjob),
+        ("kubernetes:core/v1:ConfigMap", "api-config", configmap),
+        ("kubernetes:networking.k8s.io/v1:Ingress", "web", ingress),
+        ("kubernetes:cert-manager.io/v1:Certificate", "platform-tls", certificate),
+    ]
