@@ -46,7 +46,9 @@ class Platform(pulumi.ComponentResource):
             service: ReleaseChannel(f"{name}-{service}", ReleaseChannelArgs(
                 service=service, spec=spec,
                 secret_env=self._service_secrets(spec, args.secrets, config),
-                database_env=self._database_env(spec, config)), target, child)
+                database_env=self._database_env(spec, config),
+                database_workloads=tuple(self.databases[db].workload_name for db in spec.databases)),
+                target, child)
             for service, spec in config.services.items()
         }
         routes = [channel.route for channel in self.channels.values() if channel.route]

@@ -25,6 +25,7 @@ class ReleaseChannelArgs:
     spec: ServiceSpec
     secret_env: Mapping[str, pulumi.Input[str]]
     database_env: Mapping[str, str]
+    database_workloads: tuple[str, ...] = ()  # workloads this service may reach (NetworkPolicy/networks)
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ class ReleaseChannel(pulumi.ComponentResource):
             restart_policy=spec.restart_policy,
             log_rotation=spec.log_rotation,
             track=track,
-            clients_of=tuple(spec.databases),
+            clients_of=args.database_workloads,
         )
 
 

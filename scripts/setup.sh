@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# One command from a fresh clone to a deployed dev stack:
+#   system tools, Python environment, offline Pulumi toolchain, local file backend,
+#   per-machine secrets passphrase, the three stacks, dev secrets, then `pulumi up -s dev`.
+# Idempotent; `--no-up` stops before the deploy (the test command uses that).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+cd "$DEPLOY_ROOT"
+
+RUN_UP=1
+for arg in "$@"; do
+  case "$arg" in
+    --no-up) RUN_UP=0 ;;
+    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
+    *) echo "scripts/setup.sh: unknown option '$arg' (try --help)" >&2; exit 2 ;;
+  esac
+done
+
+step() { printf '\n==> %s\n' "$*"; }
+started=$SECONDS
+
+system_packages() {
+  # promtool/amtool validate the alert rules and routing the program renders.
+  local missing=()
+  command -v promtool >/dev/null || missing+=(prometheus)
+  command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
+  [ ${#missing[@]} -eq 0 ] && return 0
+  step "installing ${missing[*]} (Debian packages)"
+  local sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # The packages start daemons we do not want; the tests run the tools only.
+  $sudo systemctl disable --now prometheus prometheus-alertmanager >/dev/null 2>&1 || true
+}
+
+python_env() {
+  local stamp=.venv/.requirements.sha256 want
+  want=$(sha256sum requirements.txt | cut -d' ' -f1)
+  [ -x .venv/bin/python ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && return 0
+  step "creating .venv and installing requirements.txt"
+  [ -x .venv/bin/python ] || python3 -m venv .venv
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -r requirements.txt
+  echo "$want" > "$stamp"
+}
+
+passphrase() {
+  [ -n "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ] || return 0
+  [ -s "$PULUMI_CONFIG_PASSPHRASE_FILE" ] && return 0
+  step "generating this machine's secrets passphrase in $PULUMI_CONFIG_PASSPHRASE_FILE"
+  mkdir -p "$(dirname "$PULUMI_CONFIG_PASSPHRASE_FILE")"
+  (umask 077 && head -c 32 /dev/urandom | base64 > "$PULUMI_CONFIG_PASSPHRASE_FILE")
+}
+
+git_filter() {
+  # Keeps machine-local encryptionsalt/secure values out of commits (see .gitattributes).
+  git rev-parse --git-dir >/dev/null 2>&1 || return 0
+  git config filter.pulumi-stack-local.clean "python3 scripts/git-stack-config-filter.py"
+  git config filter.pulumi-stack-local.smudge cat
+}
+
+backend_and_stacks() {
+  step "logging in to $PULUMI_BACKEND_URL and creating the stacks"
+  case "$PULUMI_BACKEND_URL" in file://*) mkdir -p "${PULUMI_BACKEND_URL#file://}" ;; esac
+  pulumi login "$PULUMI_BACKEND_URL" >/dev/null
+  for stack in dev staging prod; do
+    pulumi stack select --create "$stack" >/dev/null
+  done
+  pulumi stack select dev
+}
+
+dev_secrets() {
+  # dev only: random values, encrypted with this machine's passphrase. Other stacks get
+  # theirs from an operator: pulumi config set --secret platform:<key> -s <stack>.
+  local key
+  for key in $(python -m components.secret_keys Pulumi.dev.yaml); do
+    if ! pulumi config get "platform:$key" -s dev >/dev/null 2>&1; then
+      head -c 24 /dev/urandom | base64 | tr -d '\n' | pulumi config set --secret "platform:$key" -s dev >/dev/null
+      echo "set a random dev secret platform:$key"
+    fi
+  done
+}
+
+system_packages
+python_env
+step "building the offline Pulumi toolchain (cached in $DEPLOY_CACHE)"
+bash scripts/toolchain.sh
+passphrase
+git_filter
+backend_and_stacks
+dev_secrets
+pulumi version
+pulumi plugin ls
+echo "setup took $((SECONDS - started))s"
+
+if [ "$RUN_UP" = 1 ]; then
+  step "pulumi up -s dev"
+  pulumi up -s dev --yes --skip-preview
+  pulumi stack output -s dev endpoints
+fi

@@ -1,0 +1,160 @@
+"""The whole program on the Docker target, under mocks (the Docker provider does not build on
+this machine, so mocks are where the Docker target is proven; see docs/toolchain.md)."""
+
+from __future__ import annotations
+
+import copy
+
+import yaml
+
+from components.edge import DYNAMIC_PATH, STATIC_PATH
+from components.platform import Platform, PlatformArgs
+from components.stack_config import load
+from support import DEV_SECRETS, is_secret, raw_stack_config, run_program, set_stack_config
+
+CONTAINER = "docker:index/container:Container"
+NETWORK = "docker:index/network:Network"
+
+
+def deploy(mocks, change=None):
+    raw = copy.deepcopy(raw_stack_config("staging"))
+    raw["target"] = "docker"
+    raw.pop("kubernetes", None)
+    if change:
+        change(raw)
+    set_stack_config({f"platform:{key}": value for key, value in raw.items()}, DEV_SECRETS)
+
+    def body():
+        loaded = load("staging")
+        return Platform("platform", PlatformArgs(config=loaded.platform, stack="staging", secrets=loaded.secrets))
+
+    return run_program(body)
+
+
+def labels(container) -> dict[str, str]:
+    return {entry["label"]: entry["value"] for entry in container.get("labels")}
+
+
+def uploads(container) -> dict[str, str]:
+    return {entry["file"]: entry["content"] for entry in container.get("uploads") or []}
+
+
+def test_container_image_is_repository_plus_version(mocks):
+    deploy(mocks)
+    assert mocks.named(CONTAINER, "web").get("image") == "127.0.0.1:5000/shop/web:1.4.2"
+
+
+def test_replicas_become_numbered_containers(mocks):
+    deploy(mocks)
+    names = {c.get("name") for c in mocks.of_type(CONTAINER)}
+    assert {"staging-api-1", "staging-api-2"} <= names
+
+
+def test_healthcheck_probes_the_http_path_within_three_seconds(mocks):
+    deploy(mocks)
+    check = mocks.named(CONTAINER, "web").get("healthcheck")
+    assert check["tests"][0] == "CMD-SHELL"
+    assert "http://127.0.0.1:8080/healthz" in check["tests"][1] and "-T 3" in check["tests"][1]
+    assert (check["timeout"], check["retries"]) == ("3s", 3)
+
+
+def test_deploy_waits_for_healthy_containers(mocks):
+    deploy(mocks)
+    web = mocks.named(CONTAINER, "web")
+    assert web.get("wait") is True
+    assert web.get("waitTimeout") >= 10 + 3
+
+
+def test_logs_rotate_by_size_and_count(mocks):
+    deploy(mocks)
+    web = mocks.named(CONTAINER, "web")
+    assert web.get("logDriver") == "json-file"
+    assert web.get("logOpts") == {"max-size": "10m", "max-file": "5"}
+
+
+def test_limits_become_memory_and_cpus(mocks):
+    deploy(mocks)
+    api = mocks.named(CONTAINER, "api-1")
+    assert (api.get("memory"), api.get("memoryReservation"), api.get("cpus")) == (512, 128, "1")
+
+
+def test_restart_policy_comes_from_config(mocks):
+    deploy(mocks)
+    assert mocks.named(CONTAINER, "web").get("restart") == "unless-stopped"
+
+
+def test_database_joins_only_the_internal_network(mocks):
+    deploy(mocks)
+    backend = mocks.named(NETWORK, "backend")
+    assert backend.get("internal") is True
+    assert mocks.named(NETWORK, "frontend").get("internal") in (None, False)
+    networks = mocks.named(CONTAINER, "postgres-main").get("networksAdvanced")
+    assert [n["name"] for n in networks] == ["staging-backend"]
+
+
+def test_database_clients_join_the_backend_and_the_web_tier_does_not(mocks):
+    deploy(mocks)
+    api_networks = {n["name"] for n in mocks.named(CONTAINER, "api-1").get("networksAdvanced")}
+    web_networks = {n["name"] for n in mocks.named(CONTAINER, "web").get("networksAdvanced")}
+    assert api_networks == {"staging-frontend", "staging-backend"}
+    assert web_networks == {"staging-frontend"}
+
+
+def test_secrets_reach_containers_as_secret_files_not_environment(mocks):
+    deploy(mocks)
+    api = mocks.named(CONTAINER, "api-1")
+    assert "SESSION_SIGNING_KEY_FILE=/run/secrets/SESSION_SIGNING_KEY" in api.get("envs")
+    raw_uploads = api.inputs["uploads"]
+    # Either the whole list or the one entry is marked secret; never a plain value.
+    assert is_secret(raw_uploads) or is_secret(
+        next(u for u in raw_uploads if u["file"] == "/run/secrets/SESSION_SIGNING_KEY")["content"])
+    assert not any(DEV_SECRETS["sessionSigningKey"] in env for env in api.get("envs"))
+
+
+def test_postgres_reads_its_password_from_a_file(mocks):
+    deploy(mocks)
+    postgres = mocks.named(CONTAINER, "postgres-main")
+    assert "POSTGRES_PASSWORD_FILE=/run/secrets/POSTGRES_PASSWORD" in postgres.get("envs")
+    assert uploads(postgres)["/run/secrets/POSTGRES_PASSWORD"] == DEV_SECRETS["mainDbPassword"]
+
+
+def test_only_the_edge_publishes_ports_on_loopback(mocks):
+    deploy(mocks)
+    published = {c.name: c.get("ports") for c in mocks.of_type(CONTAINER) if c.get("ports")}
+    assert list(published) == ["edge"]
+    assert {(p["internal"], p["external"], p["ip"]) for p in published["edge"]} == {
+        (80, 8080, "127.0.0.1"), (443, 8443, "127.0.0.1")}
+
+
+def test_edge_carries_its_traefik_configuration_and_tls_label(mocks):
+    deploy(mocks)
+    edge = mocks.named(CONTAINER, "edge")
+    files = uploads(edge)
+    static = yaml.safe_load(files[STATIC_PATH])
+    assert static["entryPoints"]["web"]["http"]["redirections"]["entryPoint"]["to"] == "websecure"
+    dynamic = yaml.safe_load(files[DYNAMIC_PATH])
+    assert dynamic["http"]["services"]["api-stable"]["loadBalancer"]["servers"] == [{"url": "http://api:8080"}]
+    assert labels(edge)["deploy.platform/tls"] == "enabled"
+
+
+def test_canary_weight_splits_edge_traffic(mocks):
+    deploy(mocks, change=lambda raw: raw["services"]["api"].update(canary={"version": "1.5.0", "weight": 10}))
+    dynamic = yaml.safe_load(uploads(mocks.named(CONTAINER, "edge"))[DYNAMIC_PATH])
+    assert dynamic["http"]["services"]["api"]["weighted"]["services"] == [
+        {"name": "api-stable", "weight": 90}, {"name": "api-canary", "weight": 10}]
+    assert labels(mocks.named(CONTAINER, "api-canary"))["app.kubernetes.io/version"] == "1.5.0"
+
+
+def test_backup_job_runs_crond_with_the_schedule_and_shares_the_backup_volume(mocks):
+    deploy(mocks)
+    backup = mocks.named(CONTAINER, "backup-main")
+    assert backup.get("command")[0] == "crond"
+    assert uploads(backup)["/etc/crontabs/root"].startswith("0 2 * * * sh -c")
+    assert labels(backup)["deploy.platform/database"] == "postgres-main"
+    drill = mocks.named(CONTAINER, "restore-drill-main")
+    assert backup.get("volumes")[0]["volumeName"] == drill.get("volumes")[0]["volumeName"]
+
+
+def test_no_container_is_privileged(mocks):
+    deploy(mocks)
+    assert all(not c.get("privileged") for c in mocks.of_type(CONTAINER))

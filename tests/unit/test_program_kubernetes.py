@@ -1,0 +1,170 @@
+"""The whole program on the Kubernetes target, under mocks: what gets registered, with which inputs."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from components.platform import Platform, PlatformArgs
+from components.stack_config import load
+from support import DEV_SECRETS, is_secret, raw_stack_config, run_program, set_stack_config, stack_file_config
+
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+STATEFUL_SET = "kubernetes:apps/v1:StatefulSet"
+CRON_JOB = "kubernetes:batch/v1:CronJob"
+SECRET = "kubernetes:core/v1:Secret"
+
+
+def deploy(mocks, stack="staging", change=None):
+    config = stack_file_config(stack)
+    if change:
+        raw = copy.deepcopy(raw_stack_config(stack))
+        change(raw)
+        config = {f"platform:{key}": value for key, value in raw.items()}
+    set_stack_config(config, DEV_SECRETS)
+
+    def body():
+        loaded = load(stack)
+        return Platform("platform", PlatformArgs(config=loaded.platform, stack=stack, secrets=loaded.secrets))
+
+    return run_program(body)
+
+
+def container(registered):
+    return registered.get("spec.template.spec.containers.0")
+
+
+def test_image_reference_is_repository_plus_version(mocks):
+    deploy(mocks)
+    api = mocks.named(DEPLOYMENT, "api")
+    assert container(api)["image"] == "127.0.0.1:5000/shop/api:1.4.2"
+
+
+def test_digest_versions_use_at_sign(mocks):
+    digest = "sha256:" + "b" * 64
+    deploy(mocks, change=lambda raw: raw["services"]["api"].update(version=digest))
+    assert container(mocks.named(DEPLOYMENT, "api"))["image"] == f"127.0.0.1:5000/shop/api@{digest}"
+
+
+def test_services_get_readiness_and_liveness_probes_with_three_second_timeout(mocks):
+    deploy(mocks)
+    api = container(mocks.named(DEPLOYMENT, "api"))
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert api[probe]["httpGet"] == {"path": "/healthz", "port": 8080}
+        assert api[probe]["timeoutSeconds"] == 3
+        assert api[probe]["failureThreshold"] == 3
+
+
+def test_containers_get_requests_and_limits(mocks):
+    deploy(mocks)
+    api = container(mocks.named(DEPLOYMENT, "api"))
+    assert api["resources"] == {"requests": {"cpu": "100m", "memory": "128Mi"},
+                                "limits": {"cpu": "1", "memory": "512Mi"}}
+
+
+def test_replicas_and_rolling_update_keep_capacity(mocks):
+    deploy(mocks)
+    api = mocks.named(DEPLOYMENT, "api")
+    assert api.get("spec.replicas") == 2
+    assert api.get("spec.strategy.rollingUpdate") == {"maxSurge": 1, "maxUnavailable": 0}
+
+
+def test_workloads_carry_the_standard_labels(mocks):
+    deploy(mocks)
+    labels = mocks.named(DEPLOYMENT, "api").get("spec.template.metadata.labels")
+    assert labels["app.kubernetes.io/name"] == "api"
+    assert labels["app.kubernetes.io/version"] == "1.4.2"
+    assert labels["app.kubernetes.io/component"] == "api"
+    assert labels["deploy.platform/stack"] == "staging"
+    assert labels["deploy.platform/track"] == "stable"
+
+
+def test_service_secrets_are_secret_inputs_referenced_by_secret_key_ref(mocks):
+    deploy(mocks)
+    secret = mocks.named(SECRET, "api-secrets")
+    data = secret.inputs["stringData"]
+    assert is_secret(data) or is_secret(data["SESSION_SIGNING_KEY"])
+    assert secret.get("stringData.SESSION_SIGNING_KEY") == DEV_SECRETS["sessionSigningKey"]
+    env = {e["name"]: e for e in container(mocks.named(DEPLOYMENT, "api"))["env"]}
+    assert env["SESSION_SIGNING_KEY"]["valueFrom"]["secretKeyRef"] == {"name": "api-secrets",
+                                                                        "key": "SESSION_SIGNING_KEY"}
+    assert "value" not in env["SESSION_SIGNING_KEY"]
+
+
+def test_no_secret_value_appears_in_plain_inputs(mocks):
+    deploy(mocks)
+    for registered in mocks.resources:
+        if registered.typ == SECRET:
+            continue
+        text = repr(registered.inputs)
+        for value in DEV_SECRETS.values():
+            assert value not in text, f"{registered.typ} {registered.name} carries a secret in plain text"
+
+
+def test_database_is_a_stateful_set_with_a_volume_claim_and_pg_isready_probes(mocks):
+    deploy(mocks)
+    postgres = mocks.named(STATEFUL_SET, "postgres-main")
+    claim = postgres.get("spec.volumeClaimTemplates.0")
+    assert claim["spec"]["resources"]["requests"]["storage"] == "1Gi"
+    probe = container(postgres)["readinessProbe"]
+    assert probe["exec"]["command"][0] == "pg_isready"
+
+
+def test_database_accepts_traffic_only_from_its_declared_clients(mocks):
+    deploy(mocks)
+    policy = mocks.named("kubernetes:networking.k8s.io/v1:NetworkPolicy", "postgres-main-internal-only")
+    rule = policy.get("spec.ingress.0")
+    assert rule["from"][0]["podSelector"]["matchLabels"] == {"db.deploy.platform/postgres-main": "client"}
+    api_labels = mocks.named(DEPLOYMENT, "api").get("spec.template.metadata.labels")
+    web_labels = mocks.named(DEPLOYMENT, "web").get("spec.template.metadata.labels")
+    assert api_labels["db.deploy.platform/postgres-main"] == "client"
+    assert "db.deploy.platform/postgres-main" not in web_labels
+
+
+def test_backup_cron_job_runs_daily_forbids_overlap_and_keeps_failures_longer(mocks):
+    deploy(mocks)
+    backup = mocks.named(CRON_JOB, "backup-main")
+    assert backup.get("spec.schedule") == "0 2 * * *"
+    assert backup.get("spec.concurrencyPolicy") == "Forbid"
+    assert backup.get("spec.failedJobsHistoryLimit") > backup.get("spec.successfulJobsHistoryLimit")
+    script = backup.get("spec.jobTemplate.spec.template.spec.containers.0.command")[-1]
+    assert "pg_dump" in script and "sha256sum" in script and "RETENTION_DAYS" in script
+
+
+def test_restore_drill_runs_monthly_and_checks_the_checksum(mocks):
+    deploy(mocks)
+    drill = mocks.named(CRON_JOB, "restore-drill-main")
+    assert drill.get("spec.schedule") == "0 4 1 * *"
+    script = drill.get("spec.jobTemplate.spec.template.spec.containers.0.command")[-1]
+    assert "sha256sum -c" in script and "pg_restore" in script and "rto_seconds" in script
+
+
+def test_canary_gets_its_own_deployment_and_service(mocks):
+    deploy(mocks, change=lambda raw: raw["services"]["api"].update(canary={"version": "1.5.0", "weight": 10}))
+    canary = mocks.named(DEPLOYMENT, "api-canary")
+    assert container(canary)["image"] == "127.0.0.1:5000/shop/api:1.5.0"
+    assert canary.get("spec.template.metadata.labels")["deploy.platform/track"] == "canary"
+    assert mocks.named("kubernetes:core/v1:Service", "api-canary").get("spec.selector") == {
+        "app.kubernetes.io/name": "api", "deploy.platform/track": "canary"}
+
+
+def test_render_mode_writes_no_secret_objects(mocks):
+    deploy(mocks, stack="dev")
+    assert mocks.of_type(SECRET) == []
+    provider = mocks.named("pulumi:providers:kubernetes", "dev-kubernetes")
+    assert provider.inputs["renderYamlToDirectory"] == "rendered/dev"
+
+
+def test_every_namespaced_object_lands_in_the_stack_namespace(mocks):
+    deploy(mocks)
+    namespaced = [r for r in mocks.resources if r.typ.startswith("kubernetes:") and r.typ != "kubernetes:core/v1:Namespace"]
+    assert namespaced
+    assert {r.get("metadata.namespace") for r in namespaced} == {"shop-staging"}
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_whole_program_runs_for_each_shipped_stack(mocks, stack):
+    platform = deploy(mocks, stack=stack)
+    assert platform.versions == {"web": "1.4.2", "api": "1.4.2", "worker": "1.4.2"}
+    assert len(mocks.of_type(DEPLOYMENT)) == 4  # web, api, worker, edge
