@@ -50,6 +50,8 @@ def _check_repository(value: str) -> str:
 
 class HealthCheck(Model):
     path: str = Field("/healthz", description="HTTP path that answers 200 when the service is ready.")
+    command: list[str] | None = Field(
+        None, description="Probe by running this command instead of HTTP (workers without a port).")
     port: Port | None = Field(None, description="Port to probe; defaults to the service port.")
     # 3 s: the runbooks' smoke test budget; slower answers count as failures.
     timeout_seconds: int = Field(3, ge=1, le=60)
@@ -162,8 +164,9 @@ class ServiceSpec(Model):
             raise ValueError(f"a {self.component} service needs a port")
         if self.public and self.port is None:
             raise ValueError("a public service needs a port")
-        if self.health_check is not None and self.port is None and self.health_check.port is None:
-            raise ValueError("an HTTP health check needs a port (healthCheck.port or port)")
+        check = self.health_check
+        if check is not None and not check.command and self.port is None and check.port is None:
+            raise ValueError("an HTTP health check needs a port (healthCheck.port or port), or use healthCheck.command")
         clash = set(self.env) & set(self.secrets)
         if clash:
             raise ValueError(f"{sorted(clash)} set both in env and in secrets")
@@ -265,6 +268,9 @@ class KubernetesTarget(Model):
         None, description="Write manifests here instead of applying them (GitOps hand-off)."
     )
     storage_class: str | None = None
+    edge_service_type: Literal["LoadBalancer", "NodePort", "ClusterIP"] = Field(
+        "LoadBalancer", description="How the edge proxy is exposed outside the cluster.")
+    ingress_class: str = Field("traefik", description="Ingress class cert-manager's HTTP-01 solver uses.")
 
 
 class DockerTarget(Model):

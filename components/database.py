@@ -39,9 +39,8 @@ class PostgresDatabase(pulumi.ComponentResource):
             secret_env={"POSTGRES_PASSWORD": args.password},
             resources=spec.resources,
             # Postgres speaks no HTTP: pg_isready is its readiness and liveness probe.
-            health_check=HealthCheck(path="/", timeout_seconds=3, interval_seconds=10, retries=5,
-                                     start_period_seconds=20),
-            exec_check=("pg_isready", "-U", spec.user, "-d", spec.database),
+            health_check=HealthCheck(command=["pg_isready", "-U", spec.user, "-d", spec.database],
+                                     timeout_seconds=3, interval_seconds=10, retries=5, start_period_seconds=20),
             restart_policy="unless-stopped",
             log_rotation=spec.log_rotation,
             volume=self.data_volume,

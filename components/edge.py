@@ -16,24 +16,21 @@ import yaml
 from pulumi import ResourceOptions
 
 from components.config import EdgeSpec, HealthCheck, TlsSpec
+from components.tls_settings import ACME_SERVERS
 from components.release import Route
-from components.targets.base import RuntimeTarget, WorkloadSpec
+from components.targets.base import RuntimeTarget, TlsMaterial, WorkloadSpec
 from components.versioning import image_reference
 
 STATIC_PATH = "/etc/traefik/traefik.yml"
 DYNAMIC_PATH = "/etc/traefik/dynamic.yml"
 ADMIN_PORT = 8082  # ping + Prometheus metrics, never published
-ACME_SERVERS = {
-    "staging": "https://acme-staging-v02.api.letsencrypt.org/directory",
-    "production": "https://acme-v02.api.letsencrypt.org/directory",
-}
 
 
 @dataclass(frozen=True)
 class EdgeProxyArgs:
     spec: EdgeSpec
     routes: Sequence[Route]
-    publish: bool  # bind the HTTP(S) ports on the host (Docker); Kubernetes exposes a Service
+    certificate: TlsMaterial | None = None  # issued by the target; None: Traefik handles TLS itself
 
 
 class EdgeProxy(pulumi.ComponentResource):
@@ -41,8 +38,8 @@ class EdgeProxy(pulumi.ComponentResource):
                  opts: ResourceOptions | None = None):
         super().__init__("platform:edge:EdgeProxy", name, None, opts)
         spec = args.spec
-        self.static_config = render_static_config(spec.tls)
-        self.dynamic_config = render_dynamic_config(spec.hosts, args.routes, spec.tls)
+        self.static_config = render_static_config(spec.tls, args.certificate)
+        self.dynamic_config = render_dynamic_config(spec.hosts, args.routes, spec.tls, args.certificate)
         handle = target.workload(WorkloadSpec(
             name="edge",
             service="edge",
@@ -50,20 +47,23 @@ class EdgeProxy(pulumi.ComponentResource):
             image=image_reference(spec.image, spec.version),
             version=spec.version,
             port=443,
-            published_ports={80: spec.http_port, 443: spec.https_port} if args.publish else {},
+            # Host ports on Docker; on Kubernetes the external Service does this job.
+            published_ports={80: spec.http_port, 443: spec.https_port},
             command=["traefik", f"--configFile={STATIC_PATH}"],
             files={STATIC_PATH: self.static_config, DYNAMIC_PATH: self.dynamic_config},
             resources=spec.resources,
             health_check=HealthCheck(path="/ping", port=ADMIN_PORT),
             log_rotation=spec.log_rotation,
             extra_labels={"deploy.platform/tls": "enabled"},
+            secret_mounts={args.certificate.secret_name: args.certificate.mount_dir} if args.certificate else {},
+            external=True,
         ), parent=self)
         self.address = handle.address
         self.urls = [f"https://{host}:{spec.https_port}/" for host in spec.hosts]
         self.register_outputs({"urls": self.urls})
 
 
-def render_static_config(tls: TlsSpec) -> str:
+def render_static_config(tls: TlsSpec, certificate: TlsMaterial | None = None) -> str:
     config: dict = {
         "entryPoints": {
             "web": {"address": ":80", "http": {"redirections": {"entryPoint": {
@@ -77,16 +77,18 @@ def render_static_config(tls: TlsSpec) -> str:
         "accessLog": {},
         "log": {"level": "INFO"},
     }
-    if tls.mode == "acme":
+    if tls.mode == "acme" and certificate is None:
         config["certificatesResolvers"] = {"acme": {"acme": {
             "email": tls.email, "caServer": ACME_SERVERS[tls.acme_server],
             "storage": "/etc/traefik/acme.json", "httpChallenge": {"entryPoint": "web"}}}}
     return yaml.safe_dump(config, sort_keys=True)
 
 
-def render_dynamic_config(hosts: Sequence[str], routes: Sequence[Route], tls: TlsSpec) -> str:
+def render_dynamic_config(hosts: Sequence[str], routes: Sequence[Route], tls: TlsSpec,
+                          certificate: TlsMaterial | None = None) -> str:
     host_rule = " || ".join(f"Host(`{host}`)" for host in hosts)
-    router_tls = {"certResolver": "acme"} if tls.mode == "acme" else {}
+    # A mounted certificate (cert-manager) wins; otherwise Traefik's ACME resolver or its default cert.
+    router_tls = {"certResolver": "acme"} if tls.mode == "acme" and certificate is None else {}
     routers, services = {}, {}
     for route in routes:
         rule = f"({host_rule}) && PathPrefix(`{route.path_prefix}`)"
@@ -98,7 +100,10 @@ def render_dynamic_config(hosts: Sequence[str], routes: Sequence[Route], tls: Tl
             services[f"{route.service}-canary"] = _load_balancer(route.canary_url, route.health_path)
             tracks.append({"name": f"{route.service}-canary", "weight": route.canary_weight})
         services[route.service] = {"weighted": {"services": tracks}}
-    return yaml.safe_dump({"http": {"routers": routers, "services": services}}, sort_keys=True)
+    document: dict = {"http": {"routers": routers, "services": services}}
+    if certificate is not None:
+        document["tls"] = {"certificates": [{"certFile": certificate.cert_file, "keyFile": certificate.key_file}]}
+    return yaml.safe_dump(document, sort_keys=True)
 
 
 def _load_balancer(url: str, health_path: str | None) -> dict:

@@ -15,6 +15,7 @@ from components.database import PostgresDatabase, PostgresDatabaseArgs
 from components.edge import EdgeProxy, EdgeProxyArgs
 from components.release import ReleaseChannel, ReleaseChannelArgs
 from components.targets import runtime_for
+from components.tls import EdgeCertificates, EdgeCertificatesArgs
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,10 @@ class Platform(pulumi.ComponentResource):
             for service, spec in config.services.items()
         }
         routes = [channel.route for channel in self.channels.values() if channel.route]
+        self.certificates = EdgeCertificates(f"{name}-tls", EdgeCertificatesArgs(
+            hosts=config.edge.hosts, tls=config.edge.tls), target, child)
         self.edge = EdgeProxy(f"{name}-edge", EdgeProxyArgs(
-            spec=config.edge, routes=routes, publish=target.name == "docker"), target, child)
+            spec=config.edge, routes=routes, certificate=self.certificates.material), target, child)
 
         self.target = target.name
         self.versions = {service: spec.version for service, spec in config.services.items()}

@@ -32,7 +32,9 @@ def version_problem(version: str) -> str | None:
     if version.startswith("sha256:"):
         return None if DIGEST_RE.match(version) else "a digest must be sha256: followed by 64 lowercase hex digits"
     if version.lower() in MUTABLE_TAGS:
-        return f"'{version}' is a moving tag; use an immutable version such as 1.4.2, sha-19b9b98 or a sha256: digest"
+        # Named after the policy that enforces the same rule on every image (policy/rules/).
+        return (f"'{version}' is a moving tag (disallow-latest-tag); use an immutable version such as "
+                "1.4.2, sha-19b9b98 or a sha256: digest")
     if not TAG_RE.match(version):
         return "a tag may hold letters, digits, '_', '.' and '-', start with a letter, digit or '_', and be at most 128 characters"
     return None

@@ -55,7 +55,7 @@ passphrase() {
 git_filter() {
   # Keeps machine-local encryptionsalt/secure values out of commits (see .gitattributes).
   git rev-parse --git-dir >/dev/null 2>&1 || return 0
-  git config filter.pulumi-stack-local.clean "python3 scripts/git-stack-config-filter.py"
+  git config filter.pulumi-stack-local.clean "python3 scripts/stack_config_filter.py"
   git config filter.pulumi-stack-local.smudge cat
 }
 

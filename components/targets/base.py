@@ -12,7 +12,7 @@ from typing import Literal, Mapping, Protocol, Sequence
 
 import pulumi
 
-from components.config import HealthCheck, LogRotation, Resources
+from components.config import HealthCheck, LogRotation, Resources, TlsSpec
 
 PART_OF = "platform"
 
@@ -39,14 +39,13 @@ class WorkloadSpec:
     version: str
     replicas: int = 1
     port: int | None = None
-    published_ports: Mapping[int, int] = field(default_factory=dict)  # container -> host (edge only)
+    published_ports: Mapping[int, int] = field(default_factory=dict)  # container -> host, where hosts publish
     command: Sequence[str] | None = None
     env: Mapping[str, str] = field(default_factory=dict)
     secret_env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     files: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)  # absolute path -> content
     resources: Resources = field(default_factory=Resources)
     health_check: HealthCheck | None = None
-    exec_check: Sequence[str] | None = None  # probe by command instead of HTTP (timing from health_check)
     restart_policy: str = "unless-stopped"
     log_rotation: LogRotation = field(default_factory=LogRotation)
     track: Track = "stable"
@@ -54,6 +53,24 @@ class WorkloadSpec:
     internal_only: bool = False  # reachable only by the services that declare it (databases)
     clients_of: Sequence[str] = ()  # databases this workload may reach
     extra_labels: Mapping[str, str] = field(default_factory=dict)
+    secret_mounts: Mapping[str, str] = field(default_factory=dict)  # secret object name -> directory
+    external: bool = False  # reachable from outside the target (the edge)
+
+
+@dataclass(frozen=True)
+class TlsMaterial:
+    """Where the edge finds its certificate when the target issues one (cert-manager)."""
+
+    secret_name: str
+    mount_dir: str
+
+    @property
+    def cert_file(self) -> str:
+        return f"{self.mount_dir}/tls.crt"
+
+    @property
+    def key_file(self) -> str:
+        return f"{self.mount_dir}/tls.key"
 
 
 @dataclass(frozen=True)
@@ -94,6 +111,10 @@ class RuntimeTarget(Protocol):
 
     def service_address(self, name: str, port: int) -> str:
         """The address other workloads use to reach `name` on `port`."""
+        ...
+
+    def edge_tls(self, hosts: Sequence[str], tls: TlsSpec, parent: pulumi.Resource) -> TlsMaterial | None:
+        """Issue (and keep renewing) the edge certificate, or None when the edge proxy does it itself."""
         ...
 
 

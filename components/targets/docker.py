@@ -42,6 +42,10 @@ class DockerRuntime:
         # Containers reach each other by network alias; Docker's DNS round-robins replicas.
         return f"{name}:{port}"
 
+    def edge_tls(self, hosts, tls, parent: pulumi.Resource) -> None:
+        # On one host Traefik does it: its ACME resolver, or its own self-signed certificate in dev.
+        return None
+
     def _image(self, reference: str, parent: pulumi.Resource) -> docker.RemoteImage:
         if reference not in self._images:
             self._images[reference] = docker.RemoteImage(
@@ -163,8 +167,8 @@ def _healthcheck(spec: WorkloadSpec) -> docker.ContainerHealthcheckArgs | None:
     check = spec.health_check
     if check is None:
         return None
-    if spec.exec_check:
-        tests = ["CMD", *spec.exec_check]
+    if check.command:
+        tests = ["CMD", *check.command]
     else:
         tests = ["CMD-SHELL", PROBE.format(timeout=check.timeout_seconds, port=check.port or spec.port,
                                           path=check.path)]

@@ -12,8 +12,10 @@ import pulumi_kubernetes as k8s
 from pulumi import ResourceOptions
 
 from components.config import KubernetesTarget, Resources
+from components.tls_settings import ACME_SERVERS
 from components.targets.base import (
     JobSpec,
+    TlsMaterial,
     WorkloadHandle,
     WorkloadSpec,
     database_client_label,
@@ -68,6 +70,9 @@ class KubernetesRuntime:
             created.append(config_map)
         if spec.volume:
             mounts.append(core.VolumeMountArgs(name=spec.volume.name, mount_path=spec.volume.mount_path))
+        for secret_name, directory in sorted(spec.secret_mounts.items()):
+            volumes.append(core.VolumeArgs(name=secret_name, secret=core.SecretVolumeSourceArgs(secret_name=secret_name)))
+            mounts.append(core.VolumeMountArgs(name=secret_name, mount_path=directory, read_only=True))
         container = core.ContainerArgs(
             name=spec.service,
             image=spec.image,
@@ -101,8 +106,9 @@ class KubernetesRuntime:
                 metadata=self._metadata(spec.name, labels),
                 spec=core.ServiceSpecArgs(
                     selector=selector,
-                    ports=[core.ServicePortArgs(name="http", port=spec.port, target_port=spec.port)],
+                    ports=_service_ports(spec),
                     cluster_ip="None" if spec.volume else None,
+                    type=self.settings.edge_service_type if spec.external else None,
                 ),
                 opts=self._opts(parent),
             ))
@@ -186,6 +192,32 @@ class KubernetesRuntime:
             opts=self._opts(parent, depends),
         )
 
+    def edge_tls(self, hosts, tls, parent: pulumi.Resource) -> TlsMaterial:
+        """cert-manager issues and renews the edge certificate into a Secret the edge mounts."""
+        issuer_name = f"{self.stack}-{tls.mode}"
+        if tls.mode == "acme":
+            issuer_spec = {"acme": {
+                "email": tls.email, "server": ACME_SERVERS[tls.acme_server],
+                "privateKeySecretRef": {"name": f"{issuer_name}-account-key"},
+                "solvers": [{"http01": {"ingress": {"ingressClassName": self.settings.ingress_class}}}]}}
+        else:
+            issuer_spec = {"selfSigned": {}}
+        opts = ResourceOptions(parent=parent, provider=self.provider)
+        issuer = k8s.apiextensions.CustomResource(
+            "cluster-issuer", api_version="cert-manager.io/v1", kind="ClusterIssuer",
+            metadata={"name": issuer_name, "labels": {"app.kubernetes.io/part-of": "platform"}},
+            spec=issuer_spec, opts=opts)
+        k8s.apiextensions.CustomResource(
+            "edge-certificate", api_version="cert-manager.io/v1", kind="Certificate",
+            metadata={"name": "edge-tls", "namespace": self.namespace_name,
+                      "labels": {"app.kubernetes.io/part-of": "platform", "app.kubernetes.io/name": "edge"}},
+            spec={"secretName": "edge-tls", "dnsNames": list(hosts),
+                  "issuerRef": {"name": issuer_name, "kind": "ClusterIssuer"},
+                  "duration": "2160h", "renewBefore": f"{tls.renew_before_days * 24}h",
+                  "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"}},
+            opts=ResourceOptions(parent=parent, provider=self.provider, depends_on=[issuer, self.namespace]))
+        return TlsMaterial(secret_name="edge-tls", mount_dir="/etc/traefik/certs")
+
     def _claim(self, volume, labels, parent) -> core.PersistentVolumeClaim:
         """One claim per volume name: the backup job and its restore drill share the dumps."""
         if volume.name not in self._claims:
@@ -260,6 +292,14 @@ class KubernetesRuntime:
         return created
 
 
+def _service_ports(spec: WorkloadSpec) -> list[core.ServicePortArgs]:
+    if spec.external:
+        # The edge: HTTP (redirects to HTTPS) and HTTPS.
+        return [core.ServicePortArgs(name="http", port=80, target_port=80),
+                core.ServicePortArgs(name="https", port=443, target_port=443)]
+    return [core.ServicePortArgs(name="http", port=spec.port, target_port=spec.port)]
+
+
 def _resources(resources: Resources) -> core.ResourceRequirementsArgs:
     return core.ResourceRequirementsArgs(
         requests={"cpu": resources.cpu_request, "memory": resources.memory_request},
@@ -271,7 +311,7 @@ def _probe(spec: WorkloadSpec, initial: bool) -> core.ProbeArgs | None:
     check = spec.health_check
     if check is None:
         return None
-    action = {"exec_": core.ExecActionArgs(command=list(spec.exec_check))} if spec.exec_check else {
+    action = {"exec_": core.ExecActionArgs(command=list(check.command))} if check.command else {
         "http_get": core.HTTPGetActionArgs(path=check.path, port=check.port or spec.port)}
     return core.ProbeArgs(
         **action,

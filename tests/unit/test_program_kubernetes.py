@@ -158,7 +158,8 @@ def test_render_mode_writes_no_secret_objects(mocks):
 
 def test_every_namespaced_object_lands_in_the_stack_namespace(mocks):
     deploy(mocks)
-    namespaced = [r for r in mocks.resources if r.typ.startswith("kubernetes:") and r.typ != "kubernetes:core/v1:Namespace"]
+    cluster_scoped = {"kubernetes:core/v1:Namespace", "kubernetes:cert-manager.io/v1:ClusterIssuer"}
+    namespaced = [r for r in mocks.resources if r.typ.startswith("kubernetes:") and r.typ not in cluster_scoped]
     assert namespaced
     assert {r.get("metadata.namespace") for r in namespaced} == {"shop-staging"}
 
@@ -168,3 +169,33 @@ def test_whole_program_runs_for_each_shipped_stack(mocks, stack):
     platform = deploy(mocks, stack=stack)
     assert platform.versions == {"web": "1.4.2", "api": "1.4.2", "worker": "1.4.2"}
     assert len(mocks.of_type(DEPLOYMENT)) == 4  # web, api, worker, edge
+
+
+def test_edge_certificate_is_issued_by_cert_manager_and_renewed_thirty_days_early(mocks):
+    deploy(mocks)
+    certificate = mocks.named("kubernetes:cert-manager.io/v1:Certificate", "edge-certificate")
+    assert certificate.get("spec.dnsNames") == ["shop.staging.localhost"]
+    assert certificate.get("spec.renewBefore") == "720h"
+    assert certificate.get("spec.issuerRef") == {"name": "staging-self-signed", "kind": "ClusterIssuer"}
+    edge = mocks.named(DEPLOYMENT, "edge")
+    assert {"name": "edge-tls", "secret": {"secretName": "edge-tls"}} in edge.get("spec.template.spec.volumes")
+
+
+def test_prod_issues_certificates_from_the_acme_production_directory(mocks):
+    deploy(mocks, stack="prod")
+    issuer = mocks.named("kubernetes:cert-manager.io/v1:ClusterIssuer", "cluster-issuer")
+    assert issuer.get("spec.acme.server") == "https://acme-v02.api.letsencrypt.org/directory"
+    assert issuer.get("spec.acme.email") == "platform-team@shop.example"
+
+
+def test_edge_is_exposed_outside_the_cluster_on_http_and_https(mocks):
+    deploy(mocks)
+    service = mocks.named("kubernetes:core/v1:Service", "edge")
+    assert service.get("spec.type") == "LoadBalancer"
+    assert {p["port"] for p in service.get("spec.ports")} == {80, 443}
+
+
+def test_workers_are_probed_by_command(mocks):
+    deploy(mocks)
+    worker = container(mocks.named(DEPLOYMENT, "worker"))
+    assert worker["livenessProbe"]["exec"]["command"] == ["/app/worker", "--check"]
