@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from components.alerting import AlertingThresholds, AlertRouting
 from components.versioning import REPOSITORY_RE, version_problem
 
 NAME_RE = re.compile(r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$")
@@ -240,11 +241,36 @@ class EdgeSpec(Model):
     _version = field_validator("version")(lambda cls, v: _check_version(v))
 
 
-class AlertingSpec(Model):
-    email_to: list[str] = Field(default_factory=list)
-    email_from: str = "alerts@platform.local"
-    smarthost: str = "localhost:25"
-    webhook_url_secret: str | None = Field(None, description="Config key of the webhook URL (secret).")
+_CAMEL = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True)
+
+
+class AlertThresholds(AlertingThresholds):
+    """components/alerting's thresholds, spelled camelCase in stack files."""
+
+    model_config = _CAMEL
+
+
+class AlertingSpec(AlertRouting):
+    """Alert routing (components/alerting.AlertRouting) plus thresholds, camelCase in stack files."""
+
+    model_config = _CAMEL
+
+    smtp_password_secret: str | None = Field(None, description="Config key of the SMTP password (secret).")
+    thresholds: AlertThresholds = Field(default_factory=AlertThresholds)
+
+    @property
+    def webhook_url_secret(self) -> str | None:
+        return self.webhook_url_secret_key
+
+
+class MonitoringSpec(Model):
+    # Used on Docker, where the stack runs its own Prometheus and Alertmanager; on Kubernetes the
+    # cluster's Prometheus Operator picks up the PrometheusRule and the Alertmanager secret.
+    prometheus_image: str = "127.0.0.1:5000/shop/prometheus"
+    prometheus_version: str = "2.42.0"
+    alertmanager_image: str = "127.0.0.1:5000/shop/alertmanager"
+    alertmanager_version: str = "0.25.0"
+    scrape_interval_seconds: int = Field(15, ge=5, le=300)
 
 
 class VersionOverride(Model):
@@ -284,7 +310,8 @@ class PlatformConfig(Model):
     services: dict[str, ServiceSpec] = Field(min_length=1)
     databases: dict[str, DatabaseSpec] = Field(default_factory=dict)
     edge: EdgeSpec
-    alerting: AlertingSpec = Field(default_factory=AlertingSpec)
+    alerting: AlertingSpec
+    monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
     promotion: PromotionSpec = Field(default_factory=PromotionSpec)
     kubernetes: KubernetesTarget | None = None
     docker: DockerTarget | None = None
@@ -329,8 +356,12 @@ class PlatformConfig(Model):
                 wanted.setdefault(key, f"services.{name}.secrets.{env_name}")
         for name, database in self.databases.items():
             wanted.setdefault(database.password_secret, f"databases.{name}.passwordSecret")
-        if self.alerting.webhook_url_secret:
-            wanted.setdefault(self.alerting.webhook_url_secret, "alerting.webhookUrlSecret")
+        alerting = self.alerting
+        for key, path in ((alerting.webhook_url_secret_key, "alerting.webhookUrlSecretKey"),
+                          (alerting.heartbeat_url_secret_key, "alerting.heartbeatUrlSecretKey"),
+                          (alerting.smtp_password_secret, "alerting.smtpPasswordSecret")):
+            if key:
+                wanted.setdefault(key, path)
         return wanted
 
 

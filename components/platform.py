@@ -12,7 +12,8 @@ from pulumi import ResourceOptions
 from components.backups import BackupSchedule, BackupScheduleArgs
 from components.config import PlatformConfig
 from components.database import PostgresDatabase, PostgresDatabaseArgs
-from components.edge import EdgeProxy, EdgeProxyArgs
+from components.edge import ADMIN_PORT, EdgeProxy, EdgeProxyArgs
+from components.monitoring import Monitoring, MonitoringArgs
 from components.release import ReleaseChannel, ReleaseChannelArgs
 from components.targets import runtime_for
 from components.tls import EdgeCertificates, EdgeCertificatesArgs
@@ -58,6 +59,11 @@ class Platform(pulumi.ComponentResource):
         self.edge = EdgeProxy(f"{name}-edge", EdgeProxyArgs(
             spec=config.edge, routes=routes, certificate=self.certificates.material), target, child)
 
+        self.monitoring = Monitoring(f"{name}-monitoring", MonitoringArgs(
+            alerting=config.alerting, settings=config.monitoring,
+            services=["edge", *config.services], databases=list(config.databases),
+            scrape_targets=self._scrape_targets(config, target), secrets=args.secrets), target, child)
+
         self.target = target.name
         self.versions = {service: spec.version for service, spec in config.services.items()}
         self.canaries = {service: {"version": spec.canary.version, "weight": spec.canary.weight}
@@ -67,6 +73,14 @@ class Platform(pulumi.ComponentResource):
             if config.services[service].port}}
         self.register_outputs({"target": self.target, "versions": self.versions,
                                "canaries": self.canaries, "endpoints": self.endpoints})
+
+    @staticmethod
+    def _scrape_targets(config: PlatformConfig, target) -> dict[str, list[str]]:
+        # Services serve /metrics on their HTTP port; the edge on Traefik's admin entry point.
+        targets = {service: [target.service_address(service, spec.port)]
+                   for service, spec in config.services.items() if spec.port}
+        targets["edge"] = [target.service_address("edge", ADMIN_PORT)]
+        return targets
 
     def _database_env(self, spec, config: PlatformConfig) -> dict[str, str]:
         env: dict[str, str] = {}

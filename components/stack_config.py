@@ -92,8 +92,10 @@ def _referenced_secret_names(model_input: Mapping[str, Any]) -> set[str]:
         if isinstance(database, dict) and isinstance(database.get("passwordSecret"), str):
             names.add(database["passwordSecret"])
     alerting = model_input.get("alerting") or {}
-    if isinstance(alerting, dict) and isinstance(alerting.get("webhookUrlSecret"), str):
-        names.add(alerting["webhookUrlSecret"])
+    if isinstance(alerting, dict):
+        for field in ("webhookUrlSecretKey", "heartbeatUrlSecretKey", "smtpPasswordSecret"):
+            if isinstance(alerting.get(field), str):
+                names.add(alerting[field])
     return names
 
 

@@ -12,7 +12,7 @@ from typing import Literal, Mapping, Protocol, Sequence
 
 import pulumi
 
-from components.config import HealthCheck, LogRotation, Resources, TlsSpec
+from components.config import HealthCheck, LogRotation, MonitoringSpec, Resources, TlsSpec
 
 PART_OF = "platform"
 
@@ -74,6 +74,16 @@ class TlsMaterial:
 
 
 @dataclass(frozen=True)
+class MonitoringBundle:
+    """Everything a target needs to evaluate the alert rules and route the alerts."""
+
+    rule_file: Mapping  # the `groups:` document promtool checks; PrometheusRule spec on Kubernetes
+    alertmanager_config: pulumi.Output[str]  # secret alertmanager.yml
+    scrape_targets: Mapping[str, Sequence[str]]
+    settings: MonitoringSpec
+
+
+@dataclass(frozen=True)
 class JobSpec:
     """A scheduled batch job (backups, restore drills)."""
 
@@ -111,6 +121,10 @@ class RuntimeTarget(Protocol):
 
     def service_address(self, name: str, port: int) -> str:
         """The address other workloads use to reach `name` on `port`."""
+        ...
+
+    def monitoring(self, bundle: MonitoringBundle, parent: pulumi.Resource) -> Sequence[pulumi.Resource]:
+        """Deliver alert rules and routing to the target's Prometheus and Alertmanager."""
         ...
 
     def edge_tls(self, hosts: Sequence[str], tls: TlsSpec, parent: pulumi.Resource) -> TlsMaterial | None:

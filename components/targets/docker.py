@@ -11,10 +11,20 @@ from typing import Sequence
 
 import pulumi
 import pulumi_docker as docker
+import yaml
 from pulumi import ResourceOptions
 
 from components.config import DockerTarget, HealthCheck, cpu_millicores, memory_mebibytes
-from components.targets.base import JobSpec, Volume, WorkloadHandle, WorkloadSpec, standard_labels
+from components.monitoring import prometheus_config
+from components.targets.base import (
+    JobSpec,
+    MonitoringBundle,
+    Volume,
+    WorkloadHandle,
+    WorkloadSpec,
+    standard_labels,
+)
+from components.versioning import image_reference
 
 # Busybox-based images have wget but rarely curl; `-T` bounds the probe like Kubernetes' timeoutSeconds.
 PROBE = "wget -q -T {timeout} -O /dev/null http://127.0.0.1:{port}{path} || exit 1"
@@ -42,6 +52,31 @@ class DockerRuntime:
         # Containers reach each other by network alias; Docker's DNS round-robins replicas.
         return f"{name}:{port}"
 
+    def monitoring(self, bundle: MonitoringBundle, parent: pulumi.Resource) -> Sequence[pulumi.Resource]:
+        """The stack's own Prometheus and Alertmanager, with the same rules rendered to a file."""
+        settings = bundle.settings
+        alertmanager = self.workload(WorkloadSpec(
+            name="alertmanager", service="alertmanager", component="monitoring",
+            image=image_reference(settings.alertmanager_image, settings.alertmanager_version),
+            version=settings.alertmanager_version, port=9093,
+            command=["alertmanager", "--config.file=/etc/alertmanager/alertmanager.yml",
+                     "--storage.path=/alertmanager"],
+            files={"/etc/alertmanager/alertmanager.yml": bundle.alertmanager_config},
+            health_check=HealthCheck(path="/-/ready"),
+        ), parent)
+        prometheus = self.workload(WorkloadSpec(
+            name="prometheus", service="prometheus", component="monitoring",
+            image=image_reference(settings.prometheus_image, settings.prometheus_version),
+            version=settings.prometheus_version, port=9090,
+            command=["prometheus", "--config.file=/etc/prometheus/prometheus.yml",
+                     "--storage.tsdb.retention.time=15d"],
+            files={"/etc/prometheus/prometheus.yml": prometheus_config(
+                       bundle, "/etc/prometheus/rules.yml", self.service_address("alertmanager", 9093)),
+                   "/etc/prometheus/rules.yml": yaml.safe_dump(dict(bundle.rule_file), sort_keys=False)},
+            health_check=HealthCheck(path="/-/ready"),
+        ), parent)
+        return [*alertmanager.resources, *prometheus.resources]
+
     def edge_tls(self, hosts, tls, parent: pulumi.Resource) -> None:
         # On one host Traefik does it: its ACME resolver, or its own self-signed certificate in dev.
         return None
@@ -61,7 +96,7 @@ class DockerRuntime:
         networks = []
         if not spec_internal_only:
             networks.append(docker.ContainerNetworksAdvancedArgs(name=self.frontend.name, aliases=[name]))
-        if spec_internal_only or clients_of or component in ("api", "worker", "backup"):
+        if spec_internal_only or clients_of or component in ("api", "worker", "backup", "monitoring"):
             networks.append(docker.ContainerNetworksAdvancedArgs(name=self.backend.name, aliases=[name]))
         return networks
 

@@ -15,6 +15,7 @@ from components.config import KubernetesTarget, Resources
 from components.tls_settings import ACME_SERVERS
 from components.targets.base import (
     JobSpec,
+    MonitoringBundle,
     TlsMaterial,
     WorkloadHandle,
     WorkloadSpec,
@@ -191,6 +192,21 @@ class KubernetesRuntime:
             ),
             opts=self._opts(parent, depends),
         )
+
+    def monitoring(self, bundle: MonitoringBundle, parent: pulumi.Resource) -> Sequence[pulumi.Resource]:
+        """A PrometheusRule and the Alertmanager config secret, for the cluster's Prometheus Operator."""
+        labels = {"app.kubernetes.io/part-of": "platform", "app.kubernetes.io/component": "monitoring",
+                  "deploy.platform/stack": self.stack}
+        created: list[pulumi.Resource] = [k8s.apiextensions.CustomResource(
+            "alert-rules", api_version="monitoring.coreos.com/v1", kind="PrometheusRule",
+            metadata={"name": "platform-alerts", "namespace": self.namespace_name, "labels": labels},
+            spec=dict(bundle.rule_file), opts=self._opts(parent))]
+        if not self.settings.render_to_directory:
+            # alertmanager-<name> with alertmanager.yaml is the Prometheus Operator's convention.
+            created.append(core.Secret(
+                "alertmanager-config", metadata=self._metadata("alertmanager-platform", labels),
+                string_data={"alertmanager.yaml": bundle.alertmanager_config}, opts=self._opts(parent)))
+        return created
 
     def edge_tls(self, hosts, tls, parent: pulumi.Resource) -> TlsMaterial:
         """cert-manager issues and renews the edge certificate into a Secret the edge mounts."""

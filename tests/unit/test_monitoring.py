@@ -1,0 +1,108 @@
+"""Monitoring as the program renders it, checked by the real promtool and amtool."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import yaml
+
+from components.alerting import build_rule_groups, render_promtool_tests
+from components.config import AlertThresholds
+from components.platform import Platform, PlatformArgs
+from components.stack_config import load
+from support import DEV_SECRETS, raw_stack_config, run_program, set_stack_config
+
+PROMETHEUS_RULE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
+CONTAINER = "docker:index/container:Container"
+WEBHOOK = "https://chat.example/hooks/T000/B000/secret-token-123"
+
+
+def deploy(mocks, target="kubernetes"):
+    raw = copy.deepcopy(raw_stack_config("staging"))
+    raw["target"] = target
+    raw["alerting"]["webhookUrlSecretKey"] = "alertWebhookUrl"
+    if target == "docker":
+        raw.pop("kubernetes", None)
+    secrets = {**DEV_SECRETS, "alertWebhookUrl": WEBHOOK}
+    set_stack_config({f"platform:{key}": value for key, value in raw.items()}, secrets)
+
+    def body():
+        loaded = load("staging")
+        return Platform("platform", PlatformArgs(config=loaded.platform, stack="staging", secrets=loaded.secrets))
+
+    return run_program(body)
+
+
+def uploads(container) -> dict[str, str]:
+    return {entry["file"]: entry["content"] for entry in container.get("uploads") or []}
+
+
+def run(tool: str, *args: str, cwd: Path):
+    import subprocess
+    import shutil
+
+    assert shutil.which(tool), f"{tool} is missing: run scripts/setup.sh (Debian package prometheus/prometheus-alertmanager)"
+    return subprocess.run([tool, *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def test_kubernetes_gets_a_prometheus_rule_with_component_groups(mocks):
+    deploy(mocks)
+    rule = mocks.named(PROMETHEUS_RULE, "alert-rules")
+    names = [group["name"] for group in rule.get("spec.groups")]
+    assert {"service.rules", "certificates.rules", "backups.rules", "general.rules"} <= set(names)
+    assert rule.get("metadata.namespace") == "shop-staging"
+
+
+def test_kubernetes_alertmanager_config_is_a_secret_holding_the_webhook(mocks):
+    deploy(mocks)
+    secret = mocks.named("kubernetes:core/v1:Secret", "alertmanager-config")
+    config = yaml.safe_load(secret.get("stringData")["alertmanager.yaml"])
+    critical = next(r for r in config["receivers"] if r["name"] == "critical")
+    assert critical["webhook_configs"][0]["url"] == WEBHOOK
+    for registered in mocks.resources:
+        if registered.typ != "kubernetes:core/v1:Secret":
+            assert WEBHOOK not in repr(registered.inputs)
+
+
+def test_rules_the_program_renders_pass_promtool_check_and_rule_tests(mocks, tmp_path):
+    deploy(mocks)
+    spec = mocks.named(PROMETHEUS_RULE, "alert-rules").get("spec")
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(yaml.safe_dump(spec, sort_keys=False))
+    checked = run("promtool", "check", "rules", str(rules), cwd=tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    # The rule tests come from the same definitions the program rendered from.
+    config = load_staging_alerting()
+    groups = build_rule_groups(config, ["edge", "web", "api", "worker"], ["main"])
+    tests = tmp_path / "tests.yaml"
+    tests.write_text(yaml.safe_dump(render_promtool_tests(groups, rule_file="rules.yaml"), sort_keys=False))
+    tested = run("promtool", "test", "rules", "tests.yaml", cwd=tmp_path)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
+def test_docker_runs_prometheus_and_alertmanager_with_the_same_rules(mocks, tmp_path):
+    deploy(mocks, target="docker")
+    prometheus = uploads(mocks.named(CONTAINER, "prometheus"))
+    rules = yaml.safe_load(prometheus["/etc/prometheus/rules.yml"])
+    config = yaml.safe_load(prometheus["/etc/prometheus/prometheus.yml"])
+    assert config["rule_files"] == ["/etc/prometheus/rules.yml"]
+    assert {job["job_name"] for job in config["scrape_configs"]} == {"web", "api", "edge"}
+    (tmp_path / "prometheus.yml").write_text(prometheus["/etc/prometheus/prometheus.yml"].replace(
+        "/etc/prometheus/rules.yml", str(tmp_path / "rules.yml")))
+    (tmp_path / "rules.yml").write_text(yaml.safe_dump(rules))
+    checked = run("promtool", "check", "config", str(tmp_path / "prometheus.yml"), cwd=tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_docker_alertmanager_config_passes_amtool(mocks, tmp_path):
+    deploy(mocks, target="docker")
+    alertmanager = uploads(mocks.named(CONTAINER, "alertmanager"))
+    path = tmp_path / "alertmanager.yml"
+    path.write_text(alertmanager["/etc/alertmanager/alertmanager.yml"])
+    checked = run("amtool", "check-config", str(path), cwd=tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def load_staging_alerting() -> AlertThresholds:
+    return AlertThresholds.model_validate(raw_stack_config("staging")["alerting"].get("thresholds", {}))
