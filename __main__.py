@@ -27,3 +27,6 @@ pulumi.export("environment", loaded.platform.environment)
 pulumi.export("versions", platform.versions)
 pulumi.export("canaries", platform.canaries)
 pulumi.export("endpoints", platform.endpoints)
+pulumi.export("verifiedVersions", platform.verified_versions)
+if platform.gate is not None:
+    pulumi.export("promotion", {"source": platform.gate.source, "overrides": platform.gate.overrides})

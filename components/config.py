@@ -273,6 +273,19 @@ class MonitoringSpec(Model):
     scrape_interval_seconds: int = Field(15, ge=5, le=300)
 
 
+class SmokeTestSpec(Model):
+    enabled: bool = True
+    base_url: str | None = Field(
+        None, description="Edge URL as seen from where `pulumi up` runs; default https://127.0.0.1:<edge.httpsPort>.")
+    host_header: str | None = Field(None, description="Host header to send; default the first edge host.")
+    verify_tls: bool = Field(False, description="Verify the edge certificate (turn on where it is publicly trusted).")
+    # At least three tries: a pod that just became Ready may still miss its first request.
+    attempts: int = Field(5, ge=3, le=60)
+    delay_seconds: float = Field(2, ge=0, le=60)
+    timeout_seconds: float = Field(3, gt=0, le=30)
+    check_version: bool = Field(True, description="The health endpoint must report the version deployed.")
+
+
 class VersionOverride(Model):
     version: str
     reason: str = Field(min_length=10, description="Why an unverified version may go to this stack.")
@@ -312,6 +325,7 @@ class PlatformConfig(Model):
     edge: EdgeSpec
     alerting: AlertingSpec
     monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
+    smoke_test: SmokeTestSpec = Field(default_factory=SmokeTestSpec)
     promotion: PromotionSpec = Field(default_factory=PromotionSpec)
     kubernetes: KubernetesTarget | None = None
     docker: DockerTarget | None = None

@@ -14,7 +14,9 @@ from components.config import PlatformConfig
 from components.database import PostgresDatabase, PostgresDatabaseArgs
 from components.edge import ADMIN_PORT, EdgeProxy, EdgeProxyArgs
 from components.monitoring import Monitoring, MonitoringArgs
+from components.promotion import PromotionGate, PromotionGateArgs
 from components.release import ReleaseChannel, ReleaseChannelArgs
+from components.smoke import HttpCheck, SmokeTest, SmokeTestArgs
 from components.targets import runtime_for
 from components.tls import EdgeCertificates, EdgeCertificatesArgs
 
@@ -30,7 +32,11 @@ class Platform(pulumi.ComponentResource):
     def __init__(self, name: str, args: PlatformArgs, opts: ResourceOptions | None = None):
         super().__init__("platform:app:Platform", name, None, opts)
         config, child = args.config, ResourceOptions(parent=self)
-        target = runtime_for(config, args.stack, parent=self)
+        self.gate = None
+        if config.promotion.staging_stack:
+            self.gate = PromotionGate(f"{name}-promotion", PromotionGateArgs(config=config, stack=args.stack), child)
+        gate = self.gate.approved if self.gate and config.promotion.require_verified else None
+        target = runtime_for(config, args.stack, parent=self, gate=gate)
 
         self.databases = {
             db_name: PostgresDatabase(f"{name}-{db_name}", PostgresDatabaseArgs(
@@ -64,15 +70,39 @@ class Platform(pulumi.ComponentResource):
             services=["edge", *config.services], databases=list(config.databases),
             scrape_targets=self._scrape_targets(config, target), secrets=args.secrets), target, child)
 
+        self.smoke_test = self._smoke_test(name, config, child)
         self.target = target.name
-        self.versions = {service: spec.version for service, spec in config.services.items()}
+        self.versions = self.versions_of(config)
+        # Only what this update's smoke test passed; empty where no smoke test runs.
+        self.verified_versions = self.smoke_test.verified if self.smoke_test else {}
         self.canaries = {service: {"version": spec.canary.version, "weight": spec.canary.weight}
                          for service, spec in config.services.items() if spec.canary}
         self.endpoints = {"edge": self.edge.urls, **{
             service: channel.stable.address for service, channel in self.channels.items()
             if config.services[service].port}}
         self.register_outputs({"target": self.target, "versions": self.versions,
+                               "verified_versions": self.verified_versions,
                                "canaries": self.canaries, "endpoints": self.endpoints})
+
+    def _smoke_test(self, name: str, config: PlatformConfig, child: ResourceOptions) -> SmokeTest | None:
+        smoke = config.smoke_test
+        if not smoke.enabled:
+            return None
+        base = (smoke.base_url or f"https://127.0.0.1:{config.edge.https_port}").rstrip("/")
+        checks = [HttpCheck(service=service, version=spec.version,
+                            url=base + _join(spec.path_prefix, spec.health_check.path))
+                  for service, spec in config.services.items() if spec.public and spec.health_check]
+        workloads = [resource for channel in self.channels.values() for resource in channel.stable.resources]
+        versions = {**self.versions_of(config), "edge": config.edge.version}
+        return SmokeTest(f"{name}-smoke", SmokeTestArgs(
+            checks=checks, versions=versions, host_header=smoke.host_header or config.edge.hosts[0],
+            verify_tls=smoke.verify_tls, attempts=smoke.attempts, delay_seconds=smoke.delay_seconds,
+            timeout_seconds=smoke.timeout_seconds, check_version=smoke.check_version),
+            depends_on=[*workloads, self.edge], opts=child)
+
+    @staticmethod
+    def versions_of(config: PlatformConfig) -> dict[str, str]:
+        return {service: spec.version for service, spec in config.services.items()}
 
     @staticmethod
     def _scrape_targets(config: PlatformConfig, target) -> dict[str, list[str]]:
@@ -96,3 +126,7 @@ class Platform(pulumi.ComponentResource):
         if spec.databases and "PGPASSWORD" not in found:
             found["PGPASSWORD"] = secrets[config.databases[spec.databases[0]].password_secret]
         return found
+
+
+def _join(prefix: str, path: str) -> str:
+    return prefix.rstrip("/") + path

@@ -36,7 +36,8 @@ mark_built() { source_digest "$2" > "$STAMPS/$1"; }
 
 timed() { local start=$SECONDS; "$@"; log "$1 took $((SECONDS - start))s"; }
 
-module_dir() { (cd "$DEPLOY_ROOT/$1" && go list -m -f '{{.Dir}}' "$2"); }
+# The directory of a dependency in the module cache (downloaded first: `go list -m` does not fetch).
+module_dir() { (cd "$1" && go mod download "$2" && go list -m -f '{{.Dir}}' "$2"); }
 
 build_cli() {
   up_to_date pulumi toolchain/pulumi "$BIN/pulumi" && return 0
@@ -62,8 +63,8 @@ build_python_host() {
   fi
   # The scripts the host and the engine expect beside it, from the SDK module matching the CLI.
   local sdk legacy
-  sdk=$(module_dir toolchain/python-host "github.com/pulumi/pulumi/sdk/v3")/python
-  legacy=$(module_dir toolchain/language-python "github.com/pulumi/pulumi/sdk/v3")/python
+  sdk=$(module_dir "$DEPLOY_ROOT/toolchain/python-host" "github.com/pulumi/pulumi/sdk/v3")/python
+  legacy=$(module_dir "$DEPLOY_ROOT/toolchain/language-python" "github.com/pulumi/pulumi/sdk/v3")/python
   install -m 0755 "$sdk/cmd/pulumi-language-python-exec" "$BIN/pulumi-language-python-exec"
   install -m 0755 "$sdk/dist/pulumi-resource-pulumi-python" "$BIN/pulumi-resource-pulumi-python"
   install -m 0755 "$legacy/dist/pulumi-analyzer-policy-python" "$BIN/pulumi-analyzer-policy-python"
@@ -75,7 +76,7 @@ build_kubernetes_provider() {
   log "building pulumi-resource-kubernetes $KUBERNETES_PROVIDER_VERSION (first time: several minutes)"
   local work="$BUILD/kubernetes" upstream
   rm -rf "$work" && mkdir -p "$work" && cp -R "$DEPLOY_ROOT/toolchain/kubernetes/." "$work/"
-  upstream=$(cd "$work" && go list -m -f '{{.Dir}}' github.com/pulumi/pulumi-kubernetes/provider/v4)
+  upstream=$(module_dir "$work" github.com/pulumi/pulumi-kubernetes/provider/v4)
   # Upstream's `go generate` step, reproduced in the build cache: stamp + minify the committed schema.
   (cd "$work" && go run ./cmd/genschema "$KUBERNETES_PROVIDER_VERSION" \
       "$upstream/cmd/pulumi-resource-kubernetes" cmd/pulumi-resource-kubernetes)

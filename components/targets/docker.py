@@ -16,6 +16,7 @@ from pulumi import ResourceOptions
 
 from components.config import DockerTarget, HealthCheck, cpu_millicores, memory_mebibytes
 from components.monitoring import prometheus_config
+from components.targets.gate import after
 from components.targets.base import (
     JobSpec,
     MonitoringBundle,
@@ -36,10 +37,12 @@ SECRETS_DIR = "/run/secrets"
 class DockerRuntime:
     name = "docker"
 
-    def __init__(self, settings: DockerTarget, stack: str, parent: pulumi.Resource):
+    def __init__(self, settings: DockerTarget, stack: str, parent: pulumi.Resource,
+                 gate: pulumi.Output | None = None):
         self.settings = settings
         self.stack = stack
-        self.provider = docker.Provider(f"{stack}-docker", host=settings.host, opts=ResourceOptions(parent=parent))
+        self.provider = docker.Provider(f"{stack}-docker", host=after(gate, settings.host),
+                                        opts=ResourceOptions(parent=parent))
         opts = ResourceOptions(parent=parent, provider=self.provider)
         self.frontend = docker.Network(
             "frontend", name=f"{stack}-frontend", labels=_network_labels(stack), opts=opts)

@@ -12,6 +12,7 @@ import pulumi_kubernetes as k8s
 from pulumi import ResourceOptions
 
 from components.config import KubernetesTarget, Resources
+from components.targets.gate import after
 from components.tls_settings import ACME_SERVERS
 from components.targets.base import (
     JobSpec,
@@ -30,7 +31,8 @@ core = k8s.core.v1
 class KubernetesRuntime:
     name = "kubernetes"
 
-    def __init__(self, settings: KubernetesTarget, stack: str, parent: pulumi.Resource):
+    def __init__(self, settings: KubernetesTarget, stack: str, parent: pulumi.Resource,
+                 gate: pulumi.Output | None = None):
         self.settings = settings
         self.stack = stack
         self.namespace_name = settings.namespace
@@ -39,7 +41,7 @@ class KubernetesRuntime:
             f"{stack}-kubernetes",
             kubeconfig=settings.kubeconfig,
             context=settings.context,
-            namespace=settings.namespace,
+            namespace=after(gate, settings.namespace),
             render_yaml_to_directory=settings.render_to_directory,
             opts=ResourceOptions(parent=parent),
         )

@@ -165,7 +165,8 @@ def test_every_namespaced_object_lands_in_the_stack_namespace(mocks):
 
 
 @pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
-def test_whole_program_runs_for_each_shipped_stack(mocks, stack):
+def test_whole_program_runs_for_each_shipped_stack(mocks, stack, staging_verified):
+    staging_verified({"web": "1.4.2", "api": "1.4.2", "worker": "1.4.2", "edge": "3.1.4"})
     platform = deploy(mocks, stack=stack)
     assert platform.versions == {"web": "1.4.2", "api": "1.4.2", "worker": "1.4.2"}
     assert len(mocks.of_type(DEPLOYMENT)) == 4  # web, api, worker, edge
@@ -181,7 +182,8 @@ def test_edge_certificate_is_issued_by_cert_manager_and_renewed_thirty_days_earl
     assert {"name": "edge-tls", "secret": {"secretName": "edge-tls"}} in edge.get("spec.template.spec.volumes")
 
 
-def test_prod_issues_certificates_from_the_acme_production_directory(mocks):
+def test_prod_issues_certificates_from_the_acme_production_directory(mocks, staging_verified):
+    staging_verified({"web": "1.4.2", "api": "1.4.2", "worker": "1.4.2", "edge": "3.1.4"})
     deploy(mocks, stack="prod")
     issuer = mocks.named("kubernetes:cert-manager.io/v1:ClusterIssuer", "cluster-issuer")
     assert issuer.get("spec.acme.server") == "https://acme-v02.api.letsencrypt.org/directory"

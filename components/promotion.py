@@ -1,0 +1,72 @@
+"""Promotion: a stack (prod) runs only versions another stack (staging) verified.
+
+The gate reads staging's `verifiedVersions` through a StackReference and checks every
+version this stack would run (stable and canary). An unverified version is an error unless
+`promotion.overrides.<service>` names that exact version with a reason; overrides are
+exported, so they show in the outputs and in `pulumi stack history`. The target's provider
+waits on the gate, so no workload is touched before the check has passed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import pulumi
+from pulumi import ResourceOptions
+
+from components.config import PlatformConfig
+
+
+class UnverifiedVersionError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class PromotionGateArgs:
+    config: PlatformConfig
+    stack: str
+
+
+class PromotionGate(pulumi.ComponentResource):
+    def __init__(self, name: str, args: PromotionGateArgs, opts: ResourceOptions | None = None):
+        super().__init__("platform:release:PromotionGate", name, None, opts)
+        promotion = args.config.promotion
+        self.source = promotion.staging_stack
+        reference = pulumi.StackReference(f"{name}-source", stack_name=promotion.staging_stack,
+                                          opts=ResourceOptions(parent=self))
+        wanted = requested_versions(args.config)
+        self.verified_in_source = reference.get_output("verifiedVersions")
+        self.approved = self.verified_in_source.apply(
+            lambda verified: check_versions(wanted, verified or {}, args.config, args.stack))
+        self.overrides = {service: {"version": o.version, "reason": o.reason}
+                          for service, o in promotion.overrides.items()}
+        self.register_outputs({"source": self.source, "approved": self.approved, "overrides": self.overrides})
+
+
+def requested_versions(config: PlatformConfig) -> dict[str, list[str]]:
+    wanted = {service: [spec.version] + ([spec.canary.version] if spec.canary else [])
+              for service, spec in config.services.items()}
+    wanted["edge"] = [config.edge.version]
+    return wanted
+
+
+def check_versions(wanted: Mapping[str, list[str]], verified: Mapping[str, str],
+                   config: PlatformConfig, stack: str) -> bool:
+    problems = []
+    for service, versions in sorted(wanted.items()):
+        for version in versions:
+            if verified.get(service) == version:
+                continue
+            override = config.promotion.overrides.get(service)
+            if override and override.version == version:
+                pulumi.log.warn(f"promotion override: {service} {version} runs unverified: {override.reason}")
+                continue
+            problems.append(f"service '{service}' version '{version}' was not verified in "
+                            f"{config.promotion.staging_stack} (verified: {verified.get(service) or 'none'})")
+    if problems:
+        raise UnverifiedVersionError(
+            f"Pulumi.{stack}.yaml: refusing to deploy unverified versions: " + "; ".join(problems)
+            + ". Promote with `deployctl promote staging " + stack + "`, or add promotion.overrides."
+            "<service> {version, reason}.")
+    return True

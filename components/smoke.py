@@ -1,0 +1,137 @@
+"""Smoke tests after every change of versions, as part of `pulumi up`.
+
+The runbook step "curl the health endpoints through the proxy; if one fails, stop" becomes a
+resource that runs after the workloads: it checks every public service through the edge (HTTP
+200 within the timeout, the version it reports) with bounded retries, and fails the update if
+any check fails. Its output, `verified`, is what staging exports as `verifiedVersions`.
+
+pulumi-command would be the natural tool, but its provider cannot be built on this machine
+(docs/toolchain.md); a Pulumi dynamic provider needs no extra binary and runs in the engine.
+"""
+
+from __future__ import annotations
+
+import ssl
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import pulumi
+import pulumi.dynamic as dynamic
+from pulumi import ResourceOptions
+
+
+@dataclass(frozen=True)
+class HttpCheck:
+    service: str
+    url: str
+    version: str
+
+
+@dataclass(frozen=True)
+class SmokeTestArgs:
+    checks: Sequence[HttpCheck]
+    versions: Mapping[str, str]  # every service version this update runs: verified when all checks pass
+    host_header: str | None
+    verify_tls: bool
+    attempts: int
+    delay_seconds: float
+    timeout_seconds: float
+    check_version: bool
+
+
+class SmokeTest(pulumi.ComponentResource):
+    def __init__(self, name: str, args: SmokeTestArgs, depends_on: Sequence[pulumi.Resource],
+                 opts: ResourceOptions | None = None):
+        super().__init__("platform:smoke:SmokeTest", name, None, opts)
+        run = _SmokeRun(f"{name}-run", {
+            "checks": [{"service": c.service, "url": c.url, "version": c.version} for c in args.checks],
+            # Any version change re-runs the checks (inputs differ -> update).
+            "versions": dict(args.versions),
+            "hostHeader": args.host_header,
+            "verifyTls": args.verify_tls,
+            "attempts": args.attempts,
+            "delaySeconds": args.delay_seconds,
+            "timeoutSeconds": args.timeout_seconds,
+            "checkVersion": args.check_version,
+            "verified": None,
+            "report": None,
+        }, opts=ResourceOptions(parent=self, depends_on=list(depends_on)))
+        self.verified = run.verified
+        self.report = run.report
+        self.register_outputs({"verified": self.verified, "report": self.report})
+
+
+class _SmokeRun(dynamic.Resource):
+    verified: pulumi.Output[dict]
+    report: pulumi.Output[list]
+
+    def __init__(self, name: str, props: dict[str, Any], opts: ResourceOptions | None = None):
+        super().__init__(_SmokeProvider(), name, props, opts)
+
+
+class _SmokeProvider(dynamic.ResourceProvider):
+    def create(self, props):
+        return dynamic.CreateResult(id_=f"smoke-{int(time.time())}", outs=_run_checks(props))
+
+    def diff(self, _id, olds, news):
+        keys = ("checks", "versions", "hostHeader", "verifyTls", "checkVersion")
+        changed = [key for key in keys if olds.get(key) != news.get(key)]
+        return dynamic.DiffResult(changes=bool(changed), replaces=[], delete_before_replace=False)
+
+    def update(self, _id, _olds, news):
+        return dynamic.UpdateResult(outs=_run_checks(news))
+
+
+def _run_checks(props: dict) -> dict:
+    """Every check must pass within `attempts` tries; otherwise raise (the update fails)."""
+    report, failures = [], []
+    for check in props["checks"]:
+        outcome = _check_with_retries(check, props)
+        report.append(outcome)
+        if not outcome["ok"]:
+            failures.append(f"{check['service']} {check['url']}: {outcome['error']} "
+                            f"(after {outcome['attempts']} attempts)")
+    if failures:
+        raise Exception("smoke test failed: " + "; ".join(failures))
+    return {**props, "verified": dict(props["versions"]), "report": report}
+
+
+def _check_with_retries(check: dict, props: dict) -> dict:
+    error = ""
+    for attempt in range(1, int(props["attempts"]) + 1):
+        started = time.monotonic()
+        try:
+            status, body, headers = _get(check["url"], props)
+            elapsed = time.monotonic() - started
+            reported = headers.get("X-App-Version") or body.strip()
+            if status != 200:
+                error = f"HTTP {status}"
+            elif props["checkVersion"] and check["version"] not in reported:
+                error = f"serves version {reported[:40]!r}, expected {check['version']!r}"
+            else:
+                return {"service": check["service"], "url": check["url"], "ok": True, "attempts": attempt,
+                        "seconds": round(elapsed, 3)}
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            error = str(getattr(exc, "reason", exc))
+        if attempt < int(props["attempts"]):
+            time.sleep(float(props["delaySeconds"]))
+    return {"service": check["service"], "url": check["url"], "ok": False, "attempts": int(props["attempts"]),
+            "error": error}
+
+
+def _get(url: str, props: dict) -> tuple[int, str, dict[str, str]]:
+    request = urllib.request.Request(url, headers={"Host": props["hostHeader"]} if props.get("hostHeader") else {})
+    context = None
+    if url.startswith("https://") and not props["verifyTls"]:
+        # dev and staging edges present a self-signed certificate; prod verifies.
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    try:
+        with urllib.request.urlopen(request, timeout=float(props["timeoutSeconds"]), context=context) as response:
+            return response.status, response.read(4096).decode(errors="replace"), dict(response.headers)
+    except urllib.error.HTTPError as exc:
+        return exc.code, "", dict(exc.headers or {})

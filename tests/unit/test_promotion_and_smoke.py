@@ -1,0 +1,93 @@
+"""Promotion gate (prod runs what staging verified) and the smoke test wiring, under mocks."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from components.platform import Platform, PlatformArgs
+from components.promotion import UnverifiedVersionError
+from components.stack_config import load
+from support import DEV_SECRETS, raw_stack_config, run_program, set_stack_config
+
+VERIFIED = {"web": "1.4.2", "api": "1.4.2", "worker": "1.4.2", "edge": "3.1.4"}
+SMOKE = "pulumi-python:dynamic:Resource"
+
+
+def deploy(stack, change=None):
+    raw = copy.deepcopy(raw_stack_config(stack))
+    if change:
+        change(raw)
+    set_stack_config({f"platform:{key}": value for key, value in raw.items()}, DEV_SECRETS)
+
+    def body():
+        loaded = load(stack)
+        return Platform("platform", PlatformArgs(config=loaded.platform, stack=stack, secrets=loaded.secrets))
+
+    return run_program(body)
+
+
+def test_prod_reads_staging_through_a_stack_reference(mocks, staging_verified):
+    staging_verified(VERIFIED)
+    deploy("prod")
+    reference = mocks.of_type("pulumi:pulumi:StackReference")
+    assert [r.inputs["name"] for r in reference] == ["organization/platform/staging"]
+
+
+def test_prod_refuses_a_version_staging_did_not_verify(mocks, staging_verified):
+    staging_verified({**VERIFIED, "api": "1.4.1"})
+    with pytest.raises(UnverifiedVersionError) as caught:
+        deploy("prod")
+    assert "service 'api' version '1.4.2' was not verified in organization/platform/staging (verified: 1.4.1)" \
+        in str(caught.value)
+
+
+def test_prod_refuses_everything_when_staging_verified_nothing(mocks, staging_verified):
+    staging_verified({})
+    with pytest.raises(UnverifiedVersionError, match="verified: none"):
+        deploy("prod")
+
+
+def test_refused_promotion_registers_no_workload(mocks, staging_verified):
+    staging_verified({**VERIFIED, "web": "0.9.0"})
+    with pytest.raises(UnverifiedVersionError):
+        deploy("prod")
+    assert mocks.of_type("kubernetes:apps/v1:Deployment") == []
+    assert mocks.of_type("kubernetes:core/v1:Namespace") == []
+
+
+def test_an_override_with_a_reason_lets_one_unverified_version_through(mocks, staging_verified):
+    staging_verified({**VERIFIED, "api": "1.4.1"})
+    override = {"api": {"version": "1.4.2", "reason": "hotfix INC-4711 approved by on-call lead"}}
+    platform = deploy("prod", lambda raw: raw["promotion"].update(overrides=override))
+    assert platform.gate.overrides == {"api": {"version": "1.4.2",
+                                               "reason": "hotfix INC-4711 approved by on-call lead"}}
+
+
+def test_prod_canary_versions_must_be_verified_too(mocks, staging_verified):
+    staging_verified(VERIFIED)
+    with pytest.raises(UnverifiedVersionError, match="'api' version '1.5.0'"):
+        deploy("prod", lambda raw: raw["services"]["api"].update(canary={"version": "1.5.0", "weight": 10}))
+
+
+def test_staging_runs_a_smoke_test_through_the_edge_after_the_workloads(mocks):
+    deploy("staging")
+    smoke = mocks.of_type(SMOKE)
+    assert len(smoke) == 1
+    checks = {c["service"]: c for c in smoke[0].inputs["checks"]}
+    assert checks["api"]["url"] == "https://127.0.0.1:8443/api/healthz"
+    assert checks["web"]["url"] == "https://127.0.0.1:8443/healthz"
+    assert smoke[0].inputs["hostHeader"] == "shop.staging.localhost"
+    assert smoke[0].inputs["attempts"] >= 3
+    assert smoke[0].inputs["timeoutSeconds"] == 3
+
+
+def test_smoke_test_input_carries_every_version_so_a_version_change_reruns_it(mocks):
+    deploy("staging")
+    assert mocks.of_type(SMOKE)[0].inputs["versions"] == VERIFIED
+
+
+def test_dev_renders_only_and_runs_no_smoke_test(mocks):
+    deploy("dev")
+    assert mocks.of_type(SMOKE) == []
