@@ -35,12 +35,14 @@ system_packages() {
 
 python_env() {
   local stamp=.venv/.requirements.sha256 want
-  want=$(sha256sum requirements.txt | cut -d' ' -f1)
+  want=$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)
   [ -x .venv/bin/python ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ] && return 0
   step "creating .venv and installing requirements.txt"
   [ -x .venv/bin/python ] || python3 -m venv .venv
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -r requirements.txt
+  # deployctl as a command (also `python -m deployctl`), from this checkout.
+  .venv/bin/python -m pip install -q --no-deps -e . 2>/dev/null
   echo "$want" > "$stamp"
 }
 

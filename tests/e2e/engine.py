@@ -76,6 +76,14 @@ class Project:
             raise AssertionError(f"pulumi {' '.join(args)} exited {result.code}:\n{result.output[-4000:]}")
         return result
 
+    def deployctl(self, *args: str, check: bool = True, timeout: int = 900) -> Result:
+        proc = subprocess.run([sys.executable, "-m", "deployctl", *args, "--cwd", str(self.dir)], cwd=ROOT,
+                              env=self.env, capture_output=True, text=True, timeout=timeout)
+        result = Result(proc.returncode, proc.stdout, proc.stderr)
+        if check and result.code != 0:
+            raise AssertionError(f"deployctl {' '.join(args)} exited {result.code}:\n{result.output[-4000:]}")
+        return result
+
     def init_stack(self, stack: str, secrets: dict[str, str]) -> None:
         self.pulumi("stack", "init", stack)
         for key, value in secrets.items():
@@ -88,6 +96,10 @@ class Project:
 
     def history(self, stack: str) -> list[dict]:
         return json.loads(self.pulumi("stack", "history", "--json", "-s", stack).stdout)
+
+    def config_value(self, stack: str, key: str):
+        entry = json.loads(self.pulumi("config", "--json", "-s", stack).stdout).get(f"platform:{key}") or {}
+        return entry.get("objectValue", entry.get("value"))
 
     def outputs(self, stack: str) -> dict:
         return json.loads(self.pulumi("stack", "output", "--json", "-s", stack).stdout)

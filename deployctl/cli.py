@@ -1,0 +1,170 @@
+"""deployctl: history, rollback, promote, deploy, rollout and drills for the platform's stacks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from deployctl import operations as ops
+from deployctl.chart import draw
+from deployctl.workspace import DeployError, Engine
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
+drill_app = typer.Typer(help="Drills that prove recovery works, with measured evidence.", no_args_is_help=True)
+app.add_typer(drill_app, name="drill")
+console = Console(stderr=True)
+out = Console()
+
+CwdOption = typer.Option(None, "--cwd", help="Project directory (default: the one holding Pulumi.yaml).")
+
+
+def engine(cwd: Optional[Path], quiet: bool = False) -> Engine:
+    def show(line: str) -> None:
+        if not quiet:
+            console.print(line.rstrip(), markup=False, highlight=False)
+
+    return Engine.open(cwd, on_output=show)
+
+
+def fail(message: str) -> None:
+    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(1)
+
+
+@app.command()
+def history(stack: str, as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+            chart: Optional[Path] = typer.Option(None, "--chart", help="Draw the timeline to a .png or .html file."),
+            cwd: Optional[Path] = CwdOption) -> None:
+    """List STACK's updates: version, times, result, message and the service versions each ran."""
+    try:
+        releases = engine(cwd, quiet=True).releases(stack)
+    except DeployError as error:
+        fail(str(error))
+    if chart:
+        console.print(f"timeline written to {draw(releases, stack, chart)}")
+    if as_json:
+        out.print_json(json.dumps([r.summary() for r in reversed(releases)]))
+        return
+    table = Table(title=f"{stack} history (newest first)")
+    for column in ("version", "start", "end", "result", "message", "versions"):
+        table.add_column(column)
+    for release in reversed(releases):
+        versions = " ".join(f"{service}={version}" for service, version in sorted(release.versions.items()))
+        style = "red" if release.result == "failed" else ("magenta" if release.is_rollback else None)
+        table.add_row(str(release.number), release.start_time, release.end_time or "", release.result,
+                      release.message, versions, style=style)
+    out.print(table)
+
+
+@app.command()
+def rollback(stack: str,
+             to_version: Optional[int] = typer.Option(None, "--to-version", help="History version to re-apply."),
+             last_good: bool = typer.Option(False, "--last-good", help="The newest succeeded update before the current one."),
+             cwd: Optional[Path] = CwdOption) -> None:
+    """Re-apply the configuration of an earlier update (versions, weights, everything) with `pulumi up`."""
+    if (to_version is None) == (not last_good):
+        fail("give exactly one of --to-version N or --last-good")
+    eng = engine(cwd)
+    try:
+        target, evidence = ops.rollback(eng, stack, to_version=to_version)
+    except DeployError as error:
+        fail(f"{stack}: rollback failed: {error}")
+    path = evidence.write(eng.project)
+    console.print(f"[green]rolled back {stack} to version {target.number}[/] in {evidence.duration_seconds:.1f}s "
+                  f"({', '.join(f'{s}={v}' for s, v in sorted(target.versions.items()))}); evidence: {path}")
+
+
+@app.command()
+def promote(source: str, target: str,
+            preview: bool = typer.Option(False, "--preview", help="Only preview the promotion."),
+            cwd: Optional[Path] = CwdOption) -> None:
+    """Set TARGET's versions to what SOURCE verified (its verifiedVersions) and deploy them."""
+    try:
+        verified = ops.promote(engine(cwd), source, target, preview_only=preview)
+    except DeployError as error:
+        fail(f"promote {source} -> {target} failed: {error}")
+    action = "previewed" if preview else "deployed"
+    console.print(f"[green]{action} {target} with {source}'s verified versions:[/] "
+                  + ", ".join(f"{s}={v}" for s, v in sorted(verified.items())))
+
+
+@app.command()
+def deploy(stack: str, message: str = typer.Option("deploy", "--message", "-m"),
+           cwd: Optional[Path] = CwdOption) -> None:
+    """Preview with the policy pack, then up; if the update fails, roll back to the last good version."""
+    try:
+        outcome = ops.deploy(engine(cwd), stack, message)
+    except DeployError as error:
+        fail(f"{stack}: deploy failed: {error}")
+    if outcome.ok:
+        console.print(f"[green]{stack} deployed[/]")
+        return
+    good = outcome.rolled_back_to
+    console.print(f"[bold red]{stack}: the update failed:[/]\n{outcome.failure}", highlight=False)
+    console.print(f"[yellow]rolled back to version {good.number}[/] ("
+                  + ", ".join(f"{s}={v}" for s, v in sorted(good.versions.items())) + ")")
+    raise typer.Exit(1)
+
+
+@app.command()
+def rollout(stack: str, service: str,
+            step: bool = typer.Option(False, "--step", help="Analyse the canary, then raise its weight one step."),
+            abort: bool = typer.Option(False, "--abort", help="Send all traffic back to stable."),
+            promote_: bool = typer.Option(False, "--promote", help="Make the canary version the stable one."),
+            probe_url: Optional[str] = typer.Option(None, "--probe-url", help="URL analysed between steps "
+                                                    "(default: the service's health path through the edge)."),
+            cwd: Optional[Path] = CwdOption) -> None:
+    """Canary rollout of SERVICE on STACK: 10 -> 50 -> 100 % with analysis between steps."""
+    if sum((step, abort, promote_)) != 1:
+        fail("give exactly one of --step, --abort or --promote")
+    eng = engine(cwd)
+    try:
+        if step:
+            url, host = probe_url or _probe_url(eng, stack, service)
+            weight, analysis = ops.rollout_step(eng, stack, service, url, host)
+            if analysis:
+                console.print(f"analysis: {analysis.successes}/{analysis.requests} ok "
+                              f"({analysis.success_rate:.1%}), timeouts {analysis.timeout_rate:.1%}")
+            console.print(f"[green]{service} canary now receives {weight}% of traffic[/]")
+        elif abort:
+            ops.rollout_abort(eng, stack, service)
+            console.print(f"[yellow]{service}: canary aborted, all traffic on stable[/]")
+        else:
+            version = ops.rollout_promote(eng, stack, service)
+            console.print(f"[green]{service} {version} is now stable; canary removed[/]")
+    except DeployError as error:
+        fail(f"{stack}/{service}: {error}")
+
+
+def _probe_url(eng: Engine, stack: str, service: str) -> tuple[str, str | None]:
+    config = ops._platform_config(eng, stack)
+    spec = (config.get("services") or {}).get(service) or {}
+    edge, smoke = config.get("edge") or {}, config.get("smokeTest") or {}
+    base = (smoke.get("baseUrl") or f"https://127.0.0.1:{edge.get('httpsPort', 443)}").rstrip("/")
+    path = (spec.get("pathPrefix") or "/").rstrip("/") + (spec.get("healthCheck") or {}).get("path", "/healthz")
+    return base + path, smoke.get("hostHeader") or (edge.get("hosts") or [None])[0]
+
+
+@drill_app.command("rollback")
+def drill_rollback(stack: str, cwd: Optional[Path] = CwdOption) -> None:
+    """Roll STACK back to its last good version and forward again; write evidence with the measured RTO."""
+    eng = engine(cwd)
+    try:
+        evidence = ops.rollback_drill(eng, stack)
+    except DeployError as error:
+        fail(f"{stack}: rollback drill failed: {error}")
+    path = evidence.write(eng.project)
+    verdict = "[green]PASS[/]" if evidence.passed else "[red]FAIL[/]"
+    console.print(f"{verdict} rollback took {evidence.duration_seconds:.1f}s "
+                  f"(target <= {evidence.threshold_seconds:.0f}s); evidence: {path}")
+    if not evidence.passed:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,117 @@
+"""Stack history as releases: numbered, with the service versions each update ran.
+
+The file backend reports version 0 for every update, so releases are numbered here:
+oldest = 1, counting `pulumi stack history` entries (newest first) from the end. The number
+of an update never changes as new ones are added.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+CONFIG_PREFIX = "platform:"
+
+
+class HistoryError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Release:
+    number: int
+    kind: str
+    result: str
+    message: str
+    start_time: str
+    end_time: str | None
+    config: dict[str, dict[str, Any]] = field(repr=False)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.kind == "update" and self.result == "succeeded"
+
+    @property
+    def is_rollback(self) -> bool:
+        return self.message.startswith("rollback to ")
+
+    def _object(self, key: str) -> dict:
+        entry = self.config.get(CONFIG_PREFIX + key) or {}
+        if isinstance(entry.get("objectValue"), dict):
+            return entry["objectValue"]
+        try:
+            value = json.loads(entry.get("value") or "{}")
+        except json.JSONDecodeError:
+            return {}
+        return value if isinstance(value, dict) else {}
+
+    @property
+    def versions(self) -> dict[str, str]:
+        versions = {name: spec.get("version", "?") for name, spec in self._object("services").items()
+                    if isinstance(spec, dict)}
+        edge = self._object("edge")
+        if edge.get("version"):
+            versions["edge"] = edge["version"]
+        return versions
+
+    @property
+    def canaries(self) -> dict[str, dict]:
+        return {name: spec["canary"] for name, spec in self._object("services").items()
+                if isinstance(spec, dict) and isinstance(spec.get("canary"), dict)}
+
+    def plain_config(self) -> dict[str, dict[str, Any]]:
+        """This update's non-secret configuration, in `pulumi config set-all --json` form."""
+        plain = {}
+        for key, entry in self.config.items():
+            if entry.get("secret"):
+                continue
+            item = {"value": entry.get("value"), "secret": False}
+            if entry.get("objectValue") is not None:
+                item["objectValue"] = entry["objectValue"]
+            plain[key] = item
+        return plain
+
+    def summary(self) -> dict[str, Any]:
+        return {"version": self.number, "kind": self.kind, "result": self.result, "message": self.message,
+                "startTime": self.start_time, "endTime": self.end_time, "versions": self.versions,
+                "canaries": self.canaries}
+
+
+def releases_from_history(entries: Sequence[dict]) -> list[Release]:
+    """Numbered releases, oldest first, from `pulumi stack history --json` (newest first)."""
+    total = len(entries)
+    releases = []
+    for index, entry in enumerate(entries):
+        releases.append(Release(
+            number=entry.get("version") or total - index,
+            kind=entry.get("kind", "?"),
+            result=entry.get("result", "?"),
+            message=entry.get("message") or "",
+            start_time=entry.get("startTime", ""),
+            end_time=entry.get("endTime"),
+            config=entry.get("config") or {},
+        ))
+    return sorted(releases, key=lambda release: release.number)
+
+
+def find(releases: Sequence[Release], number: int, stack: str) -> Release:
+    for release in releases:
+        if release.number == number:
+            if not release.succeeded:
+                raise HistoryError(f"{stack}: version {number} is a {release.kind} that {release.result}; "
+                                   "roll back to a succeeded update (see `deployctl history " + stack + "`)")
+            return release
+    known = f"1..{releases[-1].number}" if releases else "none"
+    raise HistoryError(f"{stack}: there is no version {number} in the stack's history (versions: {known})")
+
+
+def last_good(releases: Sequence[Release], stack: str) -> Release:
+    """The newest succeeded update before the newest update."""
+    updates = [r for r in releases if r.kind == "update"]
+    if len(updates) < 2:
+        raise HistoryError(f"{stack}: no earlier update to roll back to")
+    for release in reversed(updates[:-1]):
+        if release.succeeded:
+            return release
+    raise HistoryError(f"{stack}: no earlier update succeeded; nothing good to roll back to")

@@ -1,0 +1,234 @@
+"""The operations behind deployctl's commands: rollback, promote, deploy, rollout, drills."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from deployctl.evidence import Evidence
+from deployctl.history import HistoryError, Release, find, last_good
+from deployctl.workspace import DeployError, Engine
+
+DEFAULT_STEPS = (10, 50, 100)
+
+
+def rollback(engine: Engine, stack: str, *, to_version: int | None = None) -> tuple[Release, Evidence]:
+    """Re-apply the configuration of a succeeded update (the newest good one by default)."""
+    releases = engine.releases(stack)
+    try:
+        target = find(releases, to_version, stack) if to_version is not None else last_good(releases, stack)
+    except HistoryError as error:
+        raise DeployError(str(error)) from None
+    evidence = Evidence(kind="rollback", stack=stack, threshold_seconds=rollback_threshold(engine, stack))
+    apply_release_config(engine, stack, target)
+    engine.up(stack, message=f"rollback to {target.number}")
+    evidence.finish(to_version=target.number, versions=target.versions)
+    return target, evidence
+
+
+def apply_release_config(engine: Engine, stack: str, release: Release) -> None:
+    """Make the stack's non-secret config exactly that release's (secrets stay as they are)."""
+    wanted = release.plain_config()
+    current = engine.config(stack)
+    stale = [key for key, entry in current.items() if not entry.get("secret") and key not in wanted]
+    engine.remove_config(stack, stale)
+    engine.set_config_json(stack, wanted)
+
+
+def rollback_threshold(engine: Engine, stack: str) -> float:
+    return float(_platform_config(engine, stack).get("drills", {}).get("rollbackSeconds", 180))
+
+
+def _platform_config(engine: Engine, stack: str) -> dict[str, Any]:
+    values = {}
+    for key, entry in engine.config(stack).items():
+        if key.startswith("platform:") and not entry.get("secret"):
+            values[key.removeprefix("platform:")] = entry.get("objectValue", entry.get("value"))
+    return values
+
+
+def verified_policy_config(engine: Engine, target: str, verified: dict[str, str]) -> Path:
+    """The target's policy config plus staging's verified versions, for require-verified-version."""
+    base_path = engine.project / "policy" / "config" / f"{target}.json"
+    config = json.loads(base_path.read_text()) if base_path.exists() else {}
+    gate = config.get("require-verified-version")
+    level = gate.get("enforcementLevel", "mandatory") if isinstance(gate, dict) else (gate or "mandatory")
+    config["require-verified-version"] = {
+        "enforcementLevel": level,
+        "verifiedVersions": {service: [version] for service, version in verified.items()},
+    }
+    path = engine.project / ".state" / "policy" / f"{target}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(config, indent=2))
+    return path
+
+
+def source_verified(engine: Engine, source: str) -> dict[str, str]:
+    verified = engine.outputs(source).get("verifiedVersions") or {}
+    if not verified:
+        raise DeployError(f"{source} exports no verifiedVersions: deploy it (its smoke test must pass) first")
+    return verified
+
+
+def promote(engine: Engine, source: str, target: str, *, preview_only: bool = False) -> dict[str, str]:
+    """Set the target's versions to what the source verified, then preview or deploy it."""
+    verified = source_verified(engine, source)
+    services = _platform_config(engine, target).get("services") or {}
+    for service, version in sorted(verified.items()):
+        if service == "edge":
+            engine.set_path(target, "edge.version", version)
+        elif service in services:
+            engine.set_path(target, f"services.{service}.version", version)
+    policy_config = verified_policy_config(engine, target, verified)
+    if preview_only:
+        engine.preview(target, policy_config)
+    else:
+        engine.up(target, message=f"promote {source} -> {target}: " +
+                  ", ".join(f"{s}={v}" for s, v in sorted(verified.items())), policy_config=policy_config)
+    return verified
+
+
+@dataclass
+class DeployOutcome:
+    ok: bool
+    failure: str | None
+    rolled_back_to: Release | None
+
+
+def deploy(engine: Engine, stack: str, message: str, policy_config: Path | None = None) -> DeployOutcome:
+    """Preview with the policy pack, then up; on failure re-apply the last good release."""
+    engine.preview(stack, policy_config)  # a policy violation stops here: nothing changed
+    try:
+        engine.up(stack, message=message, policy_config=policy_config)
+        return DeployOutcome(ok=True, failure=None, rolled_back_to=None)
+    except DeployError as failure:
+        releases = engine.releases(stack)
+        try:
+            good = last_good(releases, stack)
+        except HistoryError as error:
+            raise DeployError(f"{failure}\n\nand no rollback was possible: {error}") from None
+        apply_release_config(engine, stack, good)
+        engine.up(stack, message=f"rollback to {good.number}")
+        return DeployOutcome(ok=False, failure=str(failure), rolled_back_to=good)
+
+
+# Canary rollout -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Analysis:
+    requests: int
+    successes: int
+    timeouts: int
+
+    @property
+    def success_rate(self) -> float:
+        return self.successes / self.requests if self.requests else 0.0
+
+    @property
+    def timeout_rate(self) -> float:
+        return self.timeouts / self.requests if self.requests else 1.0
+
+    def passes(self, min_success: float, max_timeouts: float) -> bool:
+        return self.success_rate >= min_success and self.timeout_rate <= max_timeouts
+
+
+def rollout_settings(engine: Engine, stack: str) -> dict[str, Any]:
+    settings = {"steps": list(DEFAULT_STEPS), "successRate": 0.95, "timeoutRate": 0.05, "requests": 50,
+                "timeoutSeconds": 3.0}
+    settings.update(_platform_config(engine, stack).get("rollout") or {})
+    return settings
+
+
+def analyse(url: str, host: str | None, requests: int, timeout: float) -> Analysis:
+    """Send `requests` GETs through the edge; count 2xx answers and timeouts."""
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    successes = timeouts = 0
+    for _ in range(requests):
+        request = urllib.request.Request(url, headers={"Host": host} if host else {})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
+                successes += 200 <= response.status < 300
+        except TimeoutError:
+            timeouts += 1
+        except urllib.error.URLError as error:
+            timeouts += isinstance(error.reason, TimeoutError)
+        except OSError:
+            pass
+    return Analysis(requests=requests, successes=successes, timeouts=timeouts)
+
+
+def next_weight(current: int, steps: list[int]) -> int:
+    for step in steps:
+        if step > current:
+            return step
+    raise DeployError(f"the canary already receives {current}% of traffic; promote it with --promote")
+
+
+def canary_of(engine: Engine, stack: str, service: str) -> dict[str, Any]:
+    services = _platform_config(engine, stack).get("services") or {}
+    if service not in services:
+        raise DeployError(f"{stack}: no service '{service}' (services: {', '.join(sorted(services))})")
+    canary = services[service].get("canary")
+    if not canary:
+        raise DeployError(f"{stack}: service '{service}' has no canary; set services.{service}.canary.version "
+                          "with `pulumi config set --path` first")
+    return {"weight": 0, **canary, "spec": services[service]}
+
+
+def rollout_step(engine: Engine, stack: str, service: str, probe_url: str | None, host: str | None
+                 ) -> tuple[int, Analysis | None]:
+    canary = canary_of(engine, stack, service)
+    settings = rollout_settings(engine, stack)
+    weight = int(canary.get("weight", 0))
+    analysis = None
+    if weight > 0 and probe_url:
+        analysis = analyse(probe_url, host, int(settings["requests"]), float(settings["timeoutSeconds"]))
+        if not analysis.passes(float(settings["successRate"]), float(settings["timeoutRate"])):
+            rollout_abort(engine, stack, service)
+            raise DeployError(
+                f"analysis failed at {weight}%: success rate {analysis.success_rate:.1%} "
+                f"(needs >= {settings['successRate']:.0%}), timeout rate {analysis.timeout_rate:.1%} "
+                f"(needs <= {settings['timeoutRate']:.0%}); aborted: all traffic is back on stable")
+    new_weight = next_weight(weight, [int(step) for step in settings["steps"]])
+    engine.set_path(stack, f"services.{service}.canary.weight", new_weight)
+    engine.up(stack, message=f"rollout {service} canary {canary['version']} to {new_weight}%")
+    return new_weight, analysis
+
+
+def rollout_abort(engine: Engine, stack: str, service: str) -> None:
+    canary = canary_of(engine, stack, service)
+    engine.set_path(stack, f"services.{service}.canary.weight", 0)
+    engine.up(stack, message=f"rollout {service} abort: canary {canary['version']} to 0%")
+
+
+def rollout_promote(engine: Engine, stack: str, service: str) -> str:
+    canary = canary_of(engine, stack, service)
+    engine.set_path(stack, f"services.{service}.version", canary["version"])
+    engine.remove_path(stack, f"services.{service}.canary")
+    engine.up(stack, message=f"rollout {service} promote: {canary['version']} is stable")
+    return canary["version"]
+
+
+def rollback_drill(engine: Engine, stack: str) -> Evidence:
+    """Roll back to the last good release and forward again, measuring both; the stack ends as it began."""
+    releases = engine.releases(stack)
+    current = releases[-1] if releases else None
+    if current is None or not current.succeeded:
+        raise DeployError(f"{stack}: the newest update did not succeed; fix or roll back before drilling")
+    evidence = Evidence(kind="drill-rollback", stack=stack, threshold_seconds=rollback_threshold(engine, stack))
+    target, rolled = rollback(engine, stack)
+    started = time.monotonic()
+    apply_release_config(engine, stack, current)
+    engine.up(stack, message=f"drill: roll forward to {current.number}")
+    evidence.finish(passed=rolled.duration_seconds <= evidence.threshold_seconds,
+                    rolled_back_to=target.number, rollback_seconds=rolled.duration_seconds,
+                    roll_forward_seconds=round(time.monotonic() - started, 3), restored_version=current.number)
+    evidence.duration_seconds = rolled.duration_seconds  # the RTO is the rollback, not the way back
+    return evidence
