@@ -14,6 +14,7 @@ from components.config import PlatformConfig
 from components.database import PostgresDatabase, PostgresDatabaseArgs
 from components.edge import ADMIN_PORT, EdgeProxy, EdgeProxyArgs
 from components.monitoring import Monitoring, MonitoringArgs
+from components.predeploy import PreDeployBackup, PreDeployBackupArgs
 from components.promotion import PromotionGate, PromotionGateArgs
 from components.release import ReleaseChannel, ReleaseChannelArgs
 from components.smoke import HttpCheck, SmokeTest, SmokeTestArgs
@@ -50,12 +51,14 @@ class Platform(pulumi.ComponentResource):
                 target, child)
             for db_name, database in self.databases.items()
         }
+        self.predeploy_backups = self._predeploy_backups(name, config, target, child)
         self.channels = {
             service: ReleaseChannel(f"{name}-{service}", ReleaseChannelArgs(
                 service=service, spec=spec,
                 secret_env=self._service_secrets(spec, args.secrets, config),
                 database_env=self._database_env(spec, config),
-                database_workloads=tuple(self.databases[db].workload_name for db in spec.databases)),
+                database_workloads=tuple(self.databases[db].workload_name for db in spec.databases),
+                after=tuple(self.predeploy_backups[db] for db in spec.databases if db in self.predeploy_backups)),
                 target, child)
             for service, spec in config.services.items()
         }
@@ -83,6 +86,19 @@ class Platform(pulumi.ComponentResource):
         self.register_outputs({"target": self.target, "versions": self.versions,
                                "verified_versions": self.verified_versions,
                                "canaries": self.canaries, "endpoints": self.endpoints})
+
+    def _predeploy_backups(self, name, config: PlatformConfig, target, child) -> dict[str, PreDeployBackup]:
+        backups = {}
+        for db_name, spec in config.databases.items():
+            command = target.backup_now_command(f"backup-{db_name}")
+            if not spec.backup.before_deploy or command is None:
+                continue
+            clients = {service: service_spec.version for service, service_spec in config.services.items()
+                       if db_name in service_spec.databases}
+            backups[db_name] = PreDeployBackup(f"{name}-{db_name}-predeploy-backup", PreDeployBackupArgs(
+                database=db_name, command=command, client_versions=clients),
+                depends_on=[self.databases[db_name], self.backups[db_name]], opts=child)
+        return backups
 
     def _smoke_test(self, name: str, config: PlatformConfig, child: ResourceOptions) -> SmokeTest | None:
         smoke = config.smoke_test

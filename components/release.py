@@ -26,6 +26,7 @@ class ReleaseChannelArgs:
     secret_env: Mapping[str, pulumi.Input[str]]
     database_env: Mapping[str, str]
     database_workloads: tuple[str, ...] = ()  # workloads this service may reach (NetworkPolicy/networks)
+    after: tuple[pulumi.Resource, ...] = ()  # e.g. the pre-deploy backups of those databases
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ class ReleaseChannel(pulumi.ComponentResource):
             log_rotation=spec.log_rotation,
             track=track,
             clients_of=args.database_workloads,
+            after=args.after,
         )
 
 

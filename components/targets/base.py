@@ -55,6 +55,7 @@ class WorkloadSpec:
     extra_labels: Mapping[str, str] = field(default_factory=dict)
     secret_mounts: Mapping[str, str] = field(default_factory=dict)  # secret object name -> directory
     external: bool = False  # reachable from outside the target (the edge)
+    after: Sequence[pulumi.Resource] = ()  # created/updated only once these are done (pre-deploy backups)
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,11 @@ class RuntimeTarget(Protocol):
 
     def monitoring(self, bundle: MonitoringBundle, parent: pulumi.Resource) -> Sequence[pulumi.Resource]:
         """Deliver alert rules and routing to the target's Prometheus and Alertmanager."""
+        ...
+
+    def backup_now_command(self, job_name: str) -> list[str] | None:
+        """A command, run where `pulumi up` runs, that takes a backup with `job_name` now and exits
+        non-zero if it fails; None when nothing runs on this target (rendered manifests)."""
         ...
 
     def edge_tls(self, hosts: Sequence[str], tls: TlsSpec, parent: pulumi.Resource) -> TlsMaterial | None:

@@ -7,6 +7,7 @@ reach them.
 
 from __future__ import annotations
 
+import shlex
 from typing import Sequence
 
 import pulumi
@@ -32,6 +33,7 @@ PROBE = "wget -q -T {timeout} -O /dev/null http://127.0.0.1:{port}{path} || exit
 # Docker's convention for secrets (as Swarm secrets and the postgres image use it): the value is a
 # file under /run/secrets and the environment only names the file (`<NAME>_FILE`).
 SECRETS_DIR = "/run/secrets"
+JOB_SCRIPT = "/etc/platform/job.sh"
 
 
 class DockerRuntime:
@@ -79,6 +81,11 @@ class DockerRuntime:
             health_check=HealthCheck(path="/-/ready"),
         ), parent)
         return [*alertmanager.resources, *prometheus.resources]
+
+    def backup_now_command(self, job_name: str) -> list[str] | None:
+        docker_cli = ["docker", *(["--host", self.settings.host] if self.settings.host else [])]
+        # The same script crond runs on schedule, run now inside the backup container.
+        return [*docker_cli, "exec", f"{self.stack}-{job_name}", "sh", JOB_SCRIPT]
 
     def edge_tls(self, hosts, tls, parent: pulumi.Resource) -> None:
         # On one host Traefik does it: its ACME resolver, or its own self-signed certificate in dev.
@@ -135,7 +142,7 @@ class DockerRuntime:
                 # Wait for the healthcheck so a broken release fails `pulumi up` instead of serving errors.
                 wait=spec.health_check is not None,
                 wait_timeout=_wait_timeout(spec.health_check),
-                opts=ResourceOptions(parent=parent, provider=self.provider, depends_on=[image]),
+                opts=ResourceOptions(parent=parent, provider=self.provider, depends_on=[image, *spec.after]),
             ))
         address = pulumi.Output.from_input(self.service_address(spec.name, spec.port) if spec.port else "")
         return WorkloadHandle(address=address, resources=[image, *containers])
@@ -158,7 +165,9 @@ class DockerRuntime:
         image = self._image(spec.image, parent)
         labels = {**standard_labels(self.stack, spec.service, spec.component, spec.version),
                   **spec.extra_labels, "deploy.platform/schedule": spec.schedule}
-        crontab = f"{spec.schedule} {' '.join(spec.command)}\n"
+        # crond runs one line per job: the job's script lives in a file, its output goes to the container log.
+        script = spec.command[2] if list(spec.command[:2]) == ["sh", "-c"] else shlex.join(spec.command)
+        crontab = f"{spec.schedule} sh {JOB_SCRIPT} > /proc/1/fd/1 2>&1\n"
         job = docker.Container(
             spec.name,
             name=f"{self.stack}-{spec.name}",
@@ -173,6 +182,7 @@ class DockerRuntime:
             log_opts={"max-size": "10m", "max-file": "5"},
             networks_advanced=self._networks(False, spec.component, spec.clients_of, spec.name),
             uploads=[docker.ContainerUploadArgs(file="/etc/crontabs/root", content=crontab),
+                     docker.ContainerUploadArgs(file=JOB_SCRIPT, content=script),
                      *_uploads({}, spec.secret_env)],
             volumes=self._mount(spec.volume, spec.service, parent),
             opts=ResourceOptions(parent=parent, provider=self.provider, depends_on=[image]),

@@ -99,9 +99,9 @@ class KubernetesRuntime:
         )
         depends = list(created)
         if spec.volume:
-            created.append(self._stateful_set(spec, labels, selector, template, parent, depends))
+            created.append(self._stateful_set(spec, labels, selector, template, parent, [*depends, *spec.after]))
         else:
-            created.append(self._deployment(spec, labels, selector, template, parent, depends))
+            created.append(self._deployment(spec, labels, selector, template, parent, [*depends, *spec.after]))
         address = pulumi.Output.from_input("")
         if spec.port:
             created.append(core.Service(
@@ -209,6 +209,20 @@ class KubernetesRuntime:
                 "alertmanager-config", metadata=self._metadata("alertmanager-platform", labels),
                 string_data={"alertmanager.yaml": bundle.alertmanager_config}, opts=self._opts(parent)))
         return created
+
+    def backup_now_command(self, job_name: str) -> list[str] | None:
+        if self.settings.render_to_directory:
+            return None
+        kubectl = ["kubectl", "--namespace", self.namespace_name]
+        if self.settings.kubeconfig:
+            kubectl += ["--kubeconfig", self.settings.kubeconfig]
+        if self.settings.context:
+            kubectl += ["--context", self.settings.context]
+        run = f"{job_name}-predeploy-$(date +%s)"
+        # A Job from the backup CronJob's own template: the same dump, checksum and pruning.
+        script = (f'job="{run}"; {" ".join(kubectl)} create job "$job" --from=cronjob/{job_name} && '
+                  f'{" ".join(kubectl)} wait --for=condition=complete --timeout=900s "job/$job"')
+        return ["sh", "-c", script]
 
     def edge_tls(self, hosts, tls, parent: pulumi.Resource) -> TlsMaterial:
         """cert-manager issues and renews the edge certificate into a Secret the edge mounts."""

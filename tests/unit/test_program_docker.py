@@ -149,7 +149,8 @@ def test_backup_job_runs_crond_with_the_schedule_and_shares_the_backup_volume(mo
     deploy(mocks)
     backup = mocks.named(CONTAINER, "backup-main")
     assert backup.get("command")[0] == "crond"
-    assert uploads(backup)["/etc/crontabs/root"].startswith("0 2 * * * sh -c")
+    assert uploads(backup)["/etc/crontabs/root"] == "0 2 * * * sh /etc/platform/job.sh > /proc/1/fd/1 2>&1\n"
+    assert "pg_dump" in uploads(backup)["/etc/platform/job.sh"]
     assert labels(backup)["deploy.platform/database"] == "postgres-main"
     drill = mocks.named(CONTAINER, "restore-drill-main")
     assert backup.get("volumes")[0]["volumeName"] == drill.get("volumes")[0]["volumeName"]

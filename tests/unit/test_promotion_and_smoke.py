@@ -12,7 +12,15 @@ from components.stack_config import load
 from support import DEV_SECRETS, raw_stack_config, run_program, set_stack_config
 
 VERIFIED = {"web": "1.4.2", "api": "1.4.2", "worker": "1.4.2", "edge": "3.1.4"}
-SMOKE = "pulumi-python:dynamic:Resource"
+DYNAMIC = "pulumi-python:dynamic:Resource"
+
+
+def smoke_runs(mocks):
+    return [r for r in mocks.of_type(DYNAMIC) if r.name.endswith("-smoke-run")]
+
+
+def backup_runs(mocks):
+    return [r for r in mocks.of_type(DYNAMIC) if r.name.endswith("-predeploy-backup-run")]
 
 
 def deploy(stack, change=None):
@@ -73,7 +81,7 @@ def test_prod_canary_versions_must_be_verified_too(mocks, staging_verified):
 
 def test_staging_runs_a_smoke_test_through_the_edge_after_the_workloads(mocks):
     deploy("staging")
-    smoke = mocks.of_type(SMOKE)
+    smoke = smoke_runs(mocks)
     assert len(smoke) == 1
     checks = {c["service"]: c for c in smoke[0].inputs["checks"]}
     assert checks["api"]["url"] == "https://127.0.0.1:8443/api/healthz"
@@ -85,9 +93,27 @@ def test_staging_runs_a_smoke_test_through_the_edge_after_the_workloads(mocks):
 
 def test_smoke_test_input_carries_every_version_so_a_version_change_reruns_it(mocks):
     deploy("staging")
-    assert mocks.of_type(SMOKE)[0].inputs["versions"] == VERIFIED
+    assert smoke_runs(mocks)[0].inputs["versions"] == VERIFIED
 
 
 def test_dev_renders_only_and_runs_no_smoke_test(mocks):
     deploy("dev")
-    assert mocks.of_type(SMOKE) == []
+    assert smoke_runs(mocks) == []
+
+
+def test_a_backup_runs_before_services_that_use_the_database_change(mocks):
+    deploy("staging")
+    [backup] = backup_runs(mocks)
+    assert backup.inputs["clientVersions"] == {"api": "1.4.2", "worker": "1.4.2"}
+    script = backup.inputs["command"][-1]
+    assert "create job" in script and "--from=cronjob/backup-main" in script and "wait --for=condition=complete" in script
+
+
+def test_rendered_stacks_take_no_pre_deploy_backup(mocks):
+    deploy("dev")
+    assert backup_runs(mocks) == []
+
+
+def test_pre_deploy_backup_can_be_turned_off_per_database(mocks):
+    deploy("staging", lambda raw: raw["databases"]["main"].update(backup={"beforeDeploy": False}))
+    assert backup_runs(mocks) == []

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Builds and caches the cluster binaries from their published Go modules:
+#   kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy, kubectl
+#   (k8s.io/kubernetes, wrapper toolchain/cluster/kubernetes) and coredns
+#   (github.com/coredns/coredns, wrapper toolchain/cluster/coredns).
+# etcd comes from Debian's etcd-server. Idempotent: a piece is rebuilt only when its
+# wrapper module changes or a binary is missing. Prints the time of each step.
+# Outputs: $CLUSTER_CACHE/bin (default ~/.cache/deployplatform/cluster/bin). Details: docs/cluster.md.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+export GOFLAGS="-mod=readonly -buildvcs=false"
+export GOCACHE="${CLUSTER_GOCACHE:-$CLUSTER_CACHE/go-build}"
+NICE=(nice -n 10)
+mkdir -p "$CLUSTER_BIN" "$CLUSTER_STAMPS" "$GOCACHE"
+
+command -v go >/dev/null || cdie "Go is required (the machine's toolchain, go >= 1.26)"
+
+source_digest() { (cd "$CLUSTER_ROOT/$1" && find . -type f \( -name '*.go' -o -name 'go.mod' -o -name 'go.sum' \) -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16); }
+up_to_date() { # name wrapper-dir binary...
+  local name=$1 dir=$2 d; shift 2
+  d=$(source_digest "$dir")
+  for b in "$@"; do [ -x "$CLUSTER_BIN/$b" ] || return 1; done
+  [ "$(cat "$CLUSTER_STAMPS/$name" 2>/dev/null)" = "$d" ]
+}
+mark_built() { source_digest "$2" > "$CLUSTER_STAMPS/$1"; }
+timed() { local start=$SECONDS; "$@"; clog "$1 took $((SECONDS - start))s"; }
+
+K8S_CMDS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
+
+build_kubernetes() {
+  up_to_date kubernetes toolchain/cluster/kubernetes "${K8S_CMDS[@]}" && { clog "kubernetes $K8S_VERSION: up to date"; return 0; }
+  clog "building kubernetes $K8S_VERSION: ${K8S_CMDS[*]} (first time on 2 cores: tens of minutes)"
+  local v=${K8S_VERSION#v} pkgs=() c ld=()
+  for c in "${K8S_CMDS[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$c"); done
+  local major=${v%%.*} rest=${v#*.}; local minor=${rest%%.*}
+  for p in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
+    ld+=("-X $p.gitVersion=$K8S_VERSION" "-X $p.gitMajor=$major" "-X $p.gitMinor=$minor"
+         "-X $p.gitTreeState=clean" "-X $p.buildDate=$(date -u +%Y-%m-%dT%H:%M:%SZ)")
+  done
+  (cd "$CLUSTER_ROOT/toolchain/cluster/kubernetes" && "${NICE[@]}" go build -trimpath \
+     -ldflags "-s -w ${ld[*]}" -o "$CLUSTER_BIN/" "${pkgs[@]}")
+  mark_built kubernetes toolchain/cluster/kubernetes
+}
+
+build_coredns() {
+  up_to_date coredns toolchain/cluster/coredns coredns && { clog "coredns $COREDNS_VERSION: up to date"; return 0; }
+  clog "building coredns $COREDNS_VERSION"
+  (cd "$CLUSTER_ROOT/toolchain/cluster/coredns" && "${NICE[@]}" go build -trimpath -ldflags "-s -w" \
+     -o "$CLUSTER_BIN/coredns" .)
+  mark_built coredns toolchain/cluster/coredns
+}
+
+link_etcd() {
+  ensure_apt_packages
+  command -v etcd >/dev/null || cdie "etcd not found (Debian package etcd-server)"
+  ln -sf "$(command -v etcd)" "$CLUSTER_BIN/etcd"
+  clog "etcd: $(etcd --version 2>/dev/null | head -1)"
+}
+
+start=$SECONDS
+only=("$@"); [ ${#only[@]} -gt 0 ] || only=(etcd kubernetes coredns)
+for piece in "${only[@]}"; do
+  case $piece in
+    kubernetes) timed build_kubernetes ;;
+    coredns) timed build_coredns ;;
+    etcd) timed link_etcd ;;
+    *) cdie "unknown piece $piece (kubernetes|coredns|etcd)" ;;
+  esac
+done
+clog "build.sh done in $((SECONDS - start))s; binaries in $CLUSTER_BIN"

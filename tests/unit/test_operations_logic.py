@@ -1,0 +1,122 @@
+"""Pure logic behind smoke tests, pre-deploy backups and deployctl (no engine, no mocks)."""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from components.predeploy import _BackupProvider
+from components.smoke import _run_checks
+from deployctl.history import HistoryError, find, last_good, releases_from_history
+from deployctl.operations import Analysis, next_weight
+
+
+def entry(result="succeeded", message="", api="1.0.0", kind="update"):
+    return {"kind": kind, "result": result, "message": message, "startTime": "2026-11-23T10:00:00Z",
+            "version": 0, "config": {"platform:services": {"value": "", "secret": False,
+                                                            "objectValue": {"api": {"version": api}}},
+                                      "platform:dbPassword": {"value": "[secret]", "secret": True}}}
+
+
+def test_history_is_numbered_oldest_first_from_one():
+    releases = releases_from_history([entry(api="3"), entry(api="2"), entry(api="1")])
+    assert [(r.number, r.versions["api"]) for r in releases] == [(1, "1"), (2, "2"), (3, "3")]
+
+
+def test_release_config_for_reapply_leaves_secrets_out():
+    [release] = releases_from_history([entry()])
+    assert "platform:dbPassword" not in release.plain_config()
+    assert release.plain_config()["platform:services"]["objectValue"] == {"api": {"version": "1.0.0"}}
+
+
+def test_last_good_is_the_newest_success_before_the_current_update():
+    releases = releases_from_history([entry(result="failed", api="3"), entry(api="2"), entry(api="1")])
+    assert last_good(releases, "staging").number == 2
+    releases = releases_from_history([entry(api="3"), entry(api="2"), entry(api="1")])
+    assert last_good(releases, "staging").number == 2
+
+
+def test_fails_to_find_a_version_that_does_not_exist():
+    with pytest.raises(HistoryError, match="no version 5"):
+        find(releases_from_history([entry()]), 5, "staging")
+
+
+def test_fails_to_roll_back_to_a_failed_update():
+    with pytest.raises(HistoryError, match="failed"):
+        find(releases_from_history([entry(result="failed")]), 1, "staging")
+
+
+def test_canary_weights_step_ten_fifty_hundred():
+    assert [next_weight(w, [10, 50, 100]) for w in (0, 10, 50)] == [10, 50, 100]
+
+
+def test_canary_at_full_weight_has_no_next_step():
+    with pytest.raises(Exception, match="promote"):
+        next_weight(100, [10, 50, 100])
+
+
+@pytest.mark.parametrize("ok,timeouts,passes", [(95, 0, True), (94, 0, False), (95, 6, False), (100, 5, True)])
+def test_analysis_thresholds(ok, timeouts, passes):
+    assert Analysis(requests=100, successes=ok, timeouts=timeouts).passes(0.95, 0.05) is passes
+
+
+def test_pre_deploy_backup_failure_stops_the_update():
+    props = {"database": "main", "command": ["sh", "-c", "echo dump failed >&2; exit 3"], "clientVersions": {}}
+    with pytest.raises(Exception, match="backup of database 'main' before deploy failed .exit 3.*dump failed"):
+        _BackupProvider().update("id", {}, props)
+
+
+def test_pre_deploy_backup_runs_only_when_client_versions_change():
+    provider = _BackupProvider()
+    same = {"command": ["true"], "clientVersions": {"api": "1"}}
+    assert provider.diff("id", same, dict(same)).changes is False
+    assert provider.diff("id", same, {**same, "clientVersions": {"api": "2"}}).changes is True
+
+
+@pytest.fixture
+def health_server():
+    answers = {"/ok": (200, "1.4.2"), "/broken": (500, "1.7.0"), "/stale": (200, "1.4.1")}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            status, body = answers.get(self.path, (404, ""))
+            self.send_response(status)
+            self.end_headers()
+            self.wfile.write(body.encode())
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+def smoke_props(url, version="1.4.2"):
+    return {"checks": [{"service": "api", "url": url, "version": version}], "versions": {"api": version},
+            "hostHeader": None, "verifyTls": False, "attempts": 3, "delaySeconds": 0, "timeoutSeconds": 3,
+            "checkVersion": True}
+
+
+def test_smoke_test_passes_and_verifies_the_versions(health_server):
+    outs = _run_checks(smoke_props(health_server + "/ok"))
+    assert outs["verified"] == {"api": "1.4.2"}
+    assert outs["report"][0]["ok"] is True
+
+
+def test_smoke_test_fails_on_http_500_after_its_retries(health_server):
+    with pytest.raises(Exception, match=r"smoke test failed: api .*/broken: HTTP 500 \(after 3 attempts\)"):
+        _run_checks(smoke_props(health_server + "/broken"))
+
+
+def test_smoke_test_fails_when_the_old_version_still_answers(health_server):
+    with pytest.raises(Exception, match="serves version '1.4.1', expected '1.4.2'"):
+        _run_checks(smoke_props(health_server + "/stale"))
+
+
+def test_smoke_test_fails_when_nothing_listens():
+    with pytest.raises(Exception, match="smoke test failed"):
+        _run_checks(smoke_props("http://127.0.0.1:9/healthz"))
