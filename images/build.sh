@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# Builds the cluster's images without Docker and pushes them to the local registry
+# (Debian's docker-registry on 127.0.0.1:5000, started here if it is not running):
+#   127.0.0.1:5000/shop/{web,api,worker}:{1.4.2,1.5.0,1.6.0,1.7.0-broken}
+#       a tiny HTTP service on busybox-static (images/shop-app): /healthz answers
+#       "ok <name> <version>" (1.7.0-broken: 500), header X-App-Version: <version>
+#   127.0.0.1:5000/shop/postgres:15.18.0   PostgreSQL from Debian's postgresql-15
+#   127.0.0.1:5000/pause:3.10.2            Kubernetes' pause.c, compiled statically
+# Each image: a rootfs directory -> umoci (OCI layout) -> skopeo copy to the registry.
+# Idempotent: an image is rebuilt and pushed only when its inputs change or the
+# registry lacks it. Work files: $CLUSTER_CACHE/images. Usage: images/build.sh [NAME...]
+set -euo pipefail
+IMAGES_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+source "$IMAGES_DIR/../scripts/cluster/lib.sh"
+
+SHOP_VERSIONS=(1.4.2 1.5.0 1.6.0 1.7.0-broken)
+SHOP_SERVICES=(web api worker)
+PAUSE_VERSION=3.10.2
+POSTGRES_TAG=15.18.0
+PG_MAJOR=15
+WORK="$CLUSTER_CACHE/images"
+LAYOUT="$WORK/oci"
+mkdir -p "$WORK/stamps"
+
+ensure_apt_packages
+"$CLUSTER_ROOT/scripts/cluster/cluster.sh" registry >/dev/null
+
+timed() { local start=$SECONDS; "$@"; clog "$* took $((SECONDS - start))s"; }
+
+in_registry() { # repo tag
+  curl -fsS -o /dev/null -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+    -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+    "http://$REGISTRY/v2/$1/manifests/$2" 2>/dev/null
+}
+
+# publish NAME REPO TAG ROOTFS DIGEST umoci-config-args...: skip when unchanged and present.
+publish() {
+  local name=$1 repo=$2 tag=$3 rootfs=$4 digest=$5; shift 5
+  if [ "$(cat "$WORK/stamps/$name" 2>/dev/null)" = "$digest" ] && in_registry "$repo" "$tag"; then
+    clog "$REGISTRY/$repo:$tag up to date"; return 0
+  fi
+  [ -d "$LAYOUT" ] || umoci init --layout "$LAYOUT"
+  umoci rm --image "$LAYOUT:$name" 2>/dev/null || true
+  umoci new --image "$LAYOUT:$name"
+  umoci insert --image "$LAYOUT:$name" "$rootfs" /
+  umoci config --image "$LAYOUT:$name" --author deployplatform \
+    --config.env PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin "$@"
+  skopeo copy -q --dest-tls-verify=false "oci:$LAYOUT:$name" "docker://$REGISTRY/$repo:$tag"
+  umoci gc --layout "$LAYOUT"
+  echo "$digest" > "$WORK/stamps/$name"
+  clog "pushed $REGISTRY/$repo:$tag"
+}
+
+tree_digest() { (for p in "$@"; do find "$p" -type f -print0 | sort -z | xargs -0 sha256sum; done) | sha256sum | cut -c1-16; }
+
+# A minimal busybox root: /bin/busybox plus its applet links, /etc/passwd, /tmp.
+busybox_root() {
+  local r=$1
+  rm -rf "$r"; mkdir -p "$r/bin" "$r/etc" "$r/tmp" "$r/app" "$r/root"
+  chmod 1777 "$r/tmp"
+  cp /bin/busybox "$r/bin/busybox"
+  for a in $(/bin/busybox --list); do [ -e "$r/bin/$a" ] || ln -s busybox "$r/bin/$a"; done
+  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' > "$r/etc/passwd"
+  printf 'root:x:0:\nnogroup:x:65534:\n' > "$r/etc/group"
+}
+
+build_shop() {
+  local svc=$1 ver=$2 r="$WORK/rootfs/shop-$svc-$ver"
+  busybox_root "$r"
+  cp "$IMAGES_DIR/shop-app/handler.sh" "$IMAGES_DIR/shop-app/run.sh" "$r/app/"
+  echo "$ver" > "$r/app/VERSION"; echo "$svc" > "$r/app/NAME"
+  case $ver in *broken*) touch "$r/app/BROKEN" ;; esac
+  publish "shop-$svc-$ver" "shop/$svc" "$ver" "$r" \
+    "$(tree_digest "$IMAGES_DIR/shop-app" /bin/busybox)-$ver" \
+    --config.entrypoint /bin/sh --config.entrypoint /app/run.sh \
+    --config.env "APP_VERSION=$ver" --config.env "APP_NAME=$svc" --config.env PORT=8080 \
+    --config.exposedports 8080/tcp --config.user 65534:65534 \
+    --config.label "org.opencontainers.image.version=$ver" \
+    --config.label "org.opencontainers.image.title=shop-$svc"
+}
+
+build_pause() {
+  local r="$WORK/rootfs/pause" src
+  src=$(cd "$CLUSTER_ROOT/toolchain/cluster/kubernetes" && go mod download -json k8s.io/kubernetes | sed -n 's/.*"Dir": "\(.*\)",/\1/p')
+  rm -rf "$r"; mkdir -p "$r"
+  gcc -Os -Wall -Werror -static -DVERSION=v$PAUSE_VERSION-deployplatform -o "$r/pause" "$src/build/pause/linux/pause.c"
+  strip "$r/pause"
+  publish pause pause "$PAUSE_VERSION" "$r" "$(sha256sum "$src/build/pause/linux/pause.c" | cut -c1-16)" \
+    --config.entrypoint /pause --config.user 65535:65535
+}
+
+# PostgreSQL from the Debian packages installed on this machine: the server binaries,
+# their shared-library closure (ldd), share/ data and a busybox shell for the entrypoint.
+build_postgres() {
+  local r="$WORK/rootfs/postgres" pgbin=/usr/lib/postgresql/$PG_MAJOR/bin
+  if ! dpkg-query -W -f='${Status}' postgresql-$PG_MAJOR 2>/dev/null | grep -q 'install ok installed'; then
+    clog "installing postgresql-$PG_MAJOR (Debian)"; DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql-$PG_MAJOR >/dev/null
+  fi
+  local pgver; pgver=$(dpkg-query -W -f='${Version}' postgresql-$PG_MAJOR)
+  busybox_root "$r"
+  mkdir -p "$r/usr/lib/postgresql/$PG_MAJOR" "$r/usr/share/postgresql" "$r/var/lib/postgresql" \
+    "$r/var/run/postgresql" "$r/usr/share/zoneinfo" "$r/docker-entrypoint-initdb.d"
+  cp -a "/usr/lib/postgresql/$PG_MAJOR/bin" "/usr/lib/postgresql/$PG_MAJOR/lib" "$r/usr/lib/postgresql/$PG_MAJOR/"
+  rm -f "$r/usr/lib/postgresql/$PG_MAJOR/lib/llvmjit"*   # JIT needs libLLVM (100+ MB); jit=off
+  rm -rf "$r/usr/lib/postgresql/$PG_MAJOR/lib/bitcode"
+  cp -a "/usr/share/postgresql/$PG_MAJOR" "$r/usr/share/postgresql/"
+  cp -a /usr/share/zoneinfo/UTC /usr/share/zoneinfo/Etc "$r/usr/share/zoneinfo/" 2>/dev/null || true
+  # shared libraries of every ELF file copied above
+  local f lib
+  for f in "$r/usr/lib/postgresql/$PG_MAJOR/bin/"* "$r/usr/lib/postgresql/$PG_MAJOR/lib/"*.so; do
+    ldd "$f" 2>/dev/null | awk '/=> \//{print $3} /^\t\/lib64/{print $1}'
+  done | sort -u | while read -r lib; do
+    mkdir -p "$r$(dirname "$lib")"; cp -L "$lib" "$r$lib"
+  done
+  mkdir -p "$r/lib64"; cp -L /lib64/ld-linux-x86-64.so.2 "$r/lib64/"
+  [ -d "$r/usr/lib/x86_64-linux-gnu" ] && cp -L /usr/lib/x86_64-linux-gnu/gconv/gconv-modules "$r/usr/lib/x86_64-linux-gnu/" 2>/dev/null || true
+  for b in "$r/usr/lib/postgresql/$PG_MAJOR/bin/"*; do ln -sf "/usr/lib/postgresql/$PG_MAJOR/bin/$(basename "$b")" "$r/bin/$(basename "$b")"; done
+  printf 'postgres:x:999:999:PostgreSQL:/var/lib/postgresql:/bin/sh\n' >> "$r/etc/passwd"
+  printf 'postgres:x:999:\n' >> "$r/etc/group"
+  cp "$IMAGES_DIR/postgres/entrypoint.sh" "$r/entrypoint.sh"
+  chown -R 999:999 "$r/var/lib/postgresql" "$r/var/run/postgresql"
+  publish postgres shop/postgres "$POSTGRES_TAG" "$r" \
+    "$(tree_digest "$IMAGES_DIR/postgres")-$pgver" \
+    --config.entrypoint /bin/sh --config.entrypoint /entrypoint.sh \
+    --config.env PGDATA=/var/lib/postgresql/data --config.env LANG=C.UTF-8 --config.env TZ=UTC \
+    --config.exposedports 5432/tcp --config.volume /var/lib/postgresql/data \
+    --config.stopsignal SIGINT \
+    --config.label "org.opencontainers.image.version=$POSTGRES_TAG" \
+    --config.label "org.debian.package.version=postgresql-$PG_MAJOR=$pgver"
+}
+
+start=$SECONDS
+targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(pause shop postgres)
+for t in "${targets[@]}"; do
+  case $t in
+    pause) timed build_pause ;;
+    postgres) timed build_postgres ;;
+    shop) for s in "${SHOP_SERVICES[@]}"; do for v in "${SHOP_VERSIONS[@]}"; do timed build_shop "$s" "$v"; done; done ;;
+    *) cdie "unknown image $t (pause|shop|postgres)" ;;
+  esac
+done
+clog "images/build.sh done in $((SECONDS - start))s"
