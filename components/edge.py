@@ -50,12 +50,13 @@ class EdgeProxy(pulumi.ComponentResource):
             # Host ports on Docker; on Kubernetes the external Service does this job.
             published_ports={80: spec.http_port, 443: spec.https_port},
             command=["traefik", f"--configFile={STATIC_PATH}"],
-            files={STATIC_PATH: self.static_config, DYNAMIC_PATH: self.dynamic_config},
+            files={STATIC_PATH: self.static_config, DYNAMIC_PATH: self.dynamic_config,
+                   **(args.certificate.files if args.certificate else {})},
             resources=spec.resources,
             health_check=HealthCheck(path="/ping", port=ADMIN_PORT),
             log_rotation=spec.log_rotation,
             extra_labels={"deploy.platform/tls": "enabled"},
-            secret_mounts={args.certificate.secret_name: args.certificate.mount_dir} if args.certificate else {},
+            secret_mounts=args.certificate.secret_mounts if args.certificate else {},
             external=True,
         ), parent=self)
         self.address = handle.address

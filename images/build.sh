@@ -51,7 +51,7 @@ publish() {
   clog "pushed $REGISTRY/$repo:$tag"
 }
 
-tree_digest() { (for p in "$@"; do find "$p" -type f -print0 | sort -z | xargs -0 sha256sum; done) | sha256sum | cut -c1-16; }
+tree_digest() { (for p in "$IMAGES_DIR/build.sh" "$@"; do find "$p" -type f -print0 | sort -z | xargs -0 sha256sum; done) | sha256sum | cut -c1-16; }
 
 # A minimal busybox root: /bin/busybox plus its applet links, /etc/passwd, /tmp.
 busybox_root() {
@@ -65,7 +65,7 @@ busybox_root() {
 }
 
 build_shop() {
-  local svc=$1 ver=$2 r="$WORK/rootfs/shop-$svc-$ver"
+  local svc=$1 ver=$2; local r="$WORK/rootfs/shop-$svc-$ver"
   busybox_root "$r"
   cp "$IMAGES_DIR/shop-app/handler.sh" "$IMAGES_DIR/shop-app/run.sh" "$r/app/"
   echo "$ver" > "$r/app/VERSION"; echo "$svc" > "$r/app/NAME"
@@ -85,7 +85,7 @@ build_pause() {
   rm -rf "$r"; mkdir -p "$r"
   gcc -Os -Wall -Werror -static -DVERSION=v$PAUSE_VERSION-deployplatform -o "$r/pause" "$src/build/pause/linux/pause.c"
   strip "$r/pause"
-  publish pause pause "$PAUSE_VERSION" "$r" "$(sha256sum "$src/build/pause/linux/pause.c" | cut -c1-16)" \
+  publish pause pause "$PAUSE_VERSION" "$r" "$(tree_digest "$src/build/pause/linux/pause.c")" \
     --config.entrypoint /pause --config.user 65535:65535
 }
 
@@ -104,6 +104,7 @@ build_postgres() {
   rm -f "$r/usr/lib/postgresql/$PG_MAJOR/lib/llvmjit"*   # JIT needs libLLVM (100+ MB); jit=off
   rm -rf "$r/usr/lib/postgresql/$PG_MAJOR/lib/bitcode"
   cp -a "/usr/share/postgresql/$PG_MAJOR" "$r/usr/share/postgresql/"
+  mkdir -p "$r/usr/lib/locale"; cp -a /usr/lib/locale/C.utf8 "$r/usr/lib/locale/"   # Debian's C.UTF-8
   cp -a /usr/share/zoneinfo/UTC /usr/share/zoneinfo/Etc "$r/usr/share/zoneinfo/" 2>/dev/null || true
   # shared libraries of every ELF file copied above
   local f lib

@@ -60,18 +60,12 @@ class WorkloadSpec:
 
 @dataclass(frozen=True)
 class TlsMaterial:
-    """Where the edge finds its certificate when the target issues one (cert-manager)."""
+    """Where the edge finds the certificate the target issued, and how it gets there."""
 
-    secret_name: str
-    mount_dir: str
-
-    @property
-    def cert_file(self) -> str:
-        return f"{self.mount_dir}/tls.crt"
-
-    @property
-    def key_file(self) -> str:
-        return f"{self.mount_dir}/tls.key"
+    cert_file: str
+    key_file: str
+    secret_mounts: Mapping[str, str] = field(default_factory=dict)  # Kubernetes Secret -> directory
+    files: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)  # path -> content (secret key)
 
 
 @dataclass(frozen=True)

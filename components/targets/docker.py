@@ -16,11 +16,13 @@ import yaml
 from pulumi import ResourceOptions
 
 from components.config import DockerTarget, HealthCheck, cpu_millicores, memory_mebibytes
+from components.local_ca import LocalCertificateAuthority, LocalCertificateAuthorityArgs
 from components.monitoring import prometheus_config
 from components.targets.gate import after
 from components.targets.base import (
     JobSpec,
     MonitoringBundle,
+    TlsMaterial,
     Volume,
     WorkloadHandle,
     WorkloadSpec,
@@ -87,9 +89,15 @@ class DockerRuntime:
         # The same script crond runs on schedule, run now inside the backup container.
         return [*docker_cli, "exec", f"{self.stack}-{job_name}", "sh", JOB_SCRIPT]
 
-    def edge_tls(self, hosts, tls, parent: pulumi.Resource) -> None:
-        # On one host Traefik does it: its ACME resolver, or its own self-signed certificate in dev.
-        return None
+    def edge_tls(self, hosts, tls, parent: pulumi.Resource) -> TlsMaterial | None:
+        if tls.mode == "acme":
+            return None  # Traefik's own ACME resolver issues and renews
+        authority = LocalCertificateAuthority("local-ca", LocalCertificateAuthorityArgs(
+            hosts=hosts, renew_before_days=tls.renew_before_days), opts=ResourceOptions(parent=parent))
+        cert_dir = "/etc/traefik/certs"
+        return TlsMaterial(cert_file=f"{cert_dir}/tls.crt", key_file=f"{cert_dir}/tls.key",
+                           files={f"{cert_dir}/tls.crt": authority.certificate,
+                                  f"{cert_dir}/tls.key": authority.private_key})
 
     def _image(self, reference: str, parent: pulumi.Resource) -> docker.RemoteImage:
         if reference not in self._images:

@@ -13,7 +13,7 @@ from pulumi import ResourceOptions
 
 from components.config import KubernetesTarget, Resources
 from components.targets.gate import after
-from components.tls_settings import ACME_SERVERS
+from components.targets.kubernetes_tls import issue_edge_certificate
 from components.targets.base import (
     JobSpec,
     MonitoringBundle,
@@ -226,29 +226,9 @@ class KubernetesRuntime:
 
     def edge_tls(self, hosts, tls, parent: pulumi.Resource) -> TlsMaterial:
         """cert-manager issues and renews the edge certificate into a Secret the edge mounts."""
-        issuer_name = f"{self.stack}-{tls.mode}"
-        if tls.mode == "acme":
-            issuer_spec = {"acme": {
-                "email": tls.email, "server": ACME_SERVERS[tls.acme_server],
-                "privateKeySecretRef": {"name": f"{issuer_name}-account-key"},
-                "solvers": [{"http01": {"ingress": {"ingressClassName": self.settings.ingress_class}}}]}}
-        else:
-            issuer_spec = {"selfSigned": {}}
-        opts = ResourceOptions(parent=parent, provider=self.provider)
-        issuer = k8s.apiextensions.CustomResource(
-            "cluster-issuer", api_version="cert-manager.io/v1", kind="ClusterIssuer",
-            metadata={"name": issuer_name, "labels": {"app.kubernetes.io/part-of": "platform"}},
-            spec=issuer_spec, opts=opts)
-        k8s.apiextensions.CustomResource(
-            "edge-certificate", api_version="cert-manager.io/v1", kind="Certificate",
-            metadata={"name": "edge-tls", "namespace": self.namespace_name,
-                      "labels": {"app.kubernetes.io/part-of": "platform", "app.kubernetes.io/name": "edge"}},
-            spec={"secretName": "edge-tls", "dnsNames": list(hosts),
-                  "issuerRef": {"name": issuer_name, "kind": "ClusterIssuer"},
-                  "duration": "2160h", "renewBefore": f"{tls.renew_before_days * 24}h",
-                  "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"}},
-            opts=ResourceOptions(parent=parent, provider=self.provider, depends_on=[issuer, self.namespace]))
-        return TlsMaterial(secret_name="edge-tls", mount_dir="/etc/traefik/certs")
+        return issue_edge_certificate(hosts, tls, self.settings, self.stack,
+                                      ResourceOptions(parent=parent, provider=self.provider,
+                                                      depends_on=[self.namespace]))
 
     def _claim(self, volume, labels, parent) -> core.PersistentVolumeClaim:
         """One claim per volume name: the backup job and its restore drill share the dumps."""

@@ -120,3 +120,38 @@ def test_smoke_test_fails_when_the_old_version_still_answers(health_server):
 def test_smoke_test_fails_when_nothing_listens():
     with pytest.raises(Exception, match="smoke test failed"):
         _run_checks(smoke_props("http://127.0.0.1:9/healthz"))
+
+
+def test_local_ca_issues_a_certificate_for_every_host_signed_by_its_ca():
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from components.local_ca import issue
+
+    issued = issue(["shop.dev.localhost", "api.dev.localhost"], 30)
+    cert = x509.load_pem_x509_certificate(issued["cert"].encode())
+    ca = x509.load_pem_x509_certificate(issued["ca_cert"].encode())
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    assert names == ["shop.dev.localhost", "api.dev.localhost"]
+    ca.public_key().verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(cert.signature_hash_algorithm))
+
+
+def test_local_ca_renewal_keeps_the_ca_and_issues_a_new_certificate():
+    from components.local_ca import _IssuerProvider, issue
+
+    first = issue(["shop.dev.localhost"], 30)
+    renewed = _IssuerProvider().update("id", first, {"hosts": ["shop.dev.localhost"], "renew_before_days": 30}).outs
+    assert renewed["ca_cert"] == first["ca_cert"] and renewed["cert"] != first["cert"]
+
+
+def test_local_ca_renews_within_the_renew_before_window_and_on_host_changes():
+    import datetime as dt
+
+    from components.local_ca import _IssuerProvider
+
+    soon = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=10)).isoformat()
+    later = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=80)).isoformat()
+    provider, news = _IssuerProvider(), {"hosts": ["a.local"], "renew_before_days": 30}
+    assert provider.diff("id", {"hosts": ["a.local"], "not_after": soon}, news).changes is True
+    assert provider.diff("id", {"hosts": ["a.local"], "not_after": later}, news).changes is False
+    assert provider.diff("id", {"hosts": ["b.local"], "not_after": later}, news).changes is True

@@ -36,7 +36,8 @@ def labels(container) -> dict[str, str]:
 
 
 def uploads(container) -> dict[str, str]:
-    return {entry["file"]: entry["content"] for entry in container.get("uploads") or []}
+    # Under mocks, values computed by dynamic providers (the local CA's certificate) are absent.
+    return {entry["file"]: entry.get("content") for entry in container.get("uploads") or []}
 
 
 def test_container_image_is_repository_plus_version(mocks):
@@ -159,3 +160,21 @@ def test_backup_job_runs_crond_with_the_schedule_and_shares_the_backup_volume(mo
 def test_no_container_is_privileged(mocks):
     deploy(mocks)
     assert all(not c.get("privileged") for c in mocks.of_type(CONTAINER))
+
+
+def test_edge_serves_a_certificate_from_the_local_ca_without_acme(mocks):
+    deploy(mocks)
+    edge = mocks.named(CONTAINER, "edge")
+    assert {"/etc/traefik/certs/tls.crt", "/etc/traefik/certs/tls.key"} <= set(uploads(edge))
+    dynamic = yaml.safe_load(uploads(edge)[DYNAMIC_PATH])
+    assert dynamic["tls"]["certificates"] == [{"certFile": "/etc/traefik/certs/tls.crt",
+                                               "keyFile": "/etc/traefik/certs/tls.key"}]
+    assert mocks.named("pulumi-python:dynamic:Resource", "local-ca-issued").inputs["hosts"] == [
+        "shop.staging.localhost"]
+
+
+def test_acme_mode_leaves_certificates_to_traefik(mocks):
+    deploy(mocks, change=lambda raw: raw["edge"].update(tls={"mode": "acme", "email": "ops@shop.example"}))
+    static = yaml.safe_load(uploads(mocks.named(CONTAINER, "edge"))[STATIC_PATH])
+    assert static["certificatesResolvers"]["acme"]["acme"]["email"] == "ops@shop.example"
+    assert not [r for r in mocks.of_type("pulumi-python:dynamic:Resource") if r.name == "local-ca-issued"]

@@ -177,9 +177,18 @@ def test_edge_certificate_is_issued_by_cert_manager_and_renewed_thirty_days_earl
     certificate = mocks.named("kubernetes:cert-manager.io/v1:Certificate", "edge-certificate")
     assert certificate.get("spec.dnsNames") == ["shop.staging.localhost"]
     assert certificate.get("spec.renewBefore") == "720h"
-    assert certificate.get("spec.issuerRef") == {"name": "staging-self-signed", "kind": "ClusterIssuer"}
+    assert certificate.get("spec.issuerRef") == {"name": "platform-ca", "kind": "Issuer"}
     edge = mocks.named(DEPLOYMENT, "edge")
     assert {"name": "edge-tls", "secret": {"secretName": "edge-tls"}} in edge.get("spec.template.spec.volumes")
+
+
+def test_self_signed_mode_issues_from_a_local_ca(mocks):
+    deploy(mocks)
+    root = mocks.named("kubernetes:cert-manager.io/v1:Certificate", "root-ca")
+    assert root.get("spec.isCA") is True
+    assert root.get("spec.issuerRef") == {"name": "platform-selfsigned", "kind": "Issuer"}
+    ca = mocks.named("kubernetes:cert-manager.io/v1:Issuer", "ca-issuer")
+    assert ca.get("spec.ca.secretName") == "platform-root-ca"
 
 
 def test_prod_issues_certificates_from_the_acme_production_directory(mocks, staging_verified):

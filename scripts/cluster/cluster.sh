@@ -1,0 +1,390 @@
+#!/usr/bin/env bash
+# A single-node Kubernetes cluster on this machine, from the binaries scripts/cluster/build.sh
+# caches and Debian's containerd, runc, CNI plugins, etcd and docker-registry.
+#
+#   cluster.sh start      start everything (idempotent; generates PKI/kubeconfigs on first run)
+#   cluster.sh status     processes, health endpoints, nodes and pods
+#   cluster.sh stop       stop pods and every process started here (state is kept)
+#   cluster.sh reset      stop, then delete cluster state (etcd, containerd, kubelet, PKI);
+#                         the image registry's storage and the built binaries are kept
+#   cluster.sh registry   only start the local image registry (127.0.0.1:5000)
+#   cluster.sh containerd only start the registry and containerd (image/runtime checks)
+#
+# Addresses: the API server answers on https://127.0.0.1:6443 (kubeconfig:
+# ~/.cache/deployplatform/cluster/kubeconfig). Kubernetes refuses a loopback node IP or
+# advertise address, so the node's address 10.250.0.1/32 sits on lo;
+# pods live on the bridge dpcni0 (10.244.0.0/24), services on 10.96.0.0/16. None of it
+# leaves this machine. Design, versions and limits: docs/cluster.md.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+NODE_NAME=dp-node
+NODE_IP=10.250.0.1
+POD_CIDR=10.244.0.0/24
+SERVICE_CIDR=10.96.0.0/16
+API_SERVICE_IP=10.96.0.1
+DNS_SERVICE_IP=10.96.0.10
+CLUSTER_DOMAIN=cluster.local
+PAUSE_IMAGE=$REGISTRY/pause:3.10.2
+COREDNS_IMAGE=$REGISTRY/coredns:${COREDNS_VERSION#v}
+
+PIDS=$CLUSTER_RUN/pids
+LOGS=$CLUSTER_RUN/logs
+CONF=$CLUSTER_RUN/conf
+CTRD_SOCK=$CLUSTER_RUN/containerd/containerd.sock
+KUBECTL=("$CLUSTER_BIN/kubectl" --kubeconfig "$KUBECONFIG_FILE")
+ADDONS="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/addons"
+
+# ---------------------------------------------------------------- processes
+pid_of() { local f="$PIDS/$1.pid"; [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null && cat "$f"; }
+
+start_proc() { # name cmd...: runs detached, logs to $LOGS/name.log
+  local name=$1; shift
+  if pid_of "$name" >/dev/null; then clog "$name already running (pid $(pid_of "$name"))"; return 0; fi
+  mkdir -p "$PIDS" "$LOGS"
+  setsid "$@" >>"$LOGS/$name.log" 2>&1 < /dev/null &
+  echo $! > "$PIDS/$name.pid"
+  clog "started $name (pid $!, log $LOGS/$name.log)"
+}
+
+stop_proc() { # name: SIGTERM, then SIGKILL after 15 s
+  local name=$1 pid i
+  pid=$(pid_of "$name") || { rm -f "$PIDS/$name.pid"; return 0; }
+  kill "$pid" 2>/dev/null || true
+  for i in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$pid" 2>/dev/null && { clog "$name did not stop, SIGKILL"; kill -9 "$pid" 2>/dev/null || true; }
+  rm -f "$PIDS/$name.pid"; clog "stopped $name"
+}
+
+wait_for() { # description seconds command...
+  local what=$1 secs=$2 i; shift 2
+  for i in $(seq $((secs * 2))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.5; done
+  cdie "timed out after ${secs}s waiting for $what (logs: $LOGS)"
+}
+
+# ---------------------------------------------------------------- registry
+start_registry() {
+  mkdir -p "$CLUSTER_CACHE/registry" "$CONF"
+  cat > "$CONF/registry.yml" <<EOF
+version: 0.1
+log: {level: warn}
+storage:
+  filesystem: {rootdirectory: $CLUSTER_CACHE/registry}
+  delete: {enabled: true}
+http:
+  addr: $REGISTRY
+EOF
+  if curl -fsS "http://$REGISTRY/v2/" >/dev/null 2>&1; then return 0; fi
+  start_proc registry docker-registry serve "$CONF/registry.yml"
+  wait_for "registry on $REGISTRY" 20 curl -fsS "http://$REGISTRY/v2/"
+}
+
+# ---------------------------------------------------------------- PKI
+pki() {
+  local d=$CLUSTER_PKI
+  mkdir -p "$d"
+  [ -f "$d/ca.crt" ] || { clog "generating the cluster CA and certificates (openssl)";
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+      -subj "/CN=deployplatform-cluster-ca" -keyout "$d/ca.key" -out "$d/ca.crt" 2>/dev/null; }
+  [ -f "$d/sa.key" ] || { openssl genrsa -out "$d/sa.key" 2048 2>/dev/null; openssl rsa -in "$d/sa.key" -pubout -out "$d/sa.pub" 2>/dev/null; }
+  cert apiserver "kube-apiserver" "" server \
+    "DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.$CLUSTER_DOMAIN,DNS:localhost,IP:127.0.0.1,IP:$NODE_IP,IP:$API_SERVICE_IP"
+  cert apiserver-kubelet-client "kube-apiserver-kubelet-client" "system:masters" client
+  cert admin "deployplatform-admin" "system:masters" client
+  cert controller-manager "system:kube-controller-manager" "" client
+  cert scheduler "system:kube-scheduler" "" client
+  cert kube-proxy "system:kube-proxy" "" client
+  cert kubelet-client "system:node:$NODE_NAME" "system:nodes" client
+  cert kubelet-server "system:node:$NODE_NAME" "system:nodes" server "DNS:$NODE_NAME,DNS:localhost,IP:127.0.0.1,IP:$NODE_IP"
+  kubeconfig admin "$KUBECONFIG_FILE"
+  kubeconfig controller-manager "$CONF/controller-manager.kubeconfig"
+  kubeconfig scheduler "$CONF/scheduler.kubeconfig"
+  kubeconfig kube-proxy "$CONF/kube-proxy.kubeconfig"
+  kubeconfig kubelet-client "$CONF/kubelet.kubeconfig"
+}
+
+cert() { # name CN O client|server [SANs]
+  local d=$CLUSTER_PKI name=$1 cn=$2 o=$3 kind=$4 sans=${5:-} subj ext
+  [ -f "$d/$name.crt" ] && return 0
+  subj="/CN=$cn"; [ -n "$o" ] && subj="/O=$o$subj"
+  ext="$d/$name.ext"
+  { echo "basicConstraints=CA:FALSE"; echo "keyUsage=critical,digitalSignature,keyEncipherment"
+    if [ "$kind" = server ]; then echo "extendedKeyUsage=serverAuth,clientAuth"; else echo "extendedKeyUsage=clientAuth"; fi
+    [ -n "$sans" ] && echo "subjectAltName=$sans"; } > "$ext"
+  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "$subj" \
+    -keyout "$d/$name.key" -out "$d/$name.csr" 2>/dev/null
+  openssl x509 -req -in "$d/$name.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial \
+    -days 3650 -extfile "$ext" -out "$d/$name.crt" 2>/dev/null
+  rm -f "$d/$name.csr" "$ext"
+}
+
+kubeconfig() { # cert-name file
+  local d=$CLUSTER_PKI
+  mkdir -p "$(dirname "$2")"
+  cat > "$2" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: deployplatform
+  cluster:
+    server: https://127.0.0.1:6443
+    certificate-authority-data: $(base64 -w0 < "$d/ca.crt")
+users:
+- name: $1
+  user:
+    client-certificate-data: $(base64 -w0 < "$d/$1.crt")
+    client-key-data: $(base64 -w0 < "$d/$1.key")
+contexts:
+- name: deployplatform
+  context: {cluster: deployplatform, user: $1}
+current-context: deployplatform
+EOF
+  chmod 600 "$2"
+}
+
+# ---------------------------------------------------------------- host network
+host_network() {
+  # The kernel here has no dummy interface type ("Unknown device type"), so the node's
+  # address is a /32 on lo: still a local address, reachable from the pod bridge.
+  ip -4 addr show dev lo | grep -q " $NODE_IP/32" || ip addr add "$NODE_IP/32" dev lo
+  sysctl -qw net.ipv4.ip_forward=1
+  [ -e /proc/sys/net/bridge/bridge-nf-call-iptables ] && sysctl -qw net.bridge.bridge-nf-call-iptables=1 || true
+  mkdir -p /var/run/netns
+}
+
+# ---------------------------------------------------------------- components
+start_etcd() {
+  mkdir -p "$CLUSTER_RUN/etcd"; chmod 700 "$CLUSTER_RUN/etcd"
+  start_proc etcd "$CLUSTER_BIN/etcd" --name "$NODE_NAME" --data-dir "$CLUSTER_RUN/etcd" \
+    --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
+    --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
+    --initial-cluster "$NODE_NAME=http://127.0.0.1:2380" --listen-metrics-urls http://127.0.0.1:2381 \
+    --quota-backend-bytes 2147483648 --snapshot-count 10000
+  wait_for etcd 30 curl -fsS http://127.0.0.1:2381/health
+}
+
+start_apiserver() {
+  local d=$CLUSTER_PKI
+  start_proc kube-apiserver "$CLUSTER_BIN/kube-apiserver" \
+    --etcd-servers http://127.0.0.1:2379 \
+    --bind-address 0.0.0.0 --secure-port 6443 --advertise-address "$NODE_IP" \
+    --service-cluster-ip-range "$SERVICE_CIDR" \
+    --client-ca-file "$d/ca.crt" --tls-cert-file "$d/apiserver.crt" --tls-private-key-file "$d/apiserver.key" \
+    --kubelet-client-certificate "$d/apiserver-kubelet-client.crt" --kubelet-client-key "$d/apiserver-kubelet-client.key" \
+    --kubelet-certificate-authority "$d/ca.crt" --kubelet-preferred-address-types InternalIP \
+    --service-account-issuer "https://kubernetes.default.svc.$CLUSTER_DOMAIN" \
+    --service-account-key-file "$d/sa.pub" --service-account-signing-key-file "$d/sa.key" \
+    --authorization-mode Node,RBAC --enable-admission-plugins NodeRestriction \
+    --allow-privileged=true --profiling=false --event-ttl 1h
+  wait_for "kube-apiserver /readyz" 120 curl -fsS --cacert "$d/ca.crt" --cert "$d/admin.crt" --key "$d/admin.key" https://127.0.0.1:6443/readyz
+}
+
+start_controllers() {
+  local d=$CLUSTER_PKI
+  start_proc kube-controller-manager "$CLUSTER_BIN/kube-controller-manager" \
+    --kubeconfig "$CONF/controller-manager.kubeconfig" \
+    --authentication-kubeconfig "$CONF/controller-manager.kubeconfig" \
+    --authorization-kubeconfig "$CONF/controller-manager.kubeconfig" \
+    --bind-address 127.0.0.1 --leader-elect=false --use-service-account-credentials \
+    --cluster-signing-cert-file "$d/ca.crt" --cluster-signing-key-file "$d/ca.key" \
+    --root-ca-file "$d/ca.crt" --service-account-private-key-file "$d/sa.key" \
+    --service-cluster-ip-range "$SERVICE_CIDR" --allocate-node-cidrs=false \
+    --controllers '*,bootstrapsigner,tokencleaner'
+  start_proc kube-scheduler "$CLUSTER_BIN/kube-scheduler" \
+    --kubeconfig "$CONF/scheduler.kubeconfig" \
+    --authentication-kubeconfig "$CONF/scheduler.kubeconfig" \
+    --authorization-kubeconfig "$CONF/scheduler.kubeconfig" \
+    --bind-address 127.0.0.1 --leader-elect=false
+}
+
+start_containerd() {
+  local c=$CLUSTER_RUN/containerd
+  mkdir -p "$c/root" "$c/state" "$c/certs.d/$REGISTRY" "$CLUSTER_RUN/cni/net.d" "$CLUSTER_RUN/cni/ipam"
+  cat > "$c/certs.d/$REGISTRY/hosts.toml" <<EOF
+server = "http://$REGISTRY"
+[host."http://$REGISTRY"]
+  capabilities = ["pull", "resolve"]
+EOF
+  cat > "$c/config.toml" <<EOF
+version = 2
+root = "$c/root"
+state = "$c/state"
+[grpc]
+  address = "$CTRD_SOCK"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "$PAUSE_IMAGE"
+  enable_unprivileged_ports = true
+  enable_unprivileged_icmp = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+        BinaryName = "$(command -v runc)"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "$CLUSTER_RUN/cni/net.d"
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "$c/certs.d"
+EOF
+  cat > "$CLUSTER_RUN/cni/net.d/10-dpcluster.conflist" <<EOF
+{
+  "cniVersion": "0.4.0",
+  "name": "dpcluster",
+  "plugins": [
+    {"type": "bridge", "bridge": "dpcni0", "isGateway": true, "ipMasq": true, "hairpinMode": true,
+     "ipam": {"type": "host-local", "dataDir": "$CLUSTER_RUN/cni/ipam",
+              "ranges": [[{"subnet": "$POD_CIDR"}]], "routes": [{"dst": "0.0.0.0/0"}]}},
+    {"type": "portmap", "capabilities": {"portMappings": true}}
+  ]
+}
+EOF
+  start_proc containerd containerd --config "$c/config.toml"
+  wait_for containerd 30 ctr --address "$CTRD_SOCK" version
+}
+
+start_kubelet() {
+  local d=$CLUSTER_PKI k=$CLUSTER_RUN/kubelet
+  mkdir -p "$k"
+  printf 'nameserver 127.0.0.1\n' > "$CONF/resolv.conf"   # no upstream DNS here: nothing to forward to
+  cat > "$CONF/kubelet.yaml" <<EOF
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+address: $NODE_IP
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: true}
+  x509: {clientCAFile: $d/ca.crt}
+authorization: {mode: Webhook}
+tlsCertFile: $d/kubelet-server.crt
+tlsPrivateKeyFile: $d/kubelet-server.key
+containerRuntimeEndpoint: unix://$CTRD_SOCK
+cgroupDriver: cgroupfs
+failCgroupV1: false
+failSwapOn: false
+clusterDomain: $CLUSTER_DOMAIN
+clusterDNS: [$DNS_SERVICE_IP]
+resolvConf: $CONF/resolv.conf
+podCIDR: $POD_CIDR
+maxPods: 50
+serializeImagePulls: false
+imageGCHighThresholdPercent: 95
+imageGCLowThresholdPercent: 90
+evictionHard: {memory.available: "200Mi", nodefs.available: "5%", imagefs.available: "5%"}
+healthzBindAddress: 127.0.0.1
+EOF
+  start_proc kubelet "$CLUSTER_BIN/kubelet" --config "$CONF/kubelet.yaml" \
+    --kubeconfig "$CONF/kubelet.kubeconfig" --root-dir "$k" \
+    --hostname-override "$NODE_NAME" --node-ip "$NODE_IP" --v 1
+  wait_for "kubelet /healthz" 60 curl -fsS http://127.0.0.1:10248/healthz
+}
+
+start_kube_proxy() {
+  cat > "$CONF/kube-proxy.yaml" <<EOF
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+clientConnection: {kubeconfig: $CONF/kube-proxy.kubeconfig}
+hostnameOverride: $NODE_NAME
+mode: iptables
+clusterCIDR: $POD_CIDR
+bindAddress: 127.0.0.1
+healthzBindAddress: 127.0.0.1:10256
+metricsBindAddress: 127.0.0.1:10249
+conntrack: {maxPerCore: 0}
+EOF
+  start_proc kube-proxy "$CLUSTER_BIN/kube-proxy" --config "$CONF/kube-proxy.yaml"
+}
+
+apply_addons() {
+  sed -e "s#@COREDNS_IMAGE@#$COREDNS_IMAGE#g" -e "s#@DNS_SERVICE_IP@#$DNS_SERVICE_IP#g" \
+      -e "s#@CLUSTER_DOMAIN@#$CLUSTER_DOMAIN#g" "$ADDONS/coredns.yaml" | "${KUBECTL[@]}" apply -f - >/dev/null
+  clog "applied addons (CoreDNS $COREDNS_IMAGE)"
+}
+
+node_ready() {
+  [ "$("${KUBECTL[@]}" get node "$NODE_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = True ]
+}
+
+cmd_start() {
+  local t0=$SECONDS b
+  ensure_apt_packages
+  for b in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl etcd; do
+    [ -x "$CLUSTER_BIN/$b" ] || cdie "$CLUSTER_BIN/$b missing: run scripts/cluster/build.sh first"
+  done
+  mkdir -p "$CLUSTER_RUN" "$CONF"
+  host_network
+  pki
+  start_registry
+  start_etcd
+  start_apiserver
+  start_controllers
+  start_containerd
+  start_kubelet
+  start_kube_proxy
+  wait_for "node $NODE_NAME Ready" 120 node_ready
+  apply_addons
+  clog "cluster up in $((SECONDS - t0))s; export KUBECONFIG=$KUBECONFIG_FILE"
+}
+
+cmd_status() {
+  local n rc=0 p
+  for n in registry etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy; do
+    if p=$(pid_of "$n"); then printf '  %-24s running (pid %s)\n' "$n" "$p"
+    elif [ "$n" = registry ] && curl -fsS "http://$REGISTRY/v2/" >/dev/null 2>&1; then printf '  %-24s running (not started here)\n' "$n"
+    else printf '  %-24s stopped\n' "$n"; rc=1; fi
+  done
+  if [ -f "$KUBECONFIG_FILE" ] && pid_of kube-apiserver >/dev/null; then
+    "${KUBECTL[@]}" get --raw /readyz >/dev/null 2>&1 && echo "  apiserver /readyz: ok" || { echo "  apiserver /readyz: FAILED"; rc=1; }
+    "${KUBECTL[@]}" get nodes -o wide 2>&1 | sed 's/^/  /'
+    "${KUBECTL[@]}" get pods -A -o wide 2>&1 | sed 's/^/  /'
+  fi
+  return $rc
+}
+
+cmd_stop() {
+  local pid
+  stop_proc kube-proxy
+  stop_proc kubelet
+  # stop every container this containerd runs, then the daemon and its shims
+  if pid_of containerd >/dev/null; then
+    for t in $(ctr --address "$CTRD_SOCK" -n k8s.io tasks ls -q 2>/dev/null); do
+      ctr --address "$CTRD_SOCK" -n k8s.io tasks kill -s SIGKILL "$t" >/dev/null 2>&1 || true
+    done
+    sleep 1
+  fi
+  stop_proc containerd
+  # shims are started by containerd with our socket address: end exactly those
+  for pid in $(pgrep -f "containerd-shim-runc-v2 .*-address $CTRD_SOCK" || true); do kill -9 "$pid" 2>/dev/null || true; done
+  stop_proc kube-scheduler
+  stop_proc kube-controller-manager
+  stop_proc kube-apiserver
+  stop_proc etcd
+  stop_proc registry
+}
+
+cleanup_mounts() {
+  local m
+  for m in $(awk -v r="$CLUSTER_RUN" 'index($2, r) == 1 {print $2}' /proc/mounts | sort -r); do umount -l "$m" 2>/dev/null || true; done
+  for m in $(awk '$2 ~ "^/(var/)?run/netns/cni-" {print $2}' /proc/mounts); do umount -l "$m" 2>/dev/null || true; rm -f "$m"; done
+}
+
+cmd_reset() {
+  cmd_stop
+  cleanup_mounts
+  ip link del dpcni0 2>/dev/null || true
+  ip addr del "$NODE_IP/32" dev lo 2>/dev/null || true
+  rm -rf "$CLUSTER_RUN" "$CLUSTER_PKI" "$KUBECONFIG_FILE"
+  clog "cluster state removed (kept: binaries, registry storage $CLUSTER_CACHE/registry)"
+}
+
+case ${1:-} in
+  start) cmd_start ;;
+  status) cmd_status ;;
+  stop) cmd_stop ;;
+  reset) cmd_reset ;;
+  registry) start_registry ;;
+  containerd) mkdir -p "$CLUSTER_RUN" "$CONF"; host_network; start_registry; start_containerd ;;
+  *) echo "usage: $0 start|status|stop|reset|registry" >&2; exit 2 ;;
+esac
