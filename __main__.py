@@ -5,8 +5,6 @@ components/config.py (ServiceSpec) plus its defaults; a new piece of
 infrastructure is a ComponentResource in components/ that Platform creates.
 """
 
-import sys
-
 import pulumi
 
 from components.platform import Platform, PlatformArgs
@@ -17,8 +15,7 @@ try:
     loaded = load(stack)
 except ConfigError as error:
     # A config mistake is the operator's to fix: say what is wrong, no traceback, nothing registered.
-    pulumi.log.error(str(error))
-    sys.exit(32)
+    raise pulumi.RunError(str(error)) from None
 
 platform = Platform("platform", PlatformArgs(config=loaded.platform, stack=stack, secrets=loaded.secrets))
 

@@ -18,8 +18,8 @@ from pulumi import ResourceOptions
 from components.config import PlatformConfig
 
 
-class UnverifiedVersionError(Exception):
-    pass
+class UnverifiedVersionError(pulumi.RunError):
+    """Reported as a plain error message, without a Python traceback."""
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,8 @@ class PromotionGate(pulumi.ComponentResource):
         wanted = requested_versions(args.config)
         self.verified_in_source = reference.get_output("verifiedVersions")
         self.approved = self.verified_in_source.apply(
-            lambda verified: check_versions(wanted, verified or {}, args.config, args.stack))
+            lambda verified: check_versions(wanted, verified or {}, args.config, args.stack,
+                                            enforce=promotion.require_verified))
         self.overrides = {service: {"version": o.version, "reason": o.reason}
                           for service, o in promotion.overrides.items()}
         self.register_outputs({"source": self.source, "approved": self.approved, "overrides": self.overrides})
@@ -52,7 +53,9 @@ def requested_versions(config: PlatformConfig) -> dict[str, list[str]]:
 
 
 def check_versions(wanted: Mapping[str, list[str]], verified: Mapping[str, str],
-                   config: PlatformConfig, stack: str) -> bool:
+                   config: PlatformConfig, stack: str, enforce: bool = True) -> bool:
+    """True when every wanted version is verified or overridden; otherwise an error when
+    enforcing (requireVerified), a warning when not."""
     problems = []
     for service, versions in sorted(wanted.items()):
         for version in versions:
@@ -64,6 +67,10 @@ def check_versions(wanted: Mapping[str, list[str]], verified: Mapping[str, str],
                 continue
             problems.append(f"service '{service}' version '{version}' was not verified in "
                             f"{config.promotion.staging_stack} (verified: {verified.get(service) or 'none'})")
+    if problems and not enforce:
+        for problem in problems:
+            pulumi.log.warn(f"{problem} (promotion.requireVerified is off)")
+        return False
     if problems:
         raise UnverifiedVersionError(
             f"Pulumi.{stack}.yaml: refusing to deploy unverified versions: " + "; ".join(problems)

@@ -6,6 +6,7 @@
 #       "ok <name> <version>" (1.7.0-broken: 500), header X-App-Version: <version>
 #   127.0.0.1:5000/shop/postgres:15.18.0   PostgreSQL from Debian's postgresql-15
 #   127.0.0.1:5000/pause:3.10.2            Kubernetes' pause.c, compiled statically
+#   127.0.0.1:5000/coredns:<version>        cluster DNS: the binary scripts/cluster/build.sh built
 # Each image: a rootfs directory -> umoci (OCI layout) -> skopeo copy to the registry.
 # Idempotent: an image is rebuilt and pushed only when its inputs change or the
 # registry lacks it. Work files: $CLUSTER_CACHE/images. Usage: images/build.sh [NAME...]
@@ -33,12 +34,14 @@ in_registry() { # repo tag
     "http://$REGISTRY/v2/$1/manifests/$2" 2>/dev/null
 }
 
+fresh() { # name repo tag digest: true when the registry has what this digest built
+  [ "$(cat "$WORK/stamps/$1" 2>/dev/null)" = "$4" ] && in_registry "$2" "$3" && clog "$REGISTRY/$2:$3 up to date"
+}
+
 # publish NAME REPO TAG ROOTFS DIGEST umoci-config-args...: skip when unchanged and present.
 publish() {
   local name=$1 repo=$2 tag=$3 rootfs=$4 digest=$5; shift 5
-  if [ "$(cat "$WORK/stamps/$name" 2>/dev/null)" = "$digest" ] && in_registry "$repo" "$tag"; then
-    clog "$REGISTRY/$repo:$tag up to date"; return 0
-  fi
+  fresh "$name" "$repo" "$tag" "$digest" && return 0
   [ -d "$LAYOUT" ] || umoci init --layout "$LAYOUT"
   umoci rm --image "$LAYOUT:$name" 2>/dev/null || true
   umoci new --image "$LAYOUT:$name"
@@ -65,13 +68,15 @@ busybox_root() {
 }
 
 build_shop() {
-  local svc=$1 ver=$2; local r="$WORK/rootfs/shop-$svc-$ver"
+  local svc=$1 ver=$2; local r="$WORK/rootfs/shop-$svc-$ver" digest
+  digest="$SHOP_DIGEST-$ver"
+  fresh "shop-$svc-$ver" "shop/$svc" "$ver" "$digest" && return 0
   busybox_root "$r"
   cp "$IMAGES_DIR/shop-app/handler.sh" "$IMAGES_DIR/shop-app/run.sh" "$r/app/"
   echo "$ver" > "$r/app/VERSION"; echo "$svc" > "$r/app/NAME"
   case $ver in *broken*) touch "$r/app/BROKEN" ;; esac
   publish "shop-$svc-$ver" "shop/$svc" "$ver" "$r" \
-    "$(tree_digest "$IMAGES_DIR/shop-app" /bin/busybox)-$ver" \
+    "$digest" \
     --config.entrypoint /bin/sh --config.entrypoint /app/run.sh \
     --config.env "APP_VERSION=$ver" --config.env "APP_NAME=$svc" --config.env PORT=8080 \
     --config.exposedports 8080/tcp --config.user 65534:65534 \
@@ -89,6 +94,16 @@ build_pause() {
     --config.entrypoint /pause --config.user 65535:65535
 }
 
+build_coredns() {
+  local r="$WORK/rootfs/coredns" bin="$CLUSTER_BIN/coredns"
+  [ -x "$bin" ] || "$CLUSTER_ROOT/scripts/cluster/build.sh" coredns
+  rm -rf "$r"; mkdir -p "$r/etc/coredns"
+  cp "$bin" "$r/coredns"
+  printf 'root:x:0:0:root:/:/coredns\nnonroot:x:65532:65532::/:/coredns\n' > "$r/etc/passwd"
+  publish coredns coredns "${COREDNS_VERSION#v}" "$r" "$(tree_digest "$bin")" \
+    --config.entrypoint /coredns --config.exposedports 53/udp --config.exposedports 53/tcp
+}
+
 # PostgreSQL from the Debian packages installed on this machine: the server binaries,
 # their shared-library closure (ldd), share/ data and a busybox shell for the entrypoint.
 build_postgres() {
@@ -96,7 +111,9 @@ build_postgres() {
   if ! dpkg-query -W -f='${Status}' postgresql-$PG_MAJOR 2>/dev/null | grep -q 'install ok installed'; then
     clog "installing postgresql-$PG_MAJOR (Debian)"; DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql-$PG_MAJOR >/dev/null
   fi
-  local pgver; pgver=$(dpkg-query -W -f='${Version}' postgresql-$PG_MAJOR)
+  local pgver digest; pgver=$(dpkg-query -W -f='${Version}' postgresql-$PG_MAJOR)
+  digest="$(tree_digest "$IMAGES_DIR/postgres")-$pgver"
+  fresh postgres shop/postgres "$POSTGRES_TAG" "$digest" && return 0
   busybox_root "$r"
   mkdir -p "$r/usr/lib/postgresql/$PG_MAJOR" "$r/usr/share/postgresql" "$r/var/lib/postgresql" \
     "$r/var/run/postgresql" "$r/usr/share/zoneinfo" "$r/docker-entrypoint-initdb.d"
@@ -120,8 +137,7 @@ build_postgres() {
   printf 'postgres:x:999:\n' >> "$r/etc/group"
   cp "$IMAGES_DIR/postgres/entrypoint.sh" "$r/entrypoint.sh"
   chown -R 999:999 "$r/var/lib/postgresql" "$r/var/run/postgresql"
-  publish postgres shop/postgres "$POSTGRES_TAG" "$r" \
-    "$(tree_digest "$IMAGES_DIR/postgres")-$pgver" \
+  publish postgres shop/postgres "$POSTGRES_TAG" "$r" "$digest" \
     --config.entrypoint /bin/sh --config.entrypoint /entrypoint.sh \
     --config.env PGDATA=/var/lib/postgresql/data --config.env LANG=C.UTF-8 --config.env TZ=UTC \
     --config.exposedports 5432/tcp --config.volume /var/lib/postgresql/data \
@@ -131,13 +147,15 @@ build_postgres() {
 }
 
 start=$SECONDS
-targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(pause shop postgres)
+targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(pause shop postgres coredns)
 for t in "${targets[@]}"; do
   case $t in
     pause) timed build_pause ;;
     postgres) timed build_postgres ;;
-    shop) for s in "${SHOP_SERVICES[@]}"; do for v in "${SHOP_VERSIONS[@]}"; do timed build_shop "$s" "$v"; done; done ;;
-    *) cdie "unknown image $t (pause|shop|postgres)" ;;
+    coredns) timed build_coredns ;;
+    shop) SHOP_DIGEST=$(tree_digest "$IMAGES_DIR/shop-app" /bin/busybox)
+          for s in "${SHOP_SERVICES[@]}"; do for v in "${SHOP_VERSIONS[@]}"; do timed build_shop "$s" "$v"; done; done ;;
+    *) cdie "unknown image $t (pause|shop|postgres|coredns)" ;;
   esac
 done
 clog "images/build.sh done in $((SECONDS - start))s"

@@ -46,7 +46,8 @@ build_kubernetes() {
 build_coredns() {
   up_to_date coredns toolchain/cluster/coredns coredns && { clog "coredns $COREDNS_VERSION: up to date"; return 0; }
   clog "building coredns $COREDNS_VERSION"
-  (cd "$CLUSTER_ROOT/toolchain/cluster/coredns" && "${NICE[@]}" go build -trimpath -ldflags "-s -w" \
+  # static (CGO off): it runs in a scratch image (images/build.sh coredns)
+  (cd "$CLUSTER_ROOT/toolchain/cluster/coredns" && CGO_ENABLED=0 "${NICE[@]}" go build -trimpath -ldflags "-s -w" \
      -o "$CLUSTER_BIN/coredns" .)
   mark_built coredns toolchain/cluster/coredns
 }

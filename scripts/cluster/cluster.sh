@@ -152,6 +152,19 @@ host_network() {
   mkdir -p /var/run/netns
 }
 
+# This machine mounts cgroup v1 controllers one per hierarchy but leaves hugetlb unmounted.
+# kubelet writes hugetlb limits for every page size in /sys/kernel/mm/hugepages into pod
+# cgroups, and runc fails on a limit it cannot set, so mount the controller.
+host_cgroups() {
+  [ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ] && return 0
+  local c
+  for c in hugetlb; do
+    awk -v c=$c '$1 == c && $4 == 1' /proc/cgroups | grep -q . || continue
+    grep -qE "^cgroup /sys/fs/cgroup/[^ ]*\b$c\b" /proc/mounts && continue
+    mkdir -p /sys/fs/cgroup/$c && mount -t cgroup -o $c cgroup /sys/fs/cgroup/$c && clog "mounted cgroup v1 controller $c"
+  done
+}
+
 # ---------------------------------------------------------------- components
 start_etcd() {
   mkdir -p "$CLUSTER_RUN/etcd"; chmod 700 "$CLUSTER_RUN/etcd"
@@ -315,6 +328,7 @@ cmd_start() {
   done
   mkdir -p "$CLUSTER_RUN" "$CONF"
   host_network
+  host_cgroups
   pki
   start_registry
   start_etcd
@@ -385,6 +399,7 @@ case ${1:-} in
   stop) cmd_stop ;;
   reset) cmd_reset ;;
   registry) start_registry ;;
+  pki) mkdir -p "$CONF"; pki ;;
   containerd) mkdir -p "$CLUSTER_RUN" "$CONF"; host_network; start_registry; start_containerd ;;
   *) echo "usage: $0 start|status|stop|reset|registry" >&2; exit 2 ;;
 esac

@@ -48,8 +48,8 @@ def test_shipped_stack_passes_every_mandatory_policy(tmp_path, stack):
 def test_shipped_prod_stack_passes_when_staging_verified_its_versions(tmp_path):
     project = Project(tmp_path)
     rendering_stack(project, "prod")
-    # Promotion is tested elsewhere; here the StackReference check is relaxed so only policies speak.
-    project.set_config("prod", "promotion.requireVerified", False)
+    # Promotion through the StackReference is tested elsewhere (test_deployctl): here only policies speak.
+    project.pulumi("config", "rm", "platform:promotion", "-s", "prod")
     result = preview_with_policies(project, "prod", policy_config(tmp_path, "prod", VERIFIED))
     assert result.code == 0, result.output
 
@@ -57,7 +57,7 @@ def test_shipped_prod_stack_passes_when_staging_verified_its_versions(tmp_path):
 def test_prod_preview_with_a_version_staging_did_not_verify_fails(tmp_path):
     project = Project(tmp_path)
     rendering_stack(project, "prod")
-    project.set_config("prod", "promotion.requireVerified", False)
+    project.pulumi("config", "rm", "platform:promotion", "-s", "prod")
     verified = {**VERIFIED, "api": ["1.4.1"]}
     result = preview_with_policies(project, "prod", policy_config(tmp_path, "prod", verified))
     assert result.code != 0
@@ -68,7 +68,7 @@ def test_prod_preview_with_a_version_staging_did_not_verify_fails(tmp_path):
 def test_prod_preview_fails_closed_without_verified_versions(tmp_path):
     project = Project(tmp_path)
     rendering_stack(project, "prod")
-    project.set_config("prod", "promotion.requireVerified", False)
+    project.pulumi("config", "rm", "platform:promotion", "-s", "prod")
     result = preview_with_policies(project, "prod", policy_config(tmp_path, "prod"))
     assert result.code != 0
     assert "require-verified-version" in result.output
@@ -77,7 +77,7 @@ def test_prod_preview_fails_closed_without_verified_versions(tmp_path):
 def test_unpinned_version_is_refused_in_prod(tmp_path):
     project = Project(tmp_path)
     rendering_stack(project, "prod")
-    project.set_config("prod", "promotion.requireVerified", False)
+    project.pulumi("config", "rm", "platform:promotion", "-s", "prod")
     project.set_config("prod", "services.web.version", "1.4")
     verified = {**VERIFIED, "web": ["1.4"]}
     result = preview_with_policies(project, "prod", policy_config(tmp_path, "prod", verified))

@@ -117,3 +117,10 @@ def test_rendered_stacks_take_no_pre_deploy_backup(mocks):
 def test_pre_deploy_backup_can_be_turned_off_per_database(mocks):
     deploy("staging", lambda raw: raw["databases"]["main"].update(backup={"beforeDeploy": False}))
     assert backup_runs(mocks) == []
+
+
+def test_without_require_verified_an_unverified_version_only_warns(mocks, staging_verified):
+    staging_verified({**VERIFIED, "api": "1.4.1"})
+    platform = deploy("prod", lambda raw: raw["promotion"].update(requireVerified=False))
+    assert platform.gate is not None
+    assert len(mocks.of_type("kubernetes:apps/v1:Deployment")) == 4
