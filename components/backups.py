@@ -12,11 +12,12 @@ from dataclasses import dataclass
 import pulumi
 from pulumi import ResourceOptions
 
-from components.config import DatabaseSpec, Resources
-from components.targets.base import JobSpec, RuntimeTarget, Volume
+from components.config import DatabaseSpec, HealthCheck, MonitoringSpec, Resources
+from components.targets.base import JobSpec, RuntimeTarget, Volume, WorkloadSpec
 from components.versioning import image_reference
 
 BACKUP_ROOT = "/backups"
+EXPORTER_PORT = 9102
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class BackupScheduleArgs:
     spec: DatabaseSpec
     host: str
     password: pulumi.Input[str]
+    monitoring: MonitoringSpec = MonitoringSpec()
 
 
 class BackupSchedule(pulumi.ComponentResource):
@@ -39,7 +41,7 @@ class BackupSchedule(pulumi.ComponentResource):
             image=image_reference(spec.image, spec.version),
             version=spec.version,
             env={"PGHOST": args.host, "PGPORT": str(spec.port), "PGDATABASE": spec.database,
-                 "PGUSER": spec.user, "BACKUP_DIR": f"{BACKUP_ROOT}/{args.database}",
+                 "PGUSER": spec.user, "BACKUP_DIR": f"{BACKUP_ROOT}/{args.database}", "DATABASE": args.database,
                  "RETENTION_DAYS": str(spec.backup.retention_days)},
             secret_env={"PGPASSWORD": args.password},
             resources=Resources(cpu_request="50m", cpu_limit="500m", memory_request="64Mi", memory_limit="256Mi"),
@@ -54,6 +56,18 @@ class BackupSchedule(pulumi.ComponentResource):
             name=f"restore-drill-{args.database}", component="restore-drill",
             schedule=spec.backup.restore_drill_schedule,
             command=["sh", "-c", restore_drill_script()], **common), parent=self)
+        # The scheduled jobs leave their result in a file; this serves it to Prometheus, so
+        # BackupStale and BackupFailed see real runs (components/alerting/catalogue.py).
+        self.exporter_name, self.exporter_port = f"backup-metrics-{args.database}", EXPORTER_PORT
+        metrics = args.monitoring
+        self.exporter = target.workload(WorkloadSpec(
+            name=self.exporter_name, service=self.exporter_name, component="backup",
+            image=image_reference(metrics.exporter_image, metrics.exporter_version), version=metrics.exporter_version,
+            port=EXPORTER_PORT, command=["httpd", "-f", "-p", str(EXPORTER_PORT), "-h", f"{volume.mount_path}/{args.database}/.metrics"],
+            resources=Resources(cpu_request="10m", cpu_limit="100m", memory_request="16Mi", memory_limit="32Mi"),
+            health_check=HealthCheck(path="/metrics"), shared_volume=volume,
+            extra_labels={"deploy.platform/database": args.workload},
+        ), parent=self)
         self.schedule = spec.backup.schedule
         self.retention_days = spec.backup.retention_days
         self.register_outputs({"schedule": self.schedule, "retention_days": self.retention_days})
@@ -63,10 +77,25 @@ class BackupSchedule(pulumi.ComponentResource):
 LOAD_PASSWORD = '[ -n "${PGPASSWORD_FILE:-}" ] && PGPASSWORD="$(cat "$PGPASSWORD_FILE")" && export PGPASSWORD'
 
 
+# Written on every exit, success or not: the exporter serves it as /metrics.
+WRITE_METRICS = "\n".join([
+    'metrics() {',
+    '  mkdir -p "$BACKUP_DIR/.metrics"',
+    '  last=$(cat "$BACKUP_DIR/last_success" 2>/dev/null || echo 0)',
+    '  printf \'platform_backup_last_success_timestamp_seconds{database="%s"} %s\\n'
+    'platform_backup_last_run_status{database="%s"} %s\\n\' "$DATABASE" "$last" "$DATABASE" "$1" '
+    '> "$BACKUP_DIR/.metrics/metrics.tmp"',
+    '  mv "$BACKUP_DIR/.metrics/metrics.tmp" "$BACKUP_DIR/.metrics/metrics"',
+    '}',
+    "trap 'code=$?; if [ $code -eq 0 ]; then metrics 1; else metrics 0; fi' EXIT",
+])
+
+
 def backup_script() -> str:
     """pg_dump to a temp name, rename when complete, checksum, record success, prune."""
     return "\n".join([
         "set -eu",
+        WRITE_METRICS,
         LOAD_PASSWORD,
         'ts=$(date -u +%Y%m%dT%H%M%SZ)',
         'mkdir -p "$BACKUP_DIR" && cd "$BACKUP_DIR"',

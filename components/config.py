@@ -270,6 +270,9 @@ class MonitoringSpec(Model):
     prometheus_version: str = "2.42.0"
     alertmanager_image: str = "127.0.0.1:5000/shop/alertmanager"
     alertmanager_version: str = "0.25.0"
+    # busybox httpd serves each backup's result file (backup_script writes it) as /metrics.
+    exporter_image: str = "127.0.0.1:5000/shop/busybox"
+    exporter_version: str = "1.35.0"
     scrape_interval_seconds: int = Field(15, ge=5, le=300)
 
 

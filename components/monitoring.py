@@ -17,7 +17,7 @@ from components.alerting import (
     render_prometheus_rule_file,
 )
 from components.config import AlertingSpec, MonitoringSpec
-from components.targets.base import MonitoringBundle, RuntimeTarget
+from components.targets.base import MonitoringBundle, RuntimeTarget, ScrapeTarget
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class MonitoringArgs:
     settings: MonitoringSpec
     services: Sequence[str]
     databases: Sequence[str]
-    scrape_targets: Mapping[str, Sequence[str]]  # job -> host:port targets serving /metrics
+    scrape_targets: Sequence[ScrapeTarget]
     secrets: Mapping[str, pulumi.Output[str]]
 
 
@@ -59,13 +59,13 @@ def _alertmanager_yaml(alerting: AlertingSpec, secrets: Mapping[str, pulumi.Outp
         alerting, webhook_url=values[0], smtp_password=values[1], heartbeat_url=values[2]), sort_keys=False)))
 
 
-def prometheus_config(bundle: MonitoringBundle, rule_path: str, alertmanager: str) -> str:
-    """prometheus.yml for a target that runs its own Prometheus."""
+def prometheus_config(bundle: MonitoringBundle, rule_path: str, alertmanager: str, address) -> str:
+    """prometheus.yml for a target that runs its own Prometheus (`address(workload, port)` -> host:port)."""
     interval = f"{bundle.settings.scrape_interval_seconds}s"
     return yaml.safe_dump({
         "global": {"scrape_interval": interval, "evaluation_interval": interval},
         "rule_files": [rule_path],
         "alerting": {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]},
-        "scrape_configs": [{"job_name": job, "static_configs": [{"targets": list(targets)}]}
-                           for job, targets in sorted(bundle.scrape_targets.items())],
+        "scrape_configs": [{"job_name": t.job, "static_configs": [{"targets": [address(t.workload, t.port)]}]}
+                           for t in sorted(bundle.scrape_targets, key=lambda t: t.job)],
     }, sort_keys=False)

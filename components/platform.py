@@ -19,6 +19,7 @@ from components.promotion import PromotionGate, PromotionGateArgs
 from components.release import ReleaseChannel, ReleaseChannelArgs
 from components.smoke import HttpCheck, SmokeTest, SmokeTestArgs
 from components.targets import runtime_for
+from components.targets.base import ScrapeTarget
 from components.tls import EdgeCertificates, EdgeCertificatesArgs
 
 
@@ -47,8 +48,8 @@ class Platform(pulumi.ComponentResource):
         self.backups = {
             db_name: BackupSchedule(f"{name}-{db_name}-backup", BackupScheduleArgs(
                 database=db_name, workload=database.workload_name, spec=config.databases[db_name],
-                host=database.host, password=args.secrets[config.databases[db_name].password_secret]),
-                target, child)
+                host=database.host, password=args.secrets[config.databases[db_name].password_secret],
+                monitoring=config.monitoring), target, child)
             for db_name, database in self.databases.items()
         }
         self.predeploy_backups = self._predeploy_backups(name, config, target, child)
@@ -71,7 +72,7 @@ class Platform(pulumi.ComponentResource):
         self.monitoring = Monitoring(f"{name}-monitoring", MonitoringArgs(
             alerting=config.alerting, settings=config.monitoring,
             services=["edge", *config.services], databases=list(config.databases),
-            scrape_targets=self._scrape_targets(config, target), secrets=args.secrets), target, child)
+            scrape_targets=self._scrape_targets(config), secrets=args.secrets), target, child)
 
         self.smoke_test = self._smoke_test(name, config, child)
         self.target = target.name
@@ -120,12 +121,14 @@ class Platform(pulumi.ComponentResource):
     def versions_of(config: PlatformConfig) -> dict[str, str]:
         return {service: spec.version for service, spec in config.services.items()}
 
-    @staticmethod
-    def _scrape_targets(config: PlatformConfig, target) -> dict[str, list[str]]:
-        # Services serve /metrics on their HTTP port; the edge on Traefik's admin entry point.
-        targets = {service: [target.service_address(service, spec.port)]
-                   for service, spec in config.services.items() if spec.port}
-        targets["edge"] = [target.service_address("edge", ADMIN_PORT)]
+    def _scrape_targets(self, config: PlatformConfig) -> list[ScrapeTarget]:
+        # Services serve /metrics on their HTTP port; the edge on Traefik's admin entry point;
+        # each database's backup results through its backup-metrics exporter.
+        targets = [ScrapeTarget(job=service, workload=service, port=spec.port)
+                   for service, spec in config.services.items() if spec.port]
+        targets.append(ScrapeTarget(job="edge", workload="edge", port=ADMIN_PORT))
+        targets += [ScrapeTarget(job=f"backup-{db}", workload=backup.exporter_name, port=backup.exporter_port)
+                    for db, backup in self.backups.items()]
         return targets
 
     def _database_env(self, spec, config: PlatformConfig) -> dict[str, str]:

@@ -56,6 +56,7 @@ class WorkloadSpec:
     secret_mounts: Mapping[str, str] = field(default_factory=dict)  # secret object name -> directory
     external: bool = False  # reachable from outside the target (the edge)
     after: Sequence[pulumi.Resource] = ()  # created/updated only once these are done (pre-deploy backups)
+    shared_volume: Volume | None = None  # a volume other workloads also mount (backups), not owned per pod
 
 
 @dataclass(frozen=True)
@@ -69,12 +70,21 @@ class TlsMaterial:
 
 
 @dataclass(frozen=True)
+class ScrapeTarget:
+    """A workload serving Prometheus metrics at /metrics on `port`, scraped as job `job`."""
+
+    job: str
+    workload: str
+    port: int
+
+
+@dataclass(frozen=True)
 class MonitoringBundle:
     """Everything a target needs to evaluate the alert rules and route the alerts."""
 
     rule_file: Mapping  # the `groups:` document promtool checks; PrometheusRule spec on Kubernetes
     alertmanager_config: pulumi.Output[str]  # secret alertmanager.yml
-    scrape_targets: Mapping[str, Sequence[str]]
+    scrape_targets: Sequence[ScrapeTarget]
     settings: MonitoringSpec
 
 

@@ -78,7 +78,8 @@ class DockerRuntime:
             command=["prometheus", "--config.file=/etc/prometheus/prometheus.yml",
                      "--storage.tsdb.retention.time=15d"],
             files={"/etc/prometheus/prometheus.yml": prometheus_config(
-                       bundle, "/etc/prometheus/rules.yml", self.service_address("alertmanager", 9093)),
+                       bundle, "/etc/prometheus/rules.yml", self.service_address("alertmanager", 9093),
+                       self.service_address),
                    "/etc/prometheus/rules.yml": yaml.safe_dump(dict(bundle.rule_file), sort_keys=False)},
             health_check=HealthCheck(path="/-/ready"),
         ), parent)
@@ -145,7 +146,7 @@ class DockerRuntime:
                 ports=[docker.ContainerPortArgs(internal=inner, external=outer, ip=self.settings.bind_address)
                        for inner, outer in sorted(spec.published_ports.items())] or None,
                 uploads=uploads or None,
-                volumes=self._mount(spec.volume, spec.service, parent),
+                volumes=self._mount(spec.volume or spec.shared_volume, spec.service, parent),
                 privileged=False,
                 # Wait for the healthcheck so a broken release fails `pulumi up` instead of serving errors.
                 wait=spec.health_check is not None,

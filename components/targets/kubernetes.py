@@ -73,6 +73,12 @@ class KubernetesRuntime:
             created.append(config_map)
         if spec.volume:
             mounts.append(core.VolumeMountArgs(name=spec.volume.name, mount_path=spec.volume.mount_path))
+        if spec.shared_volume:
+            shared = spec.shared_volume
+            created.append(self._claim(shared, labels, parent))
+            volumes.append(core.VolumeArgs(name=shared.name, persistent_volume_claim=core.PersistentVolumeClaimVolumeSourceArgs(
+                claim_name=shared.name, read_only=True)))
+            mounts.append(core.VolumeMountArgs(name=shared.name, mount_path=shared.mount_path, read_only=True))
         for secret_name, directory in sorted(spec.secret_mounts.items()):
             volumes.append(core.VolumeArgs(name=secret_name, secret=core.SecretVolumeSourceArgs(secret_name=secret_name)))
             mounts.append(core.VolumeMountArgs(name=secret_name, mount_path=directory, read_only=True))
@@ -203,6 +209,15 @@ class KubernetesRuntime:
             "alert-rules", api_version="monitoring.coreos.com/v1", kind="PrometheusRule",
             metadata={"name": "platform-alerts", "namespace": self.namespace_name, "labels": labels},
             spec=dict(bundle.rule_file), opts=self._opts(parent))]
+        for target in bundle.scrape_targets:
+            # One PodMonitor per job: the rules select by `job`, so it is set explicitly.
+            created.append(k8s.apiextensions.CustomResource(
+                f"scrape-{target.job}", api_version="monitoring.coreos.com/v1", kind="PodMonitor",
+                metadata={"name": f"platform-{target.job}", "namespace": self.namespace_name, "labels": labels},
+                spec={"selector": {"matchLabels": {"app.kubernetes.io/name": target.workload}},
+                      "podMetricsEndpoints": [{"targetPort": target.port, "path": "/metrics",
+                                               "relabelings": [{"targetLabel": "job", "replacement": target.job}]}]},
+                opts=self._opts(parent)))
         if not self.settings.render_to_directory:
             # alertmanager-<name> with alertmanager.yaml is the Prometheus Operator's convention.
             created.append(core.Secret(

@@ -10,8 +10,10 @@ set -e
 export PGDATA
 
 if [ "$(id -u)" = 0 ]; then
-  # started as root: fix ownership of the data volume, then drop to postgres
+  # started as root: fix ownership of the data volume, then drop to postgres. A volume's
+  # root can come as root 0750 (e.g. hostPath), so the mount point is handed over too.
   mkdir -p "$PGDATA" /var/run/postgresql
+  chown postgres:postgres /var/lib/postgresql/data "$(dirname "$PGDATA")"
   chown -R postgres:postgres "$PGDATA" /var/run/postgresql
   chmod 700 "$PGDATA"
   exec su -p -s /bin/sh postgres -- "$0" "$@"

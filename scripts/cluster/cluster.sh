@@ -56,6 +56,14 @@ stop_proc() { # name: SIGTERM, then SIGKILL after 15 s
   rm -f "$PIDS/$name.pid"; clog "stopped $name"
 }
 
+# write_conf FILE < content: replace FILE only when the content differs. kube-proxy exits
+# when its config file changes and containerd reloads CNI on any write.
+write_conf() {
+  local tmp; tmp=$(mktemp "$1.XXXX")
+  cat > "$tmp"
+  if cmp -s "$tmp" "$1"; then rm -f "$tmp"; else mv "$tmp" "$1"; fi
+}
+
 wait_for() { # description seconds command...
   local what=$1 secs=$2 i; shift 2
   for i in $(seq $((secs * 2))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.5; done
@@ -65,7 +73,7 @@ wait_for() { # description seconds command...
 # ---------------------------------------------------------------- registry
 start_registry() {
   mkdir -p "$CLUSTER_CACHE/registry" "$CONF"
-  cat > "$CONF/registry.yml" <<EOF
+  write_conf "$CONF/registry.yml" <<EOF
 version: 0.1
 log: {level: warn}
 storage:
@@ -150,6 +158,9 @@ host_network() {
   sysctl -qw net.ipv4.ip_forward=1
   [ -e /proc/sys/net/bridge/bridge-nf-call-iptables ] && sysctl -qw net.bridge.bridge-nf-call-iptables=1 || true
   mkdir -p /var/run/netns
+  # hostPath provisioner's fixed base directory -> our state directory (addons/storage.yaml)
+  mkdir -p "$CLUSTER_RUN/volumes"
+  if [ ! -e /tmp/hostpath_pv ] || [ -L /tmp/hostpath_pv ]; then ln -sfn "$CLUSTER_RUN/volumes" /tmp/hostpath_pv; fi
 }
 
 # This machine mounts cgroup v1 controllers one per hierarchy but leaves hugetlb unmounted.
@@ -202,7 +213,7 @@ start_controllers() {
     --cluster-signing-cert-file "$d/ca.crt" --cluster-signing-key-file "$d/ca.key" \
     --root-ca-file "$d/ca.crt" --service-account-private-key-file "$d/sa.key" \
     --service-cluster-ip-range "$SERVICE_CIDR" --allocate-node-cidrs=false \
-    --controllers '*,bootstrapsigner,tokencleaner'
+    --controllers '*,bootstrapsigner,tokencleaner' --enable-hostpath-provisioner
   start_proc kube-scheduler "$CLUSTER_BIN/kube-scheduler" \
     --kubeconfig "$CONF/scheduler.kubeconfig" \
     --authentication-kubeconfig "$CONF/scheduler.kubeconfig" \
@@ -213,12 +224,12 @@ start_controllers() {
 start_containerd() {
   local c=$CLUSTER_RUN/containerd
   mkdir -p "$c/root" "$c/state" "$c/certs.d/$REGISTRY" "$CLUSTER_RUN/cni/net.d" "$CLUSTER_RUN/cni/ipam"
-  cat > "$c/certs.d/$REGISTRY/hosts.toml" <<EOF
+  write_conf "$c/certs.d/$REGISTRY/hosts.toml" <<EOF
 server = "http://$REGISTRY"
 [host."http://$REGISTRY"]
   capabilities = ["pull", "resolve"]
 EOF
-  cat > "$c/config.toml" <<EOF
+  write_conf "$c/config.toml" <<EOF
 version = 2
 root = "$c/root"
 state = "$c/state"
@@ -228,6 +239,10 @@ state = "$c/state"
   sandbox_image = "$PAUSE_IMAGE"
   enable_unprivileged_ports = true
   enable_unprivileged_icmp = true
+  # This sandbox's root lacks CAP_SYS_RESOURCE: lowering oom_score_adj below the current 0
+  # fails ("nsexec: failed to update /proc/self/oom_score_adj: Permission denied"), and kubelet
+  # asks -998 for every sandbox. Clamp to containerd's own value instead.
+  restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
@@ -242,7 +257,7 @@ state = "$c/state"
   [plugins."io.containerd.grpc.v1.cri".registry]
     config_path = "$c/certs.d"
 EOF
-  cat > "$CLUSTER_RUN/cni/net.d/10-dpcluster.conflist" <<EOF
+  write_conf "$CLUSTER_RUN/cni/net.d/10-dpcluster.conflist" <<EOF
 {
   "cniVersion": "0.4.0",
   "name": "dpcluster",
@@ -261,8 +276,8 @@ EOF
 start_kubelet() {
   local d=$CLUSTER_PKI k=$CLUSTER_RUN/kubelet
   mkdir -p "$k"
-  printf 'nameserver 127.0.0.1\n' > "$CONF/resolv.conf"   # no upstream DNS here: nothing to forward to
-  cat > "$CONF/kubelet.yaml" <<EOF
+  printf 'nameserver 127.0.0.1\n' | write_conf "$CONF/resolv.conf"   # no upstream DNS here: nothing to forward to
+  write_conf "$CONF/kubelet.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 address: $NODE_IP
@@ -295,7 +310,7 @@ EOF
 }
 
 start_kube_proxy() {
-  cat > "$CONF/kube-proxy.yaml" <<EOF
+  write_conf "$CONF/kube-proxy.yaml" <<EOF
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 clientConnection: {kubeconfig: $CONF/kube-proxy.kubeconfig}
@@ -313,7 +328,8 @@ EOF
 apply_addons() {
   sed -e "s#@COREDNS_IMAGE@#$COREDNS_IMAGE#g" -e "s#@DNS_SERVICE_IP@#$DNS_SERVICE_IP#g" \
       -e "s#@CLUSTER_DOMAIN@#$CLUSTER_DOMAIN#g" "$ADDONS/coredns.yaml" | "${KUBECTL[@]}" apply -f - >/dev/null
-  clog "applied addons (CoreDNS $COREDNS_IMAGE)"
+  "${KUBECTL[@]}" apply -f "$ADDONS/storage.yaml" >/dev/null
+  clog "applied addons (CoreDNS $COREDNS_IMAGE, default StorageClass standard)"
 }
 
 node_ready() {
@@ -384,11 +400,38 @@ cleanup_mounts() {
   for m in $(awk '$2 ~ "^/(var/)?run/netns/cni-" {print $2}' /proc/mounts); do umount -l "$m" 2>/dev/null || true; rm -f "$m"; done
 }
 
+cleanup_iptables() {
+  [ -x "$CLUSTER_BIN/kube-proxy" ] && "$CLUSTER_BIN/kube-proxy" --cleanup >/dev/null 2>&1 || true
+  # the bridge plugin's per-pod masquerade chains, tagged with our network's name
+  local rule chain
+  iptables -t nat -S POSTROUTING | grep -F 'name: \"dpcluster\"' | sed 's/^-A //' | while read -r rule; do
+    eval "iptables -t nat -D $rule" 2>/dev/null || true
+  done
+  # kubelet's own chains (canaries, the localnet firewall), IPv4 and IPv6
+  local ipt t
+  for ipt in iptables ip6tables; do
+    command -v $ipt >/dev/null || continue
+    $ipt -D INPUT -j KUBE-FIREWALL 2>/dev/null || true
+    $ipt -D OUTPUT -j KUBE-FIREWALL 2>/dev/null || true
+    for t in filter nat mangle; do
+      for chain in KUBE-FIREWALL KUBE-KUBELET-CANARY KUBE-IPTABLES-HINT; do
+        $ipt -t $t -F $chain 2>/dev/null && $ipt -t $t -X $chain 2>/dev/null || true
+      done
+    done
+  done
+  for chain in $(iptables -t nat -S | awk '/^-N CNI-/{print $2}'); do
+    iptables -t nat -S "$chain" | grep -qF 'name: \"dpcluster\"' || continue
+    iptables -t nat -F "$chain"; iptables -t nat -X "$chain" 2>/dev/null || true
+  done
+}
+
 cmd_reset() {
   cmd_stop
   cleanup_mounts
+  cleanup_iptables
   ip link del dpcni0 2>/dev/null || true
   ip addr del "$NODE_IP/32" dev lo 2>/dev/null || true
+  [ -L /tmp/hostpath_pv ] && rm -f /tmp/hostpath_pv
   rm -rf "$CLUSTER_RUN" "$CLUSTER_PKI" "$KUBECONFIG_FILE"
   clog "cluster state removed (kept: binaries, registry storage $CLUSTER_CACHE/registry)"
 }

@@ -87,7 +87,7 @@ def test_docker_runs_prometheus_and_alertmanager_with_the_same_rules(mocks, tmp_
     rules = yaml.safe_load(prometheus["/etc/prometheus/rules.yml"])
     config = yaml.safe_load(prometheus["/etc/prometheus/prometheus.yml"])
     assert config["rule_files"] == ["/etc/prometheus/rules.yml"]
-    assert {job["job_name"] for job in config["scrape_configs"]} == {"web", "api", "edge"}
+    assert {job["job_name"] for job in config["scrape_configs"]} == {"web", "api", "edge", "backup-main"}
     (tmp_path / "prometheus.yml").write_text(prometheus["/etc/prometheus/prometheus.yml"].replace(
         "/etc/prometheus/rules.yml", str(tmp_path / "rules.yml")))
     (tmp_path / "rules.yml").write_text(yaml.safe_dump(rules))
@@ -106,3 +106,20 @@ def test_docker_alertmanager_config_passes_amtool(mocks, tmp_path):
 
 def load_staging_alerting() -> AlertThresholds:
     return AlertThresholds.model_validate(raw_stack_config("staging")["alerting"].get("thresholds", {}))
+
+
+def test_kubernetes_scrapes_services_edge_and_backup_results_with_pod_monitors(mocks):
+    deploy(mocks)
+    monitors = {m.name: m for m in mocks.of_type("kubernetes:monitoring.coreos.com/v1:PodMonitor")}
+    assert set(monitors) == {"scrape-web", "scrape-api", "scrape-edge", "scrape-backup-main"}
+    backup = monitors["scrape-backup-main"]
+    assert backup.get("spec.selector.matchLabels") == {"app.kubernetes.io/name": "backup-metrics-main"}
+    assert backup.get("spec.podMetricsEndpoints.0.relabelings.0") == {"targetLabel": "job", "replacement": "backup-main"}
+
+
+def test_backup_results_exporter_mounts_the_backup_volume_read_only(mocks):
+    deploy(mocks)
+    exporter = mocks.named("kubernetes:apps/v1:Deployment", "backup-metrics-main")
+    pod = exporter.get("spec.template.spec")
+    assert pod["volumes"][0]["persistentVolumeClaim"] == {"claimName": "backups-main", "readOnly": True}
+    assert pod["containers"][0]["command"][-1] == "/backups/main/.metrics"

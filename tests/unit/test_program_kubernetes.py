@@ -169,7 +169,8 @@ def test_whole_program_runs_for_each_shipped_stack(mocks, stack, staging_verifie
     staging_verified({"web": "1.4.2", "api": "1.4.2", "worker": "1.4.2", "edge": "3.1.4"})
     platform = deploy(mocks, stack=stack)
     assert platform.versions == {"web": "1.4.2", "api": "1.4.2", "worker": "1.4.2"}
-    assert len(mocks.of_type(DEPLOYMENT)) == 4  # web, api, worker, edge
+    names = {d.name for d in mocks.of_type(DEPLOYMENT)}
+    assert names == {"web", "api", "worker", "edge", "backup-metrics-main"}
 
 
 def test_edge_certificate_is_issued_by_cert_manager_and_renewed_thirty_days_early(mocks):
