@@ -25,5 +25,6 @@ pulumi.export("versions", platform.versions)
 pulumi.export("canaries", platform.canaries)
 pulumi.export("endpoints", platform.endpoints)
 pulumi.export("verifiedVersions", platform.verified_versions)
+pulumi.export("verifiedHistory", platform.verified_history)
 if platform.gate is not None:
     pulumi.export("promotion", {"source": platform.gate.source, "overrides": platform.gate.overrides})

@@ -79,6 +79,7 @@ class Platform(pulumi.ComponentResource):
         self.versions = self.versions_of(config)
         # Only what this update's smoke test passed; empty where no smoke test runs.
         self.verified_versions = self.smoke_test.verified if self.smoke_test else {}
+        self.verified_history = self.smoke_test.verified_history if self.smoke_test else {}
         self.canaries = {service: {"version": spec.canary.version, "weight": spec.canary.weight}
                          for service, spec in config.services.items() if spec.canary}
         self.endpoints = {"edge": self.edge.urls, **{

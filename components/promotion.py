@@ -1,7 +1,9 @@
 """Promotion: a stack (prod) runs only versions another stack (staging) verified.
 
-The gate reads staging's `verifiedVersions` through a StackReference and checks every
-version this stack would run (stable and canary). An unverified version is an error unless
+The gate reads staging's `verifiedHistory` (every version its smoke test ever passed; plain
+`verifiedVersions` from older staging states) through a StackReference and checks every
+version this stack would run (stable and canary): rolling prod back to an older version
+staging verified stays possible. An unverified version is an error unless
 `promotion.overrides.<service>` names that exact version with a reason; overrides are
 exported, so they show in the outputs and in `pulumi stack history`. The target's provider
 waits on the gate, so no workload is touched before the check has passed.
@@ -36,9 +38,11 @@ class PromotionGate(pulumi.ComponentResource):
         reference = pulumi.StackReference(f"{name}-source", stack_name=promotion.staging_stack,
                                           opts=ResourceOptions(parent=self))
         wanted = requested_versions(args.config)
-        self.verified_in_source = reference.get_output("verifiedVersions")
+        self.verified_in_source = pulumi.Output.all(
+            reference.get_output("verifiedHistory"), reference.get_output("verifiedVersions")
+        ).apply(lambda outputs: verified_lists(*outputs))
         self.approved = self.verified_in_source.apply(
-            lambda verified: check_versions(wanted, verified or {}, args.config, args.stack,
+            lambda verified: check_versions(wanted, verified, args.config, args.stack,
                                             enforce=promotion.require_verified))
         self.overrides = {service: {"version": o.version, "reason": o.reason}
                           for service, o in promotion.overrides.items()}
@@ -52,21 +56,29 @@ def requested_versions(config: PlatformConfig) -> dict[str, list[str]]:
     return wanted
 
 
-def check_versions(wanted: Mapping[str, list[str]], verified: Mapping[str, str],
+def verified_lists(history: Mapping | None, current: Mapping | None) -> dict[str, list[str]]:
+    lists = {service: list(versions) for service, versions in (history or {}).items()}
+    for service, version in (current or {}).items():
+        if version not in lists.setdefault(service, []):
+            lists[service].append(version)
+    return lists
+
+
+def check_versions(wanted: Mapping[str, list[str]], verified: Mapping[str, list[str]],
                    config: PlatformConfig, stack: str, enforce: bool = True) -> bool:
     """True when every wanted version is verified or overridden; otherwise an error when
     enforcing (requireVerified), a warning when not."""
     problems = []
     for service, versions in sorted(wanted.items()):
         for version in versions:
-            if verified.get(service) == version:
+            if version in verified.get(service, []):
                 continue
             override = config.promotion.overrides.get(service)
             if override and override.version == version:
                 pulumi.log.warn(f"promotion override: {service} {version} runs unverified: {override.reason}")
                 continue
             problems.append(f"service '{service}' version '{version}' was not verified in "
-                            f"{config.promotion.staging_stack} (verified: {verified.get(service) or 'none'})")
+                            f"{config.promotion.staging_stack} (verified: {', '.join(verified.get(service, [])) or 'none'})")
     if problems and not enforce:
         for problem in problems:
             pulumi.log.warn(f"{problem} (promotion.requireVerified is off)")

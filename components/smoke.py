@@ -3,7 +3,9 @@
 The runbook step "curl the health endpoints through the proxy; if one fails, stop" becomes a
 resource that runs after the workloads: it checks every public service through the edge (HTTP
 200 within the timeout, the version it reports) with bounded retries, and fails the update if
-any check fails. Its output, `verified`, is what staging exports as `verifiedVersions`.
+any check fails. Its outputs are what staging exports: `verified` (this update's versions, as
+`verifiedVersions`) and `verified_history` (every version that ever passed, newest last, as
+`verifiedHistory`), so prod can also roll back to an older version staging once verified.
 
 pulumi-command would be the natural tool, but its provider cannot be built on this machine
 (docs/toolchain.md); a Pulumi dynamic provider needs no extra binary and runs in the engine.
@@ -57,15 +59,19 @@ class SmokeTest(pulumi.ComponentResource):
             "timeoutSeconds": args.timeout_seconds,
             "checkVersion": args.check_version,
             "verified": None,
+            "verified_history": None,
             "report": None,
         }, opts=ResourceOptions(parent=self, depends_on=list(depends_on)))
         self.verified = run.verified
+        self.verified_history = run.verified_history
         self.report = run.report
-        self.register_outputs({"verified": self.verified, "report": self.report})
+        self.register_outputs({"verified": self.verified, "verified_history": self.verified_history,
+                               "report": self.report})
 
 
 class _SmokeRun(dynamic.Resource):
     verified: pulumi.Output[dict]
+    verified_history: pulumi.Output[dict]
     report: pulumi.Output[list]
 
     def __init__(self, name: str, props: dict[str, Any], opts: ResourceOptions | None = None):
@@ -81,11 +87,14 @@ class _SmokeProvider(dynamic.ResourceProvider):
         changed = [key for key in keys if olds.get(key) != news.get(key)]
         return dynamic.DiffResult(changes=bool(changed), replaces=[], delete_before_replace=False)
 
-    def update(self, _id, _olds, news):
-        return dynamic.UpdateResult(outs=_run_checks(news))
+    def update(self, _id, olds, news):
+        return dynamic.UpdateResult(outs=_run_checks(news, olds.get("verified_history")))
 
 
-def _run_checks(props: dict) -> dict:
+HISTORY_LIMIT = 20  # versions remembered per service
+
+
+def _run_checks(props: dict, history: dict | None = None) -> dict:
     """Every check must pass within `attempts` tries; otherwise raise (the update fails)."""
     report, failures = [], []
     for check in props["checks"]:
@@ -96,7 +105,12 @@ def _run_checks(props: dict) -> dict:
                             f"(after {outcome['attempts']} attempts)")
     if failures:
         raise Exception("smoke test failed: " + "; ".join(failures))
-    return {**props, "verified": dict(props["versions"]), "report": report}
+    verified = dict(props["versions"])
+    merged = {service: list(versions) for service, versions in (history or {}).items()}
+    for service, version in verified.items():
+        kept = [v for v in merged.get(service, []) if v != version] + [version]
+        merged[service] = kept[-HISTORY_LIMIT:]
+    return {**props, "verified": verified, "verified_history": merged, "report": report}
 
 
 def _check_with_retries(check: dict, props: dict) -> dict:

@@ -27,7 +27,7 @@ def rollback(engine: Engine, stack: str, *, to_version: int | None = None) -> tu
         raise DeployError(str(error)) from None
     evidence = Evidence(kind="rollback", stack=stack, threshold_seconds=rollback_threshold(engine, stack))
     apply_release_config(engine, stack, target)
-    engine.up(stack, message=f"rollback to {target.number}")
+    engine.up(stack, message=f"rollback to {target.number}", policy_config=policy_config_for(engine, stack))
     evidence.finish(to_version=target.number, versions=target.versions)
     return target, evidence
 
@@ -53,15 +53,29 @@ def _platform_config(engine: Engine, stack: str) -> dict[str, Any]:
     return values
 
 
-def verified_policy_config(engine: Engine, target: str, verified: dict[str, str]) -> Path:
-    """The target's policy config plus staging's verified versions, for require-verified-version."""
+def policy_config_for(engine: Engine, stack: str) -> Path | None:
+    """For a stack promoted from another (promotion.stagingStack), its policy config with every
+    version the source ever verified; otherwise None (the committed policy/config/<stack>.json)."""
+    source = (_platform_config(engine, stack).get("promotion") or {}).get("stagingStack")
+    if not source:
+        return None
+    outputs = engine.outputs(source)
+    lists = {service: list(versions) for service, versions in (outputs.get("verifiedHistory") or {}).items()}
+    for service, version in (outputs.get("verifiedVersions") or {}).items():
+        if version not in lists.setdefault(service, []):
+            lists[service].append(version)
+    return verified_policy_config(engine, stack, lists)
+
+
+def verified_policy_config(engine: Engine, target: str, verified: dict[str, list[str]]) -> Path:
+    """The target's policy config plus what the source verified, for require-verified-version."""
     base_path = engine.project / "policy" / "config" / f"{target}.json"
     config = json.loads(base_path.read_text()) if base_path.exists() else {}
     gate = config.get("require-verified-version")
     level = gate.get("enforcementLevel", "mandatory") if isinstance(gate, dict) else (gate or "mandatory")
     config["require-verified-version"] = {
         "enforcementLevel": level,
-        "verifiedVersions": {service: [version] for service, version in verified.items()},
+        "verifiedVersions": {service: list(versions) for service, versions in verified.items()},
     }
     path = engine.project / ".state" / "policy" / f"{target}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -85,7 +99,8 @@ def promote(engine: Engine, source: str, target: str, *, preview_only: bool = Fa
             engine.set_path(target, "edge.version", version)
         elif service in services:
             engine.set_path(target, f"services.{service}.version", version)
-    policy_config = verified_policy_config(engine, target, verified)
+    policy_config = policy_config_for(engine, target) or verified_policy_config(
+        engine, target, {service: [version] for service, version in verified.items()})
     if preview_only:
         engine.preview(target, policy_config)
     else:
@@ -101,8 +116,9 @@ class DeployOutcome:
     rolled_back_to: Release | None
 
 
-def deploy(engine: Engine, stack: str, message: str, policy_config: Path | None = None) -> DeployOutcome:
+def deploy(engine: Engine, stack: str, message: str) -> DeployOutcome:
     """Preview with the policy pack, then up; on failure re-apply the last good release."""
+    policy_config = policy_config_for(engine, stack)
     engine.preview(stack, policy_config)  # a policy violation stops here: nothing changed
     try:
         engine.up(stack, message=message, policy_config=policy_config)
@@ -114,7 +130,7 @@ def deploy(engine: Engine, stack: str, message: str, policy_config: Path | None 
         except HistoryError as error:
             raise DeployError(f"{failure}\n\nand no rollback was possible: {error}") from None
         apply_release_config(engine, stack, good)
-        engine.up(stack, message=f"rollback to {good.number}")
+        engine.up(stack, message=f"rollback to {good.number}", policy_config=policy_config)
         return DeployOutcome(ok=False, failure=str(failure), rolled_back_to=good)
 
 
@@ -198,21 +214,24 @@ def rollout_step(engine: Engine, stack: str, service: str, probe_url: str | None
                 f"(needs <= {settings['timeoutRate']:.0%}); aborted: all traffic is back on stable")
     new_weight = next_weight(weight, [int(step) for step in settings["steps"]])
     engine.set_path(stack, f"services.{service}.canary.weight", new_weight)
-    engine.up(stack, message=f"rollout {service} canary {canary['version']} to {new_weight}%")
+    engine.up(stack, message=f"rollout {service} canary {canary['version']} to {new_weight}%",
+              policy_config=policy_config_for(engine, stack))
     return new_weight, analysis
 
 
 def rollout_abort(engine: Engine, stack: str, service: str) -> None:
     canary = canary_of(engine, stack, service)
     engine.set_path(stack, f"services.{service}.canary.weight", 0)
-    engine.up(stack, message=f"rollout {service} abort: canary {canary['version']} to 0%")
+    engine.up(stack, message=f"rollout {service} abort: canary {canary['version']} to 0%",
+              policy_config=policy_config_for(engine, stack))
 
 
 def rollout_promote(engine: Engine, stack: str, service: str) -> str:
     canary = canary_of(engine, stack, service)
     engine.set_path(stack, f"services.{service}.version", canary["version"])
     engine.remove_path(stack, f"services.{service}.canary")
-    engine.up(stack, message=f"rollout {service} promote: {canary['version']} is stable")
+    engine.up(stack, message=f"rollout {service} promote: {canary['version']} is stable",
+              policy_config=policy_config_for(engine, stack))
     return canary["version"]
 
 
@@ -226,7 +245,7 @@ def rollback_drill(engine: Engine, stack: str) -> Evidence:
     target, rolled = rollback(engine, stack)
     started = time.monotonic()
     apply_release_config(engine, stack, current)
-    engine.up(stack, message=f"drill: roll forward to {current.number}")
+    engine.up(stack, message=f"drill: roll forward to {current.number}", policy_config=policy_config_for(engine, stack))
     evidence.finish(passed=rolled.duration_seconds <= evidence.threshold_seconds,
                     rolled_back_to=target.number, rollback_seconds=rolled.duration_seconds,
                     roll_forward_seconds=round(time.monotonic() - started, 3), restored_version=current.number)

@@ -163,18 +163,6 @@ host_network() {
   if [ ! -e /tmp/hostpath_pv ] || [ -L /tmp/hostpath_pv ]; then ln -sfn "$CLUSTER_RUN/volumes" /tmp/hostpath_pv; fi
 }
 
-# This machine mounts cgroup v1 controllers one per hierarchy but leaves hugetlb unmounted.
-# kubelet writes hugetlb limits for every page size in /sys/kernel/mm/hugepages into pod
-# cgroups, and runc fails on a limit it cannot set, so mount the controller.
-host_cgroups() {
-  [ "$(stat -fc %T /sys/fs/cgroup)" = cgroup2fs ] && return 0
-  local c
-  for c in hugetlb; do
-    awk -v c=$c '$1 == c && $4 == 1' /proc/cgroups | grep -q . || continue
-    grep -qE "^cgroup /sys/fs/cgroup/[^ ]*\b$c\b" /proc/mounts && continue
-    mkdir -p /sys/fs/cgroup/$c && mount -t cgroup -o $c cgroup /sys/fs/cgroup/$c && clog "mounted cgroup v1 controller $c"
-  done
-}
 
 # ---------------------------------------------------------------- components
 start_etcd() {
@@ -344,9 +332,10 @@ cmd_start() {
   done
   mkdir -p "$CLUSTER_RUN" "$CONF"
   host_network
-  host_cgroups
   pki
   start_registry
+  # the sandbox (pause) and DNS images must be in the registry (idempotent, ~1 s when present)
+  "$CLUSTER_ROOT/images/build.sh" pause coredns | grep -v 'up to date\|took\|done in' || true
   start_etcd
   start_apiserver
   start_controllers

@@ -171,3 +171,18 @@ def test_history_chart_is_drawn(staging, tmp_path):
     chart = tmp_path / "timeline.png"
     staging.deployctl("history", "staging", "--chart", str(chart))
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and chart.stat().st_size > 5000
+
+
+def test_prod_rolls_back_to_an_older_version_staging_verified_before(staging):
+    staging.init_stack("prod", SECRETS)
+    staging.set_config("prod", "kubernetes.renderToDirectory", "rendered/prod")
+    staging.set_config("prod", "smokeTest.enabled", False)
+    for version in ("1.5.0", "1.6.0"):
+        release(staging, version, f"api {version}")
+        staging.deployctl("promote", "staging", "prod")
+    assert api_version(staging, "prod") == "1.6.0"
+
+    staging.deployctl("rollback", "prod", "--last-good")
+
+    assert api_version(staging, "prod") == "1.5.0"
+    assert staging.outputs("staging")["verifiedHistory"]["api"] == ["1.5.0", "1.6.0"]

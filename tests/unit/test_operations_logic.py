@@ -155,3 +155,8 @@ def test_local_ca_renews_within_the_renew_before_window_and_on_host_changes():
     assert provider.diff("id", {"hosts": ["a.local"], "not_after": soon}, news).changes is True
     assert provider.diff("id", {"hosts": ["a.local"], "not_after": later}, news).changes is False
     assert provider.diff("id", {"hosts": ["b.local"], "not_after": later}, news).changes is True
+
+
+def test_smoke_test_remembers_every_version_it_ever_verified(health_server):
+    outs = _run_checks(smoke_props(health_server + "/ok"), history={"api": ["1.4.0", "1.4.2", "1.4.1"]})
+    assert outs["verified_history"]["api"] == ["1.4.0", "1.4.1", "1.4.2"]

@@ -124,3 +124,12 @@ def test_without_require_verified_an_unverified_version_only_warns(mocks, stagin
     platform = deploy("prod", lambda raw: raw["promotion"].update(requireVerified=False))
     assert platform.gate is not None
     assert {"web", "api", "worker", "edge"} <= {d.name for d in mocks.of_type("kubernetes:apps/v1:Deployment")}
+
+
+def test_prod_may_run_an_older_version_staging_verified_before(mocks, staging_verified):
+    from support import STACK_REFERENCE_OUTPUTS
+
+    staging_verified({**VERIFIED, "api": "1.5.0"})
+    STACK_REFERENCE_OUTPUTS["organization/platform/staging"]["verifiedHistory"] = {"api": ["1.4.2", "1.5.0"]}
+    platform = deploy("prod")
+    assert platform.versions["api"] == "1.4.2"
