@@ -7,6 +7,7 @@
 #   127.0.0.1:5000/shop/postgres:15.18.0   PostgreSQL from Debian's postgresql-15
 #   127.0.0.1:5000/pause:3.10.2            Kubernetes' pause.c, compiled statically
 #   127.0.0.1:5000/coredns:<version>        cluster DNS: the binary scripts/cluster/build.sh built
+#   127.0.0.1:5000/shop/traefik:3.1.4      the edge proxy: Traefik built by scripts/cluster/build.sh
 # Each image: a rootfs directory -> umoci (OCI layout) -> skopeo copy to the registry.
 # Idempotent: an image is rebuilt and pushed only when its inputs change or the
 # registry lacks it. Work files: $CLUSTER_CACHE/images. Usage: images/build.sh [NAME...]
@@ -104,6 +105,23 @@ build_coredns() {
     --config.entrypoint /coredns --config.exposedports 53/udp --config.exposedports 53/tcp
 }
 
+# Traefik as the platform's edge proxy runs it: `traefik --configFile=...` (binary on PATH).
+build_traefik() {
+  local r="$WORK/rootfs/traefik" bin="$CLUSTER_BIN/traefik"
+  [ -x "$bin" ] || "$CLUSTER_ROOT/scripts/cluster/build.sh" traefik
+  local digest; digest=$(tree_digest "$bin")
+  fresh traefik shop/traefik "${TRAEFIK_VERSION#v}" "$digest" && return 0
+  rm -rf "$r"; mkdir -p "$r/usr/local/bin" "$r/etc/traefik" "$r/tmp" "$r/etc/ssl/certs"
+  chmod 1777 "$r/tmp"
+  cp "$bin" "$r/usr/local/bin/traefik"
+  [ -f /etc/ssl/certs/ca-certificates.crt ] && cp /etc/ssl/certs/ca-certificates.crt "$r/etc/ssl/certs/"
+  printf 'root:x:0:0:root:/root:/bin/false\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' > "$r/etc/passwd"
+  printf 'root:x:0:\nnogroup:x:65534:\n' > "$r/etc/group"
+  publish traefik shop/traefik "${TRAEFIK_VERSION#v}" "$r" "$digest" \
+    --config.entrypoint /usr/local/bin/traefik --config.exposedports 80/tcp --config.exposedports 443/tcp \
+    --config.label "org.opencontainers.image.version=${TRAEFIK_VERSION#v}"
+}
+
 # PostgreSQL from the Debian packages installed on this machine: the server binaries,
 # their shared-library closure (ldd), share/ data and a busybox shell for the entrypoint.
 build_postgres() {
@@ -147,15 +165,16 @@ build_postgres() {
 }
 
 start=$SECONDS
-targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(pause shop postgres coredns)
+targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(pause shop postgres coredns traefik)
 for t in "${targets[@]}"; do
   case $t in
     pause) timed build_pause ;;
     postgres) timed build_postgres ;;
     coredns) timed build_coredns ;;
+    traefik) timed build_traefik ;;
     shop) SHOP_DIGEST=$(tree_digest "$IMAGES_DIR/shop-app" /bin/busybox)
           for s in "${SHOP_SERVICES[@]}"; do for v in "${SHOP_VERSIONS[@]}"; do timed build_shop "$s" "$v"; done; done ;;
-    *) cdie "unknown image $t (pause|shop|postgres|coredns)" ;;
+    *) cdie "unknown image $t (pause|shop|postgres|coredns|traefik)" ;;
   esac
 done
 clog "images/build.sh done in $((SECONDS - start))s"

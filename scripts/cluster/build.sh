@@ -2,7 +2,8 @@
 # Builds and caches the cluster binaries from their published Go modules:
 #   kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy, kubectl
 #   (k8s.io/kubernetes, wrapper toolchain/cluster/kubernetes) and coredns
-#   (github.com/coredns/coredns, wrapper toolchain/cluster/coredns).
+#   (github.com/coredns/coredns, wrapper toolchain/cluster/coredns) and traefik, the edge proxy
+#   (github.com/traefik/traefik/v3, wrapper toolchain/cluster/traefik).
 # etcd comes from Debian's etcd-server. Idempotent: a piece is rebuilt only when its
 # wrapper module changes or a binary is missing. Prints the time of each step.
 # Outputs: $CLUSTER_CACHE/bin (default ~/.cache/deployplatform/cluster/bin). Details: docs/cluster.md.
@@ -52,6 +53,16 @@ build_coredns() {
   mark_built coredns toolchain/cluster/coredns
 }
 
+build_traefik() {
+  up_to_date traefik toolchain/cluster/traefik traefik && { clog "traefik $TRAEFIK_VERSION: up to date"; return 0; }
+  clog "building traefik $TRAEFIK_VERSION"
+  # not in the checksum database mirror: go.sum (made with GONOSUMDB) is what is verified
+  (cd "$CLUSTER_ROOT/toolchain/cluster/traefik" && GONOSUMDB=github.com/traefik CGO_ENABLED=0 "${NICE[@]}" go build -trimpath \
+     -ldflags "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=${TRAEFIK_VERSION#v} -X github.com/traefik/traefik/v3/pkg/version.Codename=deployplatform" \
+     -o "$CLUSTER_BIN/traefik" github.com/traefik/traefik/v3/cmd/traefik)
+  mark_built traefik toolchain/cluster/traefik
+}
+
 link_etcd() {
   ensure_apt_packages
   command -v etcd >/dev/null || cdie "etcd not found (Debian package etcd-server)"
@@ -60,13 +71,14 @@ link_etcd() {
 }
 
 start=$SECONDS
-only=("$@"); [ ${#only[@]} -gt 0 ] || only=(etcd kubernetes coredns)
+only=("$@"); [ ${#only[@]} -gt 0 ] || only=(etcd kubernetes coredns traefik)
 for piece in "${only[@]}"; do
   case $piece in
     kubernetes) timed build_kubernetes ;;
     coredns) timed build_coredns ;;
+    traefik) timed build_traefik ;;
     etcd) timed link_etcd ;;
-    *) cdie "unknown piece $piece (kubernetes|coredns|etcd)" ;;
+    *) cdie "unknown piece $piece (kubernetes|coredns|traefik|etcd)" ;;
   esac
 done
 clog "build.sh done in $((SECONDS - start))s; binaries in $CLUSTER_BIN"

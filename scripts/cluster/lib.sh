@@ -6,6 +6,7 @@ DEPLOY_CACHE="${DEPLOY_CACHE:-$HOME/.cache/deployplatform}"
 CLUSTER_CACHE="${CLUSTER_CACHE:-$DEPLOY_CACHE/cluster}"
 K8S_VERSION="v1.37.2"          # toolchain/cluster/kubernetes/go.mod pins the same
 COREDNS_VERSION="v1.15.0"       # toolchain/cluster/coredns/go.mod pins the same
+TRAEFIK_VERSION="v3.1.4"        # toolchain/cluster/traefik/go.mod pins the same
 CLUSTER_BIN="$CLUSTER_CACHE/bin"
 CLUSTER_STAMPS="$CLUSTER_CACHE/stamps"
 CLUSTER_RUN="$CLUSTER_CACHE/run"        # state of a running cluster (pids, logs, data)
