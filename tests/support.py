@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,3 +127,29 @@ def raw_stack_config(stack: str) -> dict[str, Any]:
 
 
 DEV_SECRETS = {"mainDbPassword": "dev-db-password-123", "sessionSigningKey": "dev-signing-key-456"}
+
+
+def deploy_stack(stack: str, change: Callable[[dict], None] | None = None,
+                 secrets: dict[str, str] | None = None) -> Any:
+    """Run the whole program (config load + Platform) for `stack` under the installed mocks.
+
+    `change` edits the stack file's config (keys without the `platform:` prefix) first."""
+    from components.platform import Platform, PlatformArgs
+    from components.stack_config import load
+
+    raw = copy.deepcopy(raw_stack_config(stack))
+    if change:
+        change(raw)
+    set_stack_config({f"{PROJECT}:{key}": value for key, value in raw.items()}, secrets or DEV_SECRETS)
+
+    def body():
+        loaded = load(stack)
+        return Platform("platform", PlatformArgs(config=loaded.platform, stack=stack, secrets=loaded.secrets))
+
+    return run_program(body)
+
+
+def on_docker(raw: dict) -> None:
+    """A `change` for deploy_stack: the same stack on the Docker target."""
+    raw["target"] = "docker"
+    raw.pop("kubernetes", None)

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import yaml
 
 from components.alerting import build_rule_groups, render_promtool_tests
 from components.config import AlertThresholds
-from components.platform import Platform, PlatformArgs
-from components.stack_config import load
-from support import DEV_SECRETS, raw_stack_config, run_program, set_stack_config
+from support import DEV_SECRETS, deploy_stack, on_docker, raw_stack_config
 
 PROMETHEUS_RULE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
 CONTAINER = "docker:index/container:Container"
@@ -19,19 +16,12 @@ WEBHOOK = "https://chat.example/hooks/T000/B000/secret-token-123"
 
 
 def deploy(mocks, target="kubernetes"):
-    raw = copy.deepcopy(raw_stack_config("staging"))
-    raw["target"] = target
-    raw["alerting"]["webhookUrlSecretKey"] = "alertWebhookUrl"
-    if target == "docker":
-        raw.pop("kubernetes", None)
-    secrets = {**DEV_SECRETS, "alertWebhookUrl": WEBHOOK}
-    set_stack_config({f"platform:{key}": value for key, value in raw.items()}, secrets)
+    def with_webhook(raw):
+        raw["alerting"]["webhookUrlSecretKey"] = "alertWebhookUrl"
+        if target == "docker":
+            on_docker(raw)
 
-    def body():
-        loaded = load("staging")
-        return Platform("platform", PlatformArgs(config=loaded.platform, stack="staging", secrets=loaded.secrets))
-
-    return run_program(body)
+    return deploy_stack("staging", with_webhook, secrets={**DEV_SECRETS, "alertWebhookUrl": WEBHOOK})
 
 
 def uploads(container) -> dict[str, str]:

@@ -3,32 +3,23 @@ this machine, so mocks are where the Docker target is proven; see docs/toolchain
 
 from __future__ import annotations
 
-import copy
 
 import yaml
 
 from components.edge import DYNAMIC_PATH, STATIC_PATH
-from components.platform import Platform, PlatformArgs
-from components.stack_config import load
-from support import DEV_SECRETS, is_secret, raw_stack_config, run_program, set_stack_config
+from support import DEV_SECRETS, deploy_stack, is_secret, on_docker
 
 CONTAINER = "docker:index/container:Container"
 NETWORK = "docker:index/network:Network"
 
 
 def deploy(mocks, change=None):
-    raw = copy.deepcopy(raw_stack_config("staging"))
-    raw["target"] = "docker"
-    raw.pop("kubernetes", None)
-    if change:
-        change(raw)
-    set_stack_config({f"platform:{key}": value for key, value in raw.items()}, DEV_SECRETS)
+    def docker_and(raw):
+        on_docker(raw)
+        if change:
+            change(raw)
 
-    def body():
-        loaded = load("staging")
-        return Platform("platform", PlatformArgs(config=loaded.platform, stack="staging", secrets=loaded.secrets))
-
-    return run_program(body)
+    return deploy_stack("staging", docker_and)
 
 
 def labels(container) -> dict[str, str]:

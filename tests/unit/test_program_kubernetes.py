@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import copy
 
 import pytest
 
-from components.platform import Platform, PlatformArgs
-from components.stack_config import load
-from support import DEV_SECRETS, is_secret, raw_stack_config, run_program, set_stack_config, stack_file_config
+from support import DEV_SECRETS, deploy_stack, is_secret
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 STATEFUL_SET = "kubernetes:apps/v1:StatefulSet"
@@ -17,18 +14,7 @@ SECRET = "kubernetes:core/v1:Secret"
 
 
 def deploy(mocks, stack="staging", change=None):
-    config = stack_file_config(stack)
-    if change:
-        raw = copy.deepcopy(raw_stack_config(stack))
-        change(raw)
-        config = {f"platform:{key}": value for key, value in raw.items()}
-    set_stack_config(config, DEV_SECRETS)
-
-    def body():
-        loaded = load(stack)
-        return Platform("platform", PlatformArgs(config=loaded.platform, stack=stack, secrets=loaded.secrets))
-
-    return run_program(body)
+    return deploy_stack(stack, change)
 
 
 def container(registered):

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import copy
 
 import pytest
 
-from components.platform import Platform, PlatformArgs
 from components.promotion import UnverifiedVersionError
-from components.stack_config import load
-from support import DEV_SECRETS, raw_stack_config, run_program, set_stack_config
+from support import deploy_stack
 
 VERIFIED = {"web": "1.4.2", "api": "1.4.2", "worker": "1.4.2", "edge": "3.1.4"}
 DYNAMIC = "pulumi-python:dynamic:Resource"
@@ -24,16 +21,7 @@ def backup_runs(mocks):
 
 
 def deploy(stack, change=None):
-    raw = copy.deepcopy(raw_stack_config(stack))
-    if change:
-        change(raw)
-    set_stack_config({f"platform:{key}": value for key, value in raw.items()}, DEV_SECRETS)
-
-    def body():
-        loaded = load(stack)
-        return Platform("platform", PlatformArgs(config=loaded.platform, stack=stack, secrets=loaded.secrets))
-
-    return run_program(body)
+    return deploy_stack(stack, change)
 
 
 def test_prod_reads_staging_through_a_stack_reference(mocks, staging_verified):
