@@ -103,7 +103,8 @@ def render_dynamic_config(hosts: Sequence[str], routes: Sequence[Route], tls: Tl
         services[route.service] = {"weighted": {"services": tracks}}
     document: dict = {"http": {"routers": routers, "services": services}}
     if certificate is not None:
-        document["tls"] = {"certificates": [{"certFile": certificate.cert_file, "keyFile": certificate.key_file}]}
+        document["tls"] = {"certificates": [{"certFile": cert, "keyFile": key}
+                                            for cert, key in certificate.certificates]}
     return yaml.safe_dump(document, sort_keys=True)
 
 

@@ -63,8 +63,7 @@ class WorkloadSpec:
 class TlsMaterial:
     """Where the edge finds the certificate the target issued, and how it gets there."""
 
-    cert_file: str
-    key_file: str
+    certificates: Sequence[tuple[str, str]]  # (cert file, key file) pairs the edge serves
     secret_mounts: Mapping[str, str] = field(default_factory=dict)  # Kubernetes Secret -> directory
     files: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)  # path -> content (secret key)
 

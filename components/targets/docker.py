@@ -96,7 +96,8 @@ class DockerRuntime:
         authority = LocalCertificateAuthority("local-ca", LocalCertificateAuthorityArgs(
             hosts=hosts, renew_before_days=tls.renew_before_days), opts=ResourceOptions(parent=parent))
         cert_dir = "/etc/traefik/certs"
-        return TlsMaterial(cert_file=f"{cert_dir}/tls.crt", key_file=f"{cert_dir}/tls.key",
+        # One certificate from the local CA covers every edge host (subject alternative names).
+        return TlsMaterial(certificates=[(f"{cert_dir}/tls.crt", f"{cert_dir}/tls.key")],
                            files={f"{cert_dir}/tls.crt": authority.certificate,
                                   f"{cert_dir}/tls.key": authority.private_key})
 

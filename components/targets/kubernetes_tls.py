@@ -47,13 +47,20 @@ def issue_edge_certificate(hosts: Sequence[str], tls: TlsSpec, settings: Kuberne
                              {"name": "platform-ca", "namespace": namespace, "labels": LABELS},
                              {"ca": {"secretName": "platform-root-ca"}},
                              ResourceOptions.merge(opts, ResourceOptions(depends_on=[root])))]
-    _resource("edge-certificate", "Certificate", {"name": "edge-tls", "namespace": namespace, "labels": LABELS}, {
-        "secretName": "edge-tls", "dnsNames": list(hosts), "issuerRef": issuer_ref,
-        "duration": "2160h", "renewBefore": f"{tls.renew_before_days * 24}h",
-        "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
-    }, ResourceOptions.merge(opts, ResourceOptions(depends_on=issuers)))
-    return TlsMaterial(cert_file=f"{CERT_DIR}/tls.crt", key_file=f"{CERT_DIR}/tls.key",
-                       secret_mounts={"edge-tls": CERT_DIR})
+    mounts, certificates = {}, []
+    for host in hosts:
+        # One Certificate per host: a failed renewal or validation affects that host only.
+        slug = host.replace(".", "-")
+        secret = f"edge-tls-{slug}"
+        _resource(f"edge-certificate-{slug}", "Certificate",
+                  {"name": secret, "namespace": namespace, "labels": LABELS}, {
+                      "secretName": secret, "dnsNames": [host], "issuerRef": issuer_ref,
+                      "duration": "2160h", "renewBefore": f"{tls.renew_before_days * 24}h",
+                      "privateKey": {"algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always"},
+                  }, ResourceOptions.merge(opts, ResourceOptions(depends_on=issuers)))
+        mounts[secret] = f"{CERT_DIR}/{slug}"
+        certificates.append((f"{CERT_DIR}/{slug}/tls.crt", f"{CERT_DIR}/{slug}/tls.key"))
+    return TlsMaterial(certificates=certificates, secret_mounts=mounts)
 
 
 def _resource(name: str, kind: str, metadata: dict, spec: dict, opts: ResourceOptions) -> pulumi.CustomResource:

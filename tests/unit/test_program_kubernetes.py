@@ -161,12 +161,22 @@ def test_whole_program_runs_for_each_shipped_stack(mocks, stack, staging_verifie
 
 def test_edge_certificate_is_issued_by_cert_manager_and_renewed_thirty_days_early(mocks):
     deploy(mocks)
-    certificate = mocks.named("kubernetes:cert-manager.io/v1:Certificate", "edge-certificate")
+    certificate = mocks.named("kubernetes:cert-manager.io/v1:Certificate", "edge-certificate-shop-staging-localhost")
     assert certificate.get("spec.dnsNames") == ["shop.staging.localhost"]
     assert certificate.get("spec.renewBefore") == "720h"
     assert certificate.get("spec.issuerRef") == {"name": "platform-ca", "kind": "Issuer"}
     edge = mocks.named(DEPLOYMENT, "edge")
-    assert {"name": "edge-tls", "secret": {"secretName": "edge-tls"}} in edge.get("spec.template.spec.volumes")
+    assert {"name": "edge-tls-shop-staging-localhost", "secret": {"secretName": "edge-tls-shop-staging-localhost"}} \
+        in edge.get("spec.template.spec.volumes")
+
+
+def test_every_edge_host_gets_its_own_certificate(mocks):
+    deploy(mocks, change=lambda raw: raw["edge"].update(hosts=["shop.staging.localhost", "api.staging.localhost"]))
+    certificates = mocks.of_type("kubernetes:cert-manager.io/v1:Certificate")
+    hosts = sorted(c.get("spec.dnsNames")[0] for c in certificates if not c.get("spec.isCA"))
+    assert hosts == ["api.staging.localhost", "shop.staging.localhost"]
+    files = mocks.named("kubernetes:core/v1:ConfigMap", "edge-files").get("data")["dynamic.yml"]
+    assert "/etc/traefik/certs/api-staging-localhost/tls.crt" in files
 
 
 def test_self_signed_mode_issues_from_a_local_ca(mocks):
