@@ -60,12 +60,16 @@ class BackupSchedule(pulumi.ComponentResource):
         # BackupStale and BackupFailed see real runs (components/alerting/catalogue.py).
         self.exporter_name, self.exporter_port = f"backup-metrics-{args.database}", EXPORTER_PORT
         metrics = args.monitoring
+        metrics_dir = f"{volume.mount_path}/{args.database}/.metrics"
         self.exporter = target.workload(WorkloadSpec(
             name=self.exporter_name, service=self.exporter_name, component="backup",
             image=image_reference(metrics.exporter_image, metrics.exporter_version), version=metrics.exporter_version,
-            port=EXPORTER_PORT, command=["httpd", "-f", "-p", str(EXPORTER_PORT), "-h", f"{volume.mount_path}/{args.database}/.metrics"],
+            port=EXPORTER_PORT,
+            # The directory appears with the first backup; until then /metrics answers 404 and the
+            # scrape fails, which no backup alert mistakes for a good backup.
+            command=["sh", "-c", f'mkdir -p "{metrics_dir}" && exec httpd -f -p {EXPORTER_PORT} -h "{metrics_dir}"'],
             resources=Resources(cpu_request="10m", cpu_limit="100m", memory_request="16Mi", memory_limit="32Mi"),
-            health_check=HealthCheck(path="/metrics"), shared_volume=volume,
+            health_check=HealthCheck(command=["pidof", "httpd"]), shared_volume=volume,
             extra_labels={"deploy.platform/database": args.workload},
         ), parent=self)
         self.schedule = spec.backup.schedule

@@ -74,6 +74,7 @@ build_shop() {
   fresh "shop-$svc-$ver" "shop/$svc" "$ver" "$digest" && return 0
   busybox_root "$r"
   cp "$IMAGES_DIR/shop-app/handler.sh" "$IMAGES_DIR/shop-app/run.sh" "$r/app/"
+  cp "$IMAGES_DIR/shop-app/worker.sh" "$r/app/worker"  # the stack files run `/app/worker --queue default`
   echo "$ver" > "$r/app/VERSION"; echo "$svc" > "$r/app/NAME"
   case $ver in *broken*) touch "$r/app/BROKEN" ;; esac
   publish "shop-$svc-$ver" "shop/$svc" "$ver" "$r" \
@@ -83,6 +84,17 @@ build_shop() {
     --config.exposedports 8080/tcp --config.user 65534:65534 \
     --config.label "org.opencontainers.image.version=$ver" \
     --config.label "org.opencontainers.image.title=shop-$svc"
+}
+
+# busybox-static alone, for small jobs of the platform (the backup-results exporter runs its httpd).
+build_busybox() {
+  local r="$WORK/rootfs/busybox" ver digest
+  ver=$(/bin/busybox --help 2>&1 | sed -n '1s/^BusyBox v\([0-9.]*\).*/\1/p')
+  digest=$(tree_digest /bin/busybox)
+  fresh busybox shop/busybox "$ver" "$digest" && return 0
+  busybox_root "$r"
+  publish busybox shop/busybox "$ver" "$r" "$digest" --config.entrypoint /bin/sh \
+    --config.label "org.opencontainers.image.version=$ver"
 }
 
 build_pause() {
@@ -165,16 +177,17 @@ build_postgres() {
 }
 
 start=$SECONDS
-targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(pause shop postgres coredns traefik)
+targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(pause shop busybox postgres coredns traefik)
 for t in "${targets[@]}"; do
   case $t in
     pause) timed build_pause ;;
     postgres) timed build_postgres ;;
     coredns) timed build_coredns ;;
     traefik) timed build_traefik ;;
+    busybox) timed build_busybox ;;
     shop) SHOP_DIGEST=$(tree_digest "$IMAGES_DIR/shop-app" /bin/busybox)
           for s in "${SHOP_SERVICES[@]}"; do for v in "${SHOP_VERSIONS[@]}"; do timed build_shop "$s" "$v"; done; done ;;
-    *) cdie "unknown image $t (pause|shop|postgres|coredns|traefik)" ;;
+    *) cdie "unknown image $t (pause|shop|busybox|postgres|coredns|traefik)" ;;
   esac
 done
 clog "images/build.sh done in $((SECONDS - start))s"

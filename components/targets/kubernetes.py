@@ -77,8 +77,8 @@ class KubernetesRuntime:
             shared = spec.shared_volume
             created.append(self._claim(shared, labels, parent))
             volumes.append(core.VolumeArgs(name=shared.name, persistent_volume_claim=core.PersistentVolumeClaimVolumeSourceArgs(
-                claim_name=shared.name, read_only=True)))
-            mounts.append(core.VolumeMountArgs(name=shared.name, mount_path=shared.mount_path, read_only=True))
+                claim_name=shared.name)))
+            mounts.append(core.VolumeMountArgs(name=shared.name, mount_path=shared.mount_path))
         for secret_name, directory in sorted(spec.secret_mounts.items()):
             volumes.append(core.VolumeArgs(name=secret_name, secret=core.SecretVolumeSourceArgs(secret_name=secret_name)))
             mounts.append(core.VolumeMountArgs(name=secret_name, mount_path=directory, read_only=True))

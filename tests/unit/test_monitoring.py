@@ -107,9 +107,10 @@ def test_kubernetes_scrapes_services_edge_and_backup_results_with_pod_monitors(m
     assert backup.get("spec.podMetricsEndpoints.0.relabelings.0") == {"targetLabel": "job", "replacement": "backup-main"}
 
 
-def test_backup_results_exporter_mounts_the_backup_volume_read_only(mocks):
+def test_backup_results_exporter_serves_the_metrics_directory_of_the_backup_volume(mocks):
     deploy(mocks)
     exporter = mocks.named("kubernetes:apps/v1:Deployment", "backup-metrics-main")
     pod = exporter.get("spec.template.spec")
-    assert pod["volumes"][0]["persistentVolumeClaim"] == {"claimName": "backups-main", "readOnly": True}
-    assert pod["containers"][0]["command"][-1] == "/backups/main/.metrics"
+    assert pod["volumes"][0]["persistentVolumeClaim"] == {"claimName": "backups-main"}
+    assert pod["containers"][0]["command"][-1].endswith('exec httpd -f -p 9102 -h "/backups/main/.metrics"')
+    assert pod["containers"][0]["livenessProbe"]["exec"]["command"] == ["pidof", "httpd"]
