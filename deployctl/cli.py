@@ -142,7 +142,7 @@ def rollout(stack: str, service: str,
 
 
 def _probe_url(eng: Engine, stack: str, service: str) -> tuple[str, str | None]:
-    config = ops._platform_config(eng, stack)
+    config = ops.platform_config(eng, stack)
     spec = (config.get("services") or {}).get(service) or {}
     edge, smoke = config.get("edge") or {}, config.get("smokeTest") or {}
     base = (smoke.get("baseUrl") or f"https://127.0.0.1:{edge.get('httpsPort', 443)}").rstrip("/")

@@ -42,10 +42,11 @@ def apply_release_config(engine: Engine, stack: str, release: Release) -> None:
 
 
 def rollback_threshold(engine: Engine, stack: str) -> float:
-    return float(_platform_config(engine, stack).get("drills", {}).get("rollbackSeconds", 180))
+    return float(platform_config(engine, stack).get("drills", {}).get("rollbackSeconds", 180))
 
 
-def _platform_config(engine: Engine, stack: str) -> dict[str, Any]:
+def platform_config(engine: Engine, stack: str) -> dict[str, Any]:
+    """The stack's non-secret `platform:*` config, keys without the prefix, objects decoded."""
     values = {}
     for key, entry in engine.config(stack).items():
         if key.startswith("platform:") and not entry.get("secret"):
@@ -56,7 +57,7 @@ def _platform_config(engine: Engine, stack: str) -> dict[str, Any]:
 def policy_config_for(engine: Engine, stack: str) -> Path | None:
     """For a stack promoted from another (promotion.stagingStack), its policy config with every
     version the source ever verified; otherwise None (the committed policy/config/<stack>.json)."""
-    source = (_platform_config(engine, stack).get("promotion") or {}).get("stagingStack")
+    source = (platform_config(engine, stack).get("promotion") or {}).get("stagingStack")
     if not source:
         return None
     outputs = engine.outputs(source)
@@ -93,7 +94,7 @@ def source_verified(engine: Engine, source: str) -> dict[str, str]:
 def promote(engine: Engine, source: str, target: str, *, preview_only: bool = False) -> dict[str, str]:
     """Set the target's versions to what the source verified, then preview or deploy it."""
     verified = source_verified(engine, source)
-    services = _platform_config(engine, target).get("services") or {}
+    services = platform_config(engine, target).get("services") or {}
     for service, version in sorted(verified.items()):
         if service == "edge":
             engine.set_path(target, "edge.version", version)
@@ -157,7 +158,7 @@ class Analysis:
 def rollout_settings(engine: Engine, stack: str) -> dict[str, Any]:
     settings = {"steps": list(DEFAULT_STEPS), "successRate": 0.95, "timeoutRate": 0.05, "requests": 50,
                 "timeoutSeconds": 3.0}
-    settings.update(_platform_config(engine, stack).get("rollout") or {})
+    settings.update(platform_config(engine, stack).get("rollout") or {})
     return settings
 
 
@@ -188,7 +189,7 @@ def next_weight(current: int, steps: list[int]) -> int:
 
 
 def canary_of(engine: Engine, stack: str, service: str) -> dict[str, Any]:
-    services = _platform_config(engine, stack).get("services") or {}
+    services = platform_config(engine, stack).get("services") or {}
     if service not in services:
         raise DeployError(f"{stack}: no service '{service}' (services: {', '.join(sorted(services))})")
     canary = services[service].get("canary")

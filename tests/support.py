@@ -100,14 +100,6 @@ def run_program(body: Callable[[], Any]) -> Any:
     return result.get("value")
 
 
-def stack_file_config(stack: str) -> dict[str, Any]:
-    """The stack file's config as the language host hands it to a program (`platform:key` -> text)."""
-    document = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text()) or {}
-    return {key: value if isinstance(value, str) else json.dumps(value)
-            for key, value in (document.get("config") or {}).items()
-            if not (isinstance(value, dict) and "secure" in value)}
-
-
 def set_stack_config(config: dict[str, Any], secrets: dict[str, str] | None = None) -> None:
     """Install config (and secret values) for the program, as `pulumi up` would."""
     values = {key: value if isinstance(value, str) else json.dumps(value) for key, value in config.items()}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -96,10 +95,6 @@ class Project:
 
     def history(self, stack: str) -> list[dict]:
         return json.loads(self.pulumi("stack", "history", "--json", "-s", stack).stdout)
-
-    def config_value(self, stack: str, key: str):
-        entry = json.loads(self.pulumi("config", "--json", "-s", stack).stdout).get(f"platform:{key}") or {}
-        return entry.get("objectValue", entry.get("value"))
 
     def outputs(self, stack: str) -> dict:
         return json.loads(self.pulumi("stack", "output", "--json", "-s", stack).stdout)

@@ -3,8 +3,6 @@ on a file backend, with the Kubernetes target rendering manifests to a directory
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import yaml
 
