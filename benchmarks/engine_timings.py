@@ -39,6 +39,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as workdir:
         project = Project(Path(workdir))
         project.init_stack("dev", SECRETS)
+        project.render_only("dev")
         project.pulumi("up", "--yes", "-s", "dev", "--message", "baseline")
         runs: dict[str, list[float]] = {name: [] for name in
                                         ("preview", "up (one version changed)", "up (no change)",

@@ -7,6 +7,7 @@ Keys are camelCase in stack files (Pulumi's convention) and snake_case here.
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Annotated, Literal
 
@@ -24,6 +25,7 @@ ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 CRON_RE = re.compile(r"^(\S+\s+){4}\S+$")
 
 Port = Annotated[int, Field(ge=1, le=65535)]
+NODE_PORTS = (30000, 32767)  # the API server's default --service-node-port-range
 
 
 class Model(BaseModel):
@@ -125,6 +127,8 @@ class ServiceSpec(Model):
     port: Port | None = Field(None, description="Container port; workers have none.")
     public: bool = Field(False, description="Routed by the edge proxy under `edge.hosts`.")
     path_prefix: str = Field("/", description="Edge route prefix for public services.")
+    strip_path_prefix: bool = Field(
+        False, description="The edge removes pathPrefix before forwarding (the service serves /healthz, not /api/healthz).")
     command: list[str] | None = None
     env: dict[str, str] = Field(default_factory=dict)
     secrets: dict[str, str] = Field(
@@ -214,7 +218,11 @@ class DatabaseSpec(Model):
 
 
 class TlsSpec(Model):
-    mode: Literal["acme", "self-signed"] = "self-signed"
+    # acme: a public CA (cert-manager on Kubernetes, Traefik's resolver on Docker).
+    # self-signed: a CA chain in the cluster, issued by cert-manager (Traefik's local CA on Docker).
+    # local-ca: this program's own CA (components/local_ca.py) writes the edge Secret itself, for
+    #   clusters without cert-manager's controller (the embedded local cluster).
+    mode: Literal["acme", "self-signed", "local-ca"] = "self-signed"
     email: str | None = Field(None, description="ACME account e-mail.")
     acme_server: Literal["staging", "production"] = "staging"
     # cert-manager's default is 2/3 of the lifetime; 30 days leaves time for a human if renewal breaks.
@@ -283,10 +291,36 @@ class SmokeTestSpec(Model):
     host_header: str | None = Field(None, description="Host header to send; default the first edge host.")
     verify_tls: bool = Field(False, description="Verify the edge certificate (turn on where it is publicly trusted).")
     # At least three tries: a pod that just became Ready may still miss its first request.
-    attempts: int = Field(5, ge=3, le=60)
+    # Tries span the edge's health-check interval (5 s): a backend it marked down during a
+    # rollout answers 503 until its next check.
+    attempts: int = Field(8, ge=3, le=60)
     delay_seconds: float = Field(2, ge=0, le=60)
     timeout_seconds: float = Field(3, gt=0, le=30)
     check_version: bool = Field(True, description="The health endpoint must report the version deployed.")
+
+
+class RolloutSpec(Model):
+    """How `deployctl rollout` steps a canary and what its analysis must see between steps."""
+
+    steps: list[Annotated[int, Field(ge=1, le=100)]] = Field(default_factory=lambda: [10, 50, 100], min_length=1)
+    success_rate: float = Field(0.95, ge=0, le=1, description="Share of 2xx answers needed to go on.")
+    timeout_rate: float = Field(0.05, ge=0, le=1, description="Largest share of timed-out requests allowed.")
+    requests: int = Field(50, ge=1, le=10000, description="Requests sent through the edge per analysis.")
+    timeout_seconds: float = Field(3.0, gt=0, le=60)
+
+    @field_validator("steps")
+    @classmethod
+    def _increasing(cls, value: list[int]) -> list[int]:
+        if value != sorted(set(value)):
+            raise ValueError("steps must increase strictly, e.g. [10, 50, 100]")
+        return value
+
+
+class DrillsSpec(Model):
+    """Recovery targets the drills (`deployctl drill rollback|restore`) are judged against."""
+
+    rollback_seconds: int = Field(180, ge=1, description="RTO of a rollback to the last good release.")
+    restore_seconds: int = Field(3600, ge=1, description="RTO of restoring the newest dump (RPO: backup.maxAgeHours).")
 
 
 class VersionOverride(Model):
@@ -311,8 +345,19 @@ class KubernetesTarget(Model):
     )
     storage_class: str | None = None
     edge_service_type: Literal["LoadBalancer", "NodePort", "ClusterIP"] = Field(
-        "LoadBalancer", description="How the edge proxy is exposed outside the cluster.")
+        "LoadBalancer", description="How the edge proxy is exposed outside the cluster. NodePort: "
+        "edge.httpPort/httpsPort are the node ports (the embedded local cluster has no load balancer).")
     ingress_class: str = Field("traefik", description="Ingress class cert-manager's HTTP-01 solver uses.")
+    # A release whose pods never become ready fails the update after this long (Kubernetes marks
+    # the Deployment ProgressDeadlineExceeded and Pulumi's await reports it) instead of after
+    # Pulumi's 10-minute default: the faster a bad release fails, the sooner it is rolled back.
+    progress_deadline_seconds: int = Field(180, ge=10, le=3600)
+
+    @field_validator("kubeconfig")
+    @classmethod
+    def _expand_home(cls, value: str | None) -> str | None:
+        # Stack files are shared; `~/.cache/...` names the same file on every operator's machine.
+        return os.path.expanduser(value) if value and not value.lstrip().startswith("apiVersion") else value
 
 
 class DockerTarget(Model):
@@ -330,6 +375,8 @@ class PlatformConfig(Model):
     monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
     smoke_test: SmokeTestSpec = Field(default_factory=SmokeTestSpec)
     promotion: PromotionSpec = Field(default_factory=PromotionSpec)
+    drills: DrillsSpec = Field(default_factory=DrillsSpec)
+    rollout: RolloutSpec = Field(default_factory=RolloutSpec)
     kubernetes: KubernetesTarget | None = None
     docker: DockerTarget | None = None
 
@@ -355,6 +402,15 @@ class PlatformConfig(Model):
                 raise ValueError(f"promotion.overrides.{name} is not a service")
         if self.promotion.require_verified and not self.promotion.staging_stack:
             raise ValueError("promotion.requireVerified needs promotion.stagingStack")
+        if self.target == "kubernetes" and self.kubernetes and self.kubernetes.render_to_directory \
+                and self.edge.tls.mode == "local-ca":
+            raise ValueError("edge.tls.mode local-ca puts the edge's private key in a Secret, which "
+                             "kubernetes.renderToDirectory would write to disk in plain text: use self-signed or acme")
+        if self.target == "kubernetes" and self.kubernetes and self.kubernetes.edge_service_type == "NodePort":
+            for key, port in (("edge.httpPort", self.edge.http_port), ("edge.httpsPort", self.edge.https_port)):
+                if not NODE_PORTS[0] <= port <= NODE_PORTS[1]:
+                    raise ValueError(f"{key} is {port}, but with kubernetes.edgeServiceType NodePort it is the node "
+                                     f"port and must lie in {NODE_PORTS[0]}-{NODE_PORTS[1]}")
         return self
 
     @model_validator(mode="before")

@@ -57,6 +57,7 @@ class EdgeProxy(pulumi.ComponentResource):
             log_rotation=spec.log_rotation,
             extra_labels={"deploy.platform/tls": "enabled"},
             secret_mounts=args.certificate.secret_mounts if args.certificate else {},
+            after=tuple(args.certificate.resources) if args.certificate else (),
             external=True,
         ), parent=self)
         self.address = handle.address
@@ -90,11 +91,14 @@ def render_dynamic_config(hosts: Sequence[str], routes: Sequence[Route], tls: Tl
     host_rule = " || ".join(f"Host(`{host}`)" for host in hosts)
     # A mounted certificate (cert-manager) wins; otherwise Traefik's ACME resolver or its default cert.
     router_tls = {"certResolver": "acme"} if tls.mode == "acme" and certificate is None else {}
-    routers, services = {}, {}
+    routers, services, middlewares = {}, {}, {}
     for route in routes:
         rule = f"({host_rule}) && PathPrefix(`{route.path_prefix}`)"
         routers[route.service] = {"rule": rule, "entryPoints": ["websecure"], "service": route.service,
                                   "tls": router_tls}
+        if route.strip_path_prefix:
+            middlewares[f"{route.service}-strip-prefix"] = {"stripPrefix": {"prefixes": [route.path_prefix]}}
+            routers[route.service]["middlewares"] = [f"{route.service}-strip-prefix"]
         services[f"{route.service}-stable"] = _load_balancer(route.stable_url, route.health_path)
         tracks = [{"name": f"{route.service}-stable", "weight": 100 - route.canary_weight}]
         if route.canary_url is not None:
@@ -102,6 +106,8 @@ def render_dynamic_config(hosts: Sequence[str], routes: Sequence[Route], tls: Tl
             tracks.append({"name": f"{route.service}-canary", "weight": route.canary_weight})
         services[route.service] = {"weighted": {"services": tracks}}
     document: dict = {"http": {"routers": routers, "services": services}}
+    if middlewares:
+        document["http"]["middlewares"] = middlewares
     if certificate is not None:
         document["tls"] = {"certificates": [{"certFile": cert, "keyFile": key}
                                             for cert, key in certificate.certificates]}
@@ -111,5 +117,5 @@ def render_dynamic_config(hosts: Sequence[str], routes: Sequence[Route], tls: Tl
 def _load_balancer(url: str, health_path: str | None) -> dict:
     balancer: dict = {"servers": [{"url": url}]}
     if health_path:
-        balancer["healthCheck"] = {"path": health_path, "interval": "10s", "timeout": "3s"}
+        balancer["healthCheck"] = {"path": health_path, "interval": "5s", "timeout": "3s"}
     return {"loadBalancer": balancer}

@@ -35,6 +35,7 @@ class Route:
 
     service: str
     path_prefix: str
+    strip_path_prefix: bool
     stable_url: str
     canary_url: str | None
     canary_weight: int
@@ -91,6 +92,7 @@ def _route(service: str, spec: ServiceSpec, target: RuntimeTarget) -> Route:
     return Route(
         service=service,
         path_prefix=spec.path_prefix,
+        strip_path_prefix=spec.strip_path_prefix and spec.path_prefix != "/",
         stable_url=f"http://{target.service_address(service, spec.port)}",
         canary_url=f"http://{target.service_address(f'{service}-canary', spec.port)}" if canary else None,
         canary_weight=canary.weight if canary else 0,

@@ -1,5 +1,6 @@
-"""Edge certificates: issued and renewed by the target (cert-manager on Kubernetes) or by the
-edge proxy itself (Traefik's ACME resolver, or its self-signed default in dev, on Docker).
+"""Edge certificates: issued and renewed by the target (cert-manager on Kubernetes), by this
+program's local CA (`tls.mode: local-ca`, and Docker's self-signed mode) or by the edge proxy
+itself (Traefik's ACME resolver on Docker).
 An expiry alert covers both (components/alerting, CertificateExpiringSoon)."""
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ class EdgeCertificates(pulumi.ComponentResource):
                  opts: ResourceOptions | None = None):
         super().__init__("platform:tls:EdgeCertificates", name, None, opts)
         self.material = target.edge_tls(args.hosts, args.tls, parent=self)
-        self.issuer = "cert-manager" if self.material else "edge-proxy"
+        self.issuer = self.material.issuer if self.material else "edge-proxy"
         self.mode = args.tls.mode
         self.hosts = list(args.hosts)
         self.renew_before_days = args.tls.renew_before_days

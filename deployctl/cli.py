@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from deployctl import drills
 from deployctl import operations as ops
 from deployctl.chart import draw
 from deployctl.workspace import DeployError, Engine
@@ -162,6 +163,36 @@ def drill_rollback(stack: str, cwd: Optional[Path] = CwdOption) -> None:
     verdict = "[green]PASS[/]" if evidence.passed else "[red]FAIL[/]"
     console.print(f"{verdict} rollback took {evidence.duration_seconds:.1f}s "
                   f"(target <= {evidence.threshold_seconds:.0f}s); evidence: {path}")
+    if not evidence.passed:
+        raise typer.Exit(1)
+
+
+@drill_app.command("restore")
+def drill_restore(stack: str,
+                  database: Optional[str] = typer.Option(None, "--database", help="Only this database (default: all)."),
+                  backup_first: bool = typer.Option(False, "--backup-first",
+                                                    help="Take a fresh backup from the backup CronJob first."),
+                  cwd: Optional[Path] = CwdOption) -> None:
+    """Restore each database's newest dump into a scratch database now (the monthly drill's job);
+    write evidence with the measured RTO/RPO against drills.restoreSeconds and backup.maxAgeHours."""
+    eng = engine(cwd, quiet=True)
+    try:
+        config = ops.platform_model(eng, stack)
+        with console.status(f"{stack}: restore drill running") as status:
+            evidence = drills.restore_drill(config, stack, database, backup_first,
+                                            on_progress=lambda line: status.update(f"{stack}: {line}"))
+    except DeployError as error:
+        fail(f"{stack}: restore drill failed: {error}")
+    path = evidence.write(eng.project)
+    for name, record in evidence.details["databases"].items():
+        verdict = "[green]PASS[/]" if record["passed"] else "[red]FAIL[/]"
+        if "rto_seconds" in record:
+            console.print(f"{verdict} {name}: RTO {record['rto_seconds']:.0f}s (target <= "
+                          f"{record['rto_threshold_seconds']}s), RPO {record['rpo_seconds']:.0f}s (target <= "
+                          f"{record['rpo_threshold_seconds']}s), {record['report'].get('tables')} tables restored")
+        else:
+            console.print(f"{verdict} {name}: {record['error']}", highlight=False)
+    console.print(f"evidence: {path}")
     if not evidence.passed:
         raise typer.Exit(1)
 

@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from components.config import PlatformConfig
+from components.stack_config import ConfigError, parse_platform_config
 from deployctl.evidence import Evidence
 from deployctl.history import HistoryError, Release, find, last_good
 from deployctl.workspace import DeployError, Engine
 
-DEFAULT_STEPS = (10, 50, 100)
 
 
 def rollback(engine: Engine, stack: str, *, to_version: int | None = None) -> tuple[Release, Evidence]:
@@ -42,7 +43,15 @@ def apply_release_config(engine: Engine, stack: str, release: Release) -> None:
 
 
 def rollback_threshold(engine: Engine, stack: str) -> float:
-    return float(platform_config(engine, stack).get("drills", {}).get("rollbackSeconds", 180))
+    return float(platform_model(engine, stack).drills.rollback_seconds)
+
+
+def platform_model(engine: Engine, stack: str) -> PlatformConfig:
+    """The stack's config validated by the program's own models (errors name file and key)."""
+    try:
+        return parse_platform_config(platform_config(engine, stack), stack)
+    except ConfigError as error:
+        raise DeployError(str(error)) from None
 
 
 def platform_config(engine: Engine, stack: str) -> dict[str, Any]:
@@ -155,11 +164,6 @@ class Analysis:
         return self.success_rate >= min_success and self.timeout_rate <= max_timeouts
 
 
-def rollout_settings(engine: Engine, stack: str) -> dict[str, Any]:
-    settings = {"steps": list(DEFAULT_STEPS), "successRate": 0.95, "timeoutRate": 0.05, "requests": 50,
-                "timeoutSeconds": 3.0}
-    settings.update(platform_config(engine, stack).get("rollout") or {})
-    return settings
 
 
 def analyse(url: str, host: str | None, requests: int, timeout: float) -> Analysis:
@@ -202,18 +206,18 @@ def canary_of(engine: Engine, stack: str, service: str) -> dict[str, Any]:
 def rollout_step(engine: Engine, stack: str, service: str, probe_url: str | None, host: str | None
                  ) -> tuple[int, Analysis | None]:
     canary = canary_of(engine, stack, service)
-    settings = rollout_settings(engine, stack)
+    settings = platform_model(engine, stack).rollout
     weight = int(canary.get("weight", 0))
     analysis = None
     if weight > 0 and probe_url:
-        analysis = analyse(probe_url, host, int(settings["requests"]), float(settings["timeoutSeconds"]))
-        if not analysis.passes(float(settings["successRate"]), float(settings["timeoutRate"])):
+        analysis = analyse(probe_url, host, settings.requests, settings.timeout_seconds)
+        if not analysis.passes(settings.success_rate, settings.timeout_rate):
             rollout_abort(engine, stack, service)
             raise DeployError(
                 f"analysis failed at {weight}%: success rate {analysis.success_rate:.1%} "
-                f"(needs >= {settings['successRate']:.0%}), timeout rate {analysis.timeout_rate:.1%} "
-                f"(needs <= {settings['timeoutRate']:.0%}); aborted: all traffic is back on stable")
-    new_weight = next_weight(weight, [int(step) for step in settings["steps"]])
+                f"(needs >= {settings.success_rate:.0%}), timeout rate {analysis.timeout_rate:.1%} "
+                f"(needs <= {settings.timeout_rate:.0%}); aborted: all traffic is back on stable")
+    new_weight = next_weight(weight, settings.steps)
     engine.set_path(stack, f"services.{service}.canary.weight", new_weight)
     engine.up(stack, message=f"rollout {service} canary {canary['version']} to {new_weight}%",
               policy_config=policy_config_for(engine, stack))

@@ -9,9 +9,12 @@ PULUMI_TOOLCHAIN_VERSION="v3.259.0"
 DEPLOY_TOOLCHAIN_BIN="$DEPLOY_CACHE/toolchain/$PULUMI_TOOLCHAIN_VERSION/bin"
 export DEPLOY_ROOT DEPLOY_CACHE PULUMI_TOOLCHAIN_VERSION DEPLOY_TOOLCHAIN_BIN
 
+# kubectl of the local cluster (scripts/cluster/build.sh) comes last: an operator's own wins.
+DEPLOY_CLUSTER_BIN="$DEPLOY_CACHE/cluster/bin"
+export DEPLOY_CLUSTER_BIN
 case ":$PATH:" in
   *":$DEPLOY_TOOLCHAIN_BIN:"*) ;;
-  *) export PATH="$DEPLOY_ROOT/.venv/bin:$DEPLOY_TOOLCHAIN_BIN:$PATH" ;;
+  *) export PATH="$DEPLOY_ROOT/.venv/bin:$DEPLOY_TOOLCHAIN_BIN:$PATH:$DEPLOY_CLUSTER_BIN" ;;
 esac
 
 # Offline by construction: never download a plugin, never phone home.

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One command from a fresh clone to a deployed dev stack:
-#   system tools, Python environment, offline Pulumi toolchain, local file backend,
-#   per-machine secrets passphrase, the three stacks, dev secrets, then `pulumi up -s dev`.
+#   system tools, Python environment, offline Pulumi toolchain, the local Kubernetes cluster
+#   (built from Go modules, images in a local registry; docs/cluster.md), local file backend,
+#   per-machine secrets passphrase, the three stacks, dev secrets, then `pulumi up -s dev`
+#   deploying the whole product to that cluster.
 # Idempotent; `--no-up` stops before the deploy (the test command uses that).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
@@ -11,7 +13,7 @@ RUN_UP=1
 for arg in "$@"; do
   case "$arg" in
     --no-up) RUN_UP=0 ;;
-    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
     *) echo "scripts/setup.sh: unknown option '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -87,6 +89,11 @@ system_packages
 python_env
 step "building the offline Pulumi toolchain (cached in $DEPLOY_CACHE)"
 bash scripts/toolchain.sh
+step "building and starting the local Kubernetes cluster (cached in $DEPLOY_CACHE/cluster)"
+[ "$(id -u)" -eq 0 ] || { echo "scripts/setup.sh: the local cluster needs root (network, containerd, kubelet); run it with sudo" >&2; exit 1; }
+bash scripts/cluster/build.sh
+bash images/build.sh
+bash scripts/cluster/cluster.sh start
 passphrase
 git_filter
 backend_and_stacks
@@ -98,5 +105,7 @@ echo "setup took $((SECONDS - started))s"
 if [ "$RUN_UP" = 1 ]; then
   step "pulumi up -s dev"
   pulumi up -s dev --yes --skip-preview
-  pulumi stack output -s dev endpoints
+  step "dev is up; its endpoints (the edge presents the stack's local CA certificate: curl -k)"
+  pulumi stack output -s dev endpoints --json
+  echo "try: curl -k https://shop.dev.localhost:30443/api/healthz"
 fi

@@ -66,6 +66,8 @@ class TlsMaterial:
     certificates: Sequence[tuple[str, str]]  # (cert file, key file) pairs the edge serves
     secret_mounts: Mapping[str, str] = field(default_factory=dict)  # Kubernetes Secret -> directory
     files: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)  # path -> content (secret key)
+    resources: Sequence[pulumi.Resource] = ()  # what the edge waits for (the Secret it mounts)
+    issuer: str = "cert-manager"
 
 
 @dataclass(frozen=True)

@@ -99,7 +99,8 @@ class DockerRuntime:
         # One certificate from the local CA covers every edge host (subject alternative names).
         return TlsMaterial(certificates=[(f"{cert_dir}/tls.crt", f"{cert_dir}/tls.key")],
                            files={f"{cert_dir}/tls.crt": authority.certificate,
-                                  f"{cert_dir}/tls.key": authority.private_key})
+                                  f"{cert_dir}/tls.key": authority.private_key},
+                           issuer="local-ca")
 
     def _image(self, reference: str, parent: pulumi.Resource) -> docker.RemoteImage:
         if reference not in self._images:

@@ -13,7 +13,7 @@ from pulumi import ResourceOptions
 
 from components.config import KubernetesTarget, Resources
 from components.targets.gate import after
-from components.targets.kubernetes_tls import issue_edge_certificate
+from components.targets.kubernetes_tls import issue_edge_certificate, issue_local_ca_certificate
 from components.targets.base import (
     JobSpec,
     MonitoringBundle,
@@ -39,8 +39,9 @@ class KubernetesRuntime:
         self._claims: dict[str, core.PersistentVolumeClaim] = {}
         self.provider = k8s.Provider(
             f"{stack}-kubernetes",
-            kubeconfig=settings.kubeconfig,
-            context=settings.context,
+            # Rendering talks to no cluster (the provider refuses both at once).
+            kubeconfig=None if settings.render_to_directory else settings.kubeconfig,
+            context=None if settings.render_to_directory else settings.context,
             namespace=after(gate, settings.namespace),
             render_yaml_to_directory=settings.render_to_directory,
             opts=ResourceOptions(parent=parent),
@@ -115,7 +116,7 @@ class KubernetesRuntime:
                 metadata=self._metadata(spec.name, labels),
                 spec=core.ServiceSpecArgs(
                     selector=selector,
-                    ports=_service_ports(spec),
+                    ports=_service_ports(spec, self.settings.edge_service_type),
                     cluster_ip="None" if spec.volume else None,
                     type=self.settings.edge_service_type if spec.external else None,
                 ),
@@ -169,6 +170,7 @@ class KubernetesRuntime:
             spec=k8s.apps.v1.DeploymentSpecArgs(
                 replicas=spec.replicas,
                 selector=meta.LabelSelectorArgs(match_labels=selector),
+                progress_deadline_seconds=self.settings.progress_deadline_seconds,
                 strategy=k8s.apps.v1.DeploymentStrategyArgs(
                     type="RollingUpdate",
                     # Never below the requested capacity while a release rolls out.
@@ -240,10 +242,12 @@ class KubernetesRuntime:
         return ["sh", "-c", script]
 
     def edge_tls(self, hosts, tls, parent: pulumi.Resource) -> TlsMaterial:
-        """cert-manager issues and renews the edge certificate into a Secret the edge mounts."""
-        return issue_edge_certificate(hosts, tls, self.settings, self.stack,
-                                      ResourceOptions(parent=parent, provider=self.provider,
-                                                      depends_on=[self.namespace]))
+        """cert-manager issues and renews the edge certificate into a Secret the edge mounts;
+        in local-ca mode this program's own CA writes that Secret (no controller needed)."""
+        opts = ResourceOptions(parent=parent, provider=self.provider, depends_on=[self.namespace])
+        if tls.mode == "local-ca":
+            return issue_local_ca_certificate(hosts, tls, self.namespace_name, opts)
+        return issue_edge_certificate(hosts, tls, self.settings, self.stack, opts)
 
     def _claim(self, volume, labels, parent) -> core.PersistentVolumeClaim:
         """One claim per volume name: the backup job and its restore drill share the dumps."""
@@ -319,11 +323,14 @@ class KubernetesRuntime:
         return created
 
 
-def _service_ports(spec: WorkloadSpec) -> list[core.ServicePortArgs]:
+def _service_ports(spec: WorkloadSpec, service_type: str) -> list[core.ServicePortArgs]:
     if spec.external:
-        # The edge: HTTP (redirects to HTTPS) and HTTPS.
-        return [core.ServicePortArgs(name="http", port=80, target_port=80),
-                core.ServicePortArgs(name="https", port=443, target_port=443)]
+        # The edge: HTTP (redirects to HTTPS) and HTTPS. As a NodePort Service the published
+        # ports are the node ports, so the stack's edge.httpPort/httpsPort are where it answers.
+        published = spec.published_ports if service_type == "NodePort" else {}
+        return [core.ServicePortArgs(name=name, port=published.get(port, port), target_port=port,
+                                     node_port=published.get(port))
+                for name, port in (("http", 80), ("https", 443))]
     return [core.ServicePortArgs(name="http", port=spec.port, target_port=spec.port)]
 
 

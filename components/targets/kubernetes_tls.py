@@ -4,6 +4,9 @@ ACME: a ClusterIssuer with the account e-mail and the staging or production dire
 through the ingress class. Self-signed (dev, staging): a local CA — a self-signed issuer signs a
 CA certificate, a CA issuer signs the edge certificate — so clients can trust one root.
 Ref: https://cert-manager.io/docs/configuration/selfsigned/#bootstrapping-ca-issuers
+Local CA (clusters without cert-manager's controller, such as the embedded local cluster): this
+program's CA (components/local_ca.py) issues one certificate for every host into a
+`kubernetes.io/tls` Secret; the key is a Pulumi secret, encrypted in state.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import pulumi_kubernetes as k8s
 from pulumi import ResourceOptions
 
 from components.config import KubernetesTarget, TlsSpec
+from components.local_ca import LocalCertificateAuthority, LocalCertificateAuthorityArgs
 from components.targets.base import TlsMaterial
 from components.tls_settings import ACME_SERVERS
 
@@ -65,3 +69,18 @@ def issue_edge_certificate(hosts: Sequence[str], tls: TlsSpec, settings: Kuberne
 
 def _resource(name: str, kind: str, metadata: dict, spec: dict, opts: ResourceOptions) -> pulumi.CustomResource:
     return k8s.apiextensions.CustomResource(name, api_version=API, kind=kind, metadata=metadata, spec=spec, opts=opts)
+
+
+def issue_local_ca_certificate(hosts: Sequence[str], tls: TlsSpec, namespace: str,
+                               opts: ResourceOptions) -> TlsMaterial:
+    authority = LocalCertificateAuthority("local-ca", LocalCertificateAuthorityArgs(
+        hosts=hosts, renew_before_days=tls.renew_before_days), opts=ResourceOptions(parent=opts.parent))
+    secret = k8s.core.v1.Secret(
+        "edge-tls", metadata={"name": "edge-tls", "namespace": namespace, "labels": LABELS},
+        type="kubernetes.io/tls",
+        string_data={"tls.crt": authority.certificate, "tls.key": authority.private_key,
+                     "ca.crt": authority.ca_certificate},
+        opts=opts)
+    return TlsMaterial(certificates=[(f"{CERT_DIR}/edge/tls.crt", f"{CERT_DIR}/edge/tls.key")],
+                       secret_mounts={"edge-tls": f"{CERT_DIR}/edge"}, resources=[secret],
+                       issuer="local-ca")

@@ -309,6 +309,9 @@ bindAddress: 127.0.0.1
 healthzBindAddress: 127.0.0.1:10256
 metricsBindAddress: 127.0.0.1:10249
 conntrack: {maxPerCore: 0}
+# NodePorts answer on loopback too (kube-proxy sets route_localnet), so a stack's edge is
+# https://<host>.localhost:<edge.httpsPort> from this machine, like a kind port mapping.
+nodePortAddresses: [127.0.0.0/8, $NODE_IP/32]
 EOF
   start_proc kube-proxy "$CLUSTER_BIN/kube-proxy" --config "$CONF/kube-proxy.yaml"
 }
@@ -318,6 +321,28 @@ apply_addons() {
       -e "s#@CLUSTER_DOMAIN@#$CLUSTER_DOMAIN#g" "$ADDONS/coredns.yaml" | "${KUBECTL[@]}" apply -f - >/dev/null
   "${KUBECTL[@]}" apply -f "$ADDONS/storage.yaml" >/dev/null
   clog "applied addons (CoreDNS $COREDNS_IMAGE, default StorageClass standard)"
+}
+
+# The custom resource definitions the platform program creates objects of, taken from the
+# projects' own Go modules (same versions as docs/cluster.md says), so those objects are
+# validated by the real API server. Controllers are not run (see docs/cluster.md).
+CRD_MODULES=(
+  "github.com/cert-manager/cert-manager@v1.19.1:deploy/crds:*.yaml"
+  "github.com/prometheus-operator/prometheus-operator@v0.79.2:example/prometheus-operator-crd:monitoring.coreos.com_prometheusrules.yaml monitoring.coreos.com_podmonitors.yaml"
+)
+install_crds() {
+  local entry module dir files f names paths=()
+  for entry in "${CRD_MODULES[@]}"; do
+    module=${entry%%:*}; entry=${entry#*:}; dir=${entry%%:*}; files=${entry#*:}
+    local root
+    root=$(cd /tmp && GOFLAGS=-mod=mod go mod download -json "$module" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+    [ -d "$root/$dir" ] || cdie "CRDs: $module has no $dir (go mod download failed?)"
+    read -ra names <<< "$files"   # patterns expand in the module directory, not here
+    for f in "${names[@]}"; do paths+=("$root/$dir"/$f); done
+  done
+  for f in "${paths[@]}"; do "${KUBECTL[@]}" apply --server-side --force-conflicts -f "$f" >/dev/null; done
+  "${KUBECTL[@]}" wait --for=condition=Established --timeout=60s crd --all >/dev/null
+  clog "installed ${#paths[@]} CRDs (cert-manager.io, acme.cert-manager.io, monitoring.coreos.com)"
 }
 
 node_ready() {
@@ -344,6 +369,7 @@ cmd_start() {
   start_kube_proxy
   wait_for "node $NODE_NAME Ready" 120 node_ready
   apply_addons
+  install_crds
   clog "cluster up in $((SECONDS - t0))s; export KUBECONFIG=$KUBECONFIG_FILE"
 }
 

@@ -93,6 +93,18 @@ class Project:
         text = value if isinstance(value, str) else json.dumps(value)
         self.pulumi("config", "set", "--path", f"platform:{key}", text, *kind, "-s", stack)
 
+    def render_only(self, stack: str, smoke_base_url: str | None = None) -> None:
+        """Write the stack's manifests to rendered/<stack> instead of applying them. The key of
+        the program's local CA would land in those files, so the edge certificate comes from
+        cert-manager resources instead; smoke tests run only against a given stand-in edge."""
+        self.set_config(stack, "kubernetes.renderToDirectory", f"rendered/{stack}")
+        self.set_config(stack, "edge.tls.mode", "self-signed")
+        if smoke_base_url:
+            self.set_config(stack, "smokeTest.baseUrl", smoke_base_url)
+            self.set_config(stack, "smokeTest.delaySeconds", 0.2)
+        else:
+            self.set_config(stack, "smokeTest.enabled", False)
+
     def history(self, stack: str) -> list[dict]:
         return json.loads(self.pulumi("stack", "history", "--json", "-s", stack).stdout)
 

@@ -23,10 +23,8 @@ def staging(tmp_path):
     """A staging stack rendering to a directory, smoke-tested through the fake edge."""
     project = Project(tmp_path)
     project.init_stack("staging", SECRETS)
-    project.set_config("staging", "kubernetes.renderToDirectory", "rendered/staging")
     edge = FakeEdge(project.dir / "rendered" / "staging" / "1-manifest")
-    project.set_config("staging", "smokeTest.baseUrl", edge.url)
-    project.set_config("staging", "smokeTest.delaySeconds", 0.2)
+    project.render_only("staging", smoke_base_url=edge.url)
     project.edge = edge
     yield project
     edge.close()
@@ -101,8 +99,7 @@ def test_deploy_whose_smoke_test_fails_rolls_back_to_the_last_good_version(stagi
 def test_promotion_deploys_exactly_what_staging_verified(staging):
     release(staging, "1.5.0", "api 1.5.0")
     staging.init_stack("prod", SECRETS)
-    staging.set_config("prod", "kubernetes.renderToDirectory", "rendered/prod")
-    staging.set_config("prod", "smokeTest.enabled", False)
+    staging.render_only("prod")
 
     staging.deployctl("promote", "staging", "prod")
 
@@ -115,7 +112,7 @@ def test_promotion_deploys_exactly_what_staging_verified(staging):
 def test_prod_preview_of_a_version_staging_did_not_verify_fails(staging):
     release(staging, "1.5.0", "api 1.5.0")
     staging.init_stack("prod", SECRETS)
-    staging.set_config("prod", "kubernetes.renderToDirectory", "rendered/prod")
+    staging.render_only("prod")
     staging.set_config("prod", "services.api.version", "1.9.9")
     result = staging.pulumi("preview", "-s", "prod", check=False)
     assert result.code != 0
@@ -175,8 +172,7 @@ def test_history_chart_is_drawn(staging, tmp_path):
 
 def test_prod_rolls_back_to_an_older_version_staging_verified_before(staging):
     staging.init_stack("prod", SECRETS)
-    staging.set_config("prod", "kubernetes.renderToDirectory", "rendered/prod")
-    staging.set_config("prod", "smokeTest.enabled", False)
+    staging.render_only("prod")
     for version in ("1.5.0", "1.6.0"):
         release(staging, version, f"api {version}")
         staging.deployctl("promote", "staging", "prod")

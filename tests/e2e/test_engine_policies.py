@@ -28,7 +28,7 @@ def policy_config(tmp_path: Path, stack: str, verified: dict | None = None) -> s
 
 def rendering_stack(project: Project, stack: str) -> None:
     project.init_stack(stack, SECRETS)
-    project.set_config(stack, "kubernetes.renderToDirectory", f"rendered/{stack}")
+    project.render_only(stack)
 
 
 def preview_with_policies(project: Project, stack: str, config_file: str):
@@ -87,7 +87,7 @@ def test_unpinned_version_is_refused_in_prod(tmp_path):
 
 def test_latest_version_is_refused_and_nothing_changes(tmp_path):
     project = Project(tmp_path)
-    project.init_stack("dev", SECRETS)
+    rendering_stack(project, "dev")
     project.pulumi("up", "--yes", "-s", "dev")
     before = (project.resource_count("dev"), len(project.history("dev")))
     project.set_config("dev", "services.api.version", "latest")

@@ -17,6 +17,7 @@ SECRETS = {"mainDbPassword": "e2e-db-password-7f3a", "sessionSigningKey": "e2e-s
 def deployed(tmp_path_factory) -> tuple[Project, str]:
     project = Project(tmp_path_factory.mktemp("render"))
     project.init_stack("dev", SECRETS)
+    project.render_only("dev")
     preview = project.pulumi("preview", "-s", "dev")
     up = project.pulumi("up", "--yes", "-s", "dev", "--message", "first render")
     return project, preview.output + up.output
@@ -72,7 +73,7 @@ def test_outputs_export_versions_and_endpoints(deployed):
     outputs = project.outputs("dev")
     assert outputs["versions"] == {"web": "1.4.2", "api": "1.4.2", "worker": "1.4.2"}
     assert outputs["target"] == "kubernetes"
-    assert outputs["endpoints"]["edge"] == ["https://shop.dev.localhost:8443/"]
+    assert outputs["endpoints"]["edge"] == ["https://shop.dev.localhost:30443/"]
 
 
 def test_a_second_up_with_no_change_changes_nothing(deployed):
@@ -84,6 +85,7 @@ def test_a_second_up_with_no_change_changes_nothing(deployed):
 def test_config_error_stops_before_any_resource_and_names_the_key(tmp_path):
     project = Project(tmp_path)
     project.init_stack("dev", SECRETS)
+    project.render_only("dev")
     project.set_config("dev", "services.api.replicas", 0)
     result = project.pulumi("preview", "-s", "dev", check=False)
     assert result.code != 0

@@ -106,6 +106,10 @@ BAD_CONFIG = [
     ("require_verified_without_staging", mutate("promotion", {"requireVerified": True}), "platform:<root>",
      "stagingStack"),
     ("no_services", mutate("services", {}), "platform:services", "at least 1"),
+    ("node_port_out_of_range", mutate("edge.httpsPort", 8443), "platform:<root>", "edge.httpsPort is 8443"),
+    ("local_ca_key_rendered_to_disk", mutate("kubernetes.renderToDirectory", "rendered/dev"), "platform:<root>",
+     "local-ca"),
+    ("tls_mode_unknown", mutate("edge.tls", {"mode": "letsencrypt"}), "platform:edge.tls.mode", "'local-ca'"),
 ]
 
 

@@ -115,7 +115,7 @@ def test_only_the_edge_publishes_ports_on_loopback(mocks):
     published = {c.name: c.get("ports") for c in mocks.of_type(CONTAINER) if c.get("ports")}
     assert list(published) == ["edge"]
     assert {(p["internal"], p["external"], p["ip"]) for p in published["edge"]} == {
-        (80, 8080, "127.0.0.1"), (443, 8443, "127.0.0.1")}
+        (80, 31080, "127.0.0.1"), (443, 31443, "127.0.0.1")}
 
 
 def test_edge_carries_its_traefik_configuration_and_tls_label(mocks):

@@ -135,8 +135,16 @@ def test_canary_gets_its_own_deployment_and_service(mocks):
         "app.kubernetes.io/name": "api", "deploy.platform/track": "canary"}
 
 
+def rendering(raw):
+    raw["kubernetes"]["renderToDirectory"] = "rendered/dev"
+
+
+def self_signed(raw):
+    raw["edge"]["tls"] = {"mode": "self-signed"}
+
+
 def test_render_mode_writes_no_secret_objects(mocks):
-    deploy(mocks, stack="dev")
+    deploy(mocks, stack="dev", change=lambda raw: (self_signed(raw), rendering(raw)))
     assert mocks.of_type(SECRET) == []
     provider = mocks.named("pulumi:providers:kubernetes", "dev-kubernetes")
     assert provider.inputs["renderYamlToDirectory"] == "rendered/dev"
@@ -160,7 +168,7 @@ def test_whole_program_runs_for_each_shipped_stack(mocks, stack, staging_verifie
 
 
 def test_edge_certificate_is_issued_by_cert_manager_and_renewed_thirty_days_early(mocks):
-    deploy(mocks)
+    deploy(mocks, change=self_signed)
     certificate = mocks.named("kubernetes:cert-manager.io/v1:Certificate", "edge-certificate-shop-staging-localhost")
     assert certificate.get("spec.dnsNames") == ["shop.staging.localhost"]
     assert certificate.get("spec.renewBefore") == "720h"
@@ -171,7 +179,8 @@ def test_edge_certificate_is_issued_by_cert_manager_and_renewed_thirty_days_earl
 
 
 def test_every_edge_host_gets_its_own_certificate(mocks):
-    deploy(mocks, change=lambda raw: raw["edge"].update(hosts=["shop.staging.localhost", "api.staging.localhost"]))
+    deploy(mocks, change=lambda raw: (self_signed(raw), raw["edge"].update(
+        hosts=["shop.staging.localhost", "api.staging.localhost"])))
     certificates = mocks.of_type("kubernetes:cert-manager.io/v1:Certificate")
     hosts = sorted(c.get("spec.dnsNames")[0] for c in certificates if not c.get("spec.isCA"))
     assert hosts == ["api.staging.localhost", "shop.staging.localhost"]
@@ -179,8 +188,8 @@ def test_every_edge_host_gets_its_own_certificate(mocks):
     assert "/etc/traefik/certs/api-staging-localhost/tls.crt" in files
 
 
-def test_self_signed_mode_issues_from_a_local_ca(mocks):
-    deploy(mocks)
+def test_self_signed_mode_issues_from_a_cert_manager_ca_chain(mocks):
+    deploy(mocks, change=self_signed)
     root = mocks.named("kubernetes:cert-manager.io/v1:Certificate", "root-ca")
     assert root.get("spec.isCA") is True
     assert root.get("spec.issuerRef") == {"name": "platform-selfsigned", "kind": "Issuer"}
@@ -196,11 +205,28 @@ def test_prod_issues_certificates_from_the_acme_production_directory(mocks, stag
     assert issuer.get("spec.acme.email") == "platform-team@shop.example"
 
 
-def test_edge_is_exposed_outside_the_cluster_on_http_and_https(mocks):
+def test_local_ca_mode_writes_the_edge_tls_secret_without_cert_manager(mocks):
     deploy(mocks)
+    assert mocks.of_type("kubernetes:cert-manager.io/v1:Certificate") == []
+    secret = mocks.named(SECRET, "edge-tls")
+    assert secret.get("type") == "kubernetes.io/tls"
+    assert is_secret(secret.inputs["stringData"]) or is_secret(secret.inputs["stringData"]["tls.key"])
+    edge = mocks.named(DEPLOYMENT, "edge")
+    assert {"name": "edge-tls", "secret": {"secretName": "edge-tls"}} in edge.get("spec.template.spec.volumes")
+
+
+def test_edge_is_exposed_outside_the_cluster_on_http_and_https(mocks):
+    deploy(mocks, change=lambda raw: raw["kubernetes"].update(edgeServiceType="LoadBalancer"))
     service = mocks.named("kubernetes:core/v1:Service", "edge")
     assert service.get("spec.type") == "LoadBalancer"
     assert {p["port"] for p in service.get("spec.ports")} == {80, 443}
+
+
+def test_a_node_port_edge_answers_on_the_stack_edge_ports(mocks):
+    deploy(mocks)
+    service = mocks.named("kubernetes:core/v1:Service", "edge")
+    assert service.get("spec.type") == "NodePort"
+    assert {(p["nodePort"], p["targetPort"]) for p in service.get("spec.ports")} == {(31080, 80), (31443, 443)}
 
 
 def test_workers_are_probed_by_command(mocks):

@@ -72,8 +72,8 @@ def test_staging_runs_a_smoke_test_through_the_edge_after_the_workloads(mocks):
     smoke = smoke_runs(mocks)
     assert len(smoke) == 1
     checks = {c["service"]: c for c in smoke[0].inputs["checks"]}
-    assert checks["api"]["url"] == "https://127.0.0.1:8443/api/healthz"
-    assert checks["web"]["url"] == "https://127.0.0.1:8443/healthz"
+    assert checks["api"]["url"] == "https://127.0.0.1:31443/api/healthz"
+    assert checks["web"]["url"] == "https://127.0.0.1:31443/healthz"
     assert smoke[0].inputs["hostHeader"] == "shop.staging.localhost"
     assert smoke[0].inputs["attempts"] >= 3
     assert smoke[0].inputs["timeoutSeconds"] == 3
@@ -84,8 +84,13 @@ def test_smoke_test_input_carries_every_version_so_a_version_change_reruns_it(mo
     assert smoke_runs(mocks)[0].inputs["versions"] == VERIFIED
 
 
-def test_dev_renders_only_and_runs_no_smoke_test(mocks):
-    deploy("dev")
+def rendering(raw):
+    raw["kubernetes"]["renderToDirectory"] = "rendered/dev"
+    raw["edge"]["tls"] = {"mode": "self-signed"}
+
+
+def test_a_stack_with_smoke_tests_disabled_runs_none(mocks):
+    deploy("dev", lambda raw: raw.update(smokeTest={"enabled": False}))
     assert smoke_runs(mocks) == []
 
 
@@ -98,7 +103,7 @@ def test_a_backup_runs_before_services_that_use_the_database_change(mocks):
 
 
 def test_rendered_stacks_take_no_pre_deploy_backup(mocks):
-    deploy("dev")
+    deploy("dev", rendering)
     assert backup_runs(mocks) == []
 
 

@@ -1,0 +1,106 @@
+"""The local Kubernetes cluster scripts/setup.sh starts (scripts/cluster/, docs/cluster.md), seen
+from the tests: kubectl against it, a namespace per test stack, HTTP through Services and the edge."""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine import Project
+
+CLUSTER_CACHE = Path(os.environ.get("DEPLOY_CACHE", Path.home() / ".cache" / "deployplatform")) / "cluster"
+KUBECONFIG = CLUSTER_CACHE / "kubeconfig"
+KUBECTL = CLUSTER_CACHE / "bin" / "kubectl"
+CONTEXT = "deployplatform"
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    version: str | None  # X-App-Version: which build answered
+    seconds: float
+
+
+class Cluster:
+    def kubectl(self, *args: str, timeout: float = 120) -> str:
+        proc = subprocess.run([str(KUBECTL), "--kubeconfig", str(KUBECONFIG), "--context", CONTEXT, *args],
+                              capture_output=True, text=True, timeout=timeout)
+        if proc.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} exited {proc.returncode}: {proc.stderr[-2000:]}")
+        return proc.stdout
+
+    def get(self, namespace: str, *what: str) -> dict:
+        return json.loads(self.kubectl("--namespace", namespace, "get", *what, "-o", "json"))
+
+    def require_ready(self) -> None:
+        if not KUBECTL.exists() or not KUBECONFIG.exists():
+            raise AssertionError(f"no local cluster ({KUBECTL} or {KUBECONFIG} missing): run scripts/setup.sh, "
+                                 "which builds and starts it")
+        ready = self.kubectl("get", "nodes", "-o",
+                             "jsonpath={.items[*].status.conditions[?(@.type=='Ready')].status}").split()
+        if ready != ["True"]:
+            raise AssertionError(f"the local cluster's node is not Ready ({ready}): "
+                                 "bash scripts/cluster/cluster.sh status")
+
+    def fresh_namespace(self, namespace: str) -> None:
+        """Whatever an earlier run left there is gone before a test stack deploys into it."""
+        self.kubectl("delete", "namespace", namespace, "--ignore-not-found", "--wait=true", "--timeout=180s",
+                     timeout=200)
+
+    def drop_namespace(self, namespace: str) -> None:
+        self.kubectl("delete", "namespace", namespace, "--ignore-not-found", "--wait=false")
+
+    def deployments(self, namespace: str) -> dict[str, dict]:
+        return {d["metadata"]["name"]: d for d in self.get(namespace, "deployments")["items"]}
+
+    def image_of(self, namespace: str, deployment: str) -> str:
+        return self.deployments(namespace)[deployment]["spec"]["template"]["spec"]["containers"][0]["image"]
+
+    def run_job(self, namespace: str, cronjob: str, name: str, timeout: int = 180) -> str:
+        """A Job from the CronJob's template (what `kubectl create job --from` does by hand); its log."""
+        self.kubectl("--namespace", namespace, "create", "job", name, f"--from=cronjob/{cronjob}")
+        self.kubectl("--namespace", namespace, "wait", "--for=condition=complete", f"--timeout={timeout}s",
+                     f"job/{name}", timeout=timeout + 20)
+        return self.kubectl("--namespace", namespace, "logs", f"job/{name}")
+
+    def exec(self, namespace: str, target: str, script: str) -> str:
+        return self.kubectl("--namespace", namespace, "exec", target, "--", "sh", "-c", script)
+
+
+def http_get(url: str, host: str | None = None, timeout: float = 3) -> Answer:
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # the stack's local CA
+    request = urllib.request.Request(url, headers={"Host": host} if host else {})
+    started = time.monotonic()
+    try:
+        with urllib.request.urlopen(request, timeout=timeout, context=context) as response:
+            response.read()
+            return Answer(response.status, response.headers.get("X-App-Version"), time.monotonic() - started)
+    except urllib.error.HTTPError as error:
+        return Answer(error.code, error.headers.get("X-App-Version"), time.monotonic() - started)
+
+
+def deploy_to_cluster(project: Project, stack: str, namespace: str, http_port: int, https_port: int) -> None:
+    """Point a test copy of `stack` at the local cluster, in its own namespace and node ports, with a
+    certificate from the program's own CA (the cluster runs no cert-manager controller)."""
+    settings = {
+        "kubernetes.namespace": namespace,
+        "kubernetes.kubeconfig": str(KUBECONFIG),
+        "kubernetes.context": CONTEXT,
+        "kubernetes.edgeServiceType": "NodePort",
+        # the deliberately broken release fails in under a minute instead of three
+        "kubernetes.progressDeadlineSeconds": 40,
+        "edge.httpPort": http_port,
+        "edge.httpsPort": https_port,
+        "edge.tls.mode": "local-ca",
+        "smokeTest.verifyTls": False,
+    }
+    for key, value in settings.items():
+        project.set_config(stack, key, value)

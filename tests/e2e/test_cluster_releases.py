@@ -1,0 +1,89 @@
+"""Staging and prod on the real local cluster (issue 7): a verified version promoted to prod, a
+broken release rolled back automatically, and a canary that really gets about 10 % of requests."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+
+from cluster import Cluster, deploy_to_cluster, http_get
+from engine import Project
+
+pytestmark = pytest.mark.e2e
+
+SECRETS = {"mainDbPassword": "e2e-db-password-7f3a", "sessionSigningKey": "e2e-signing-key-91bc"}
+VERSION_A = "1.5.0"
+STAGING, PROD = "e2e-staging", "e2e-prod"
+STAGING_EDGE, PROD_EDGE = "https://127.0.0.1:32444", "https://127.0.0.1:32445"
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    cluster = Cluster()
+    cluster.require_ready()
+    return cluster
+
+
+@pytest.fixture(scope="module")
+def stacks(cluster, tmp_path_factory):
+    """Staging running version A of the api (smoke-tested), and an empty prod promoted from it."""
+    for namespace in (STAGING, PROD):
+        cluster.fresh_namespace(namespace)
+    project = Project(tmp_path_factory.mktemp("cluster-releases"))
+    project.init_stack("staging", SECRETS)
+    deploy_to_cluster(project, "staging", STAGING, http_port=32081, https_port=32444)
+    project.init_stack("prod", SECRETS)
+    deploy_to_cluster(project, "prod", PROD, http_port=32082, https_port=32445)
+    project.set_config("staging", "services.api.version", VERSION_A)
+    project.pulumi("up", "--yes", "-s", "staging", "--message", f"api {VERSION_A}", timeout=900)
+    yield project
+    for namespace in (STAGING, PROD):
+        cluster.drop_namespace(namespace)
+
+
+def api_through_edge(edge: str, host: str):
+    return http_get(f"{edge}/api/healthz", host=host)
+
+
+def test_staging_smoke_test_passes_and_exports_version_a_as_verified(stacks):
+    assert stacks.outputs("staging")["verifiedVersions"]["api"] == VERSION_A
+    assert api_through_edge(STAGING_EDGE, "shop.staging.localhost").version == VERSION_A
+
+
+def test_promotion_deploys_exactly_what_staging_verified_to_prod(cluster, stacks):
+    stacks.deployctl("promote", "staging", "prod", timeout=900)
+    assert stacks.outputs("prod")["versions"]["api"] == VERSION_A
+    assert cluster.image_of(PROD, "api").endswith(f":{VERSION_A}")
+    answer = api_through_edge(PROD_EDGE, "shop.example.com")
+    assert (answer.status, answer.version) == (200, VERSION_A)
+
+
+def test_broken_release_is_rolled_back_automatically_and_pods_serve_a_again(cluster, stacks):
+    stacks.set_config("staging", "services.api.version", "1.7.0-broken")
+    result = stacks.deployctl("deploy", "staging", check=False, timeout=900)
+    assert result.code != 0
+    assert "rolled back" in result.output
+    assert stacks.outputs("staging")["versions"]["api"] == VERSION_A
+    assert cluster.image_of(STAGING, "api").endswith(f":{VERSION_A}")
+    # Every pod behind the edge is version A again (each request may reach either replica).
+    answers = [api_through_edge(STAGING_EDGE, "shop.staging.localhost") for _ in range(10)]
+    assert {(a.status, a.version) for a in answers} == {(200, VERSION_A)}
+    history = json.loads(stacks.deployctl("history", "staging", "--json").stdout)
+    assert history[0]["message"].startswith("rollback to")
+    assert history[0]["result"] == "succeeded"
+    assert (history[1]["result"], history[1]["versions"]["api"]) == ("failed", "1.7.0-broken")
+
+
+def test_canary_at_ten_percent_receives_about_one_request_in_ten(cluster, stacks):
+    stacks.set_config("staging", "services.api.canary.version", "1.6.0")
+    stacks.set_config("staging", "services.api.canary.weight", 10)
+    stacks.pulumi("up", "--yes", "-s", "staging", "--message", "api canary 1.6.0 at 10%", timeout=900)
+    assert cluster.image_of(STAGING, "api-canary").endswith(":1.6.0")
+    answers = [api_through_edge(STAGING_EDGE, "shop.staging.localhost") for _ in range(300)]
+    served = Counter(a.version for a in answers if a.status == 200)
+    share = served["1.6.0"] / len(answers)
+    print(f"canary share at weight 10: {served['1.6.0']}/{len(answers)} = {share:.1%} ({dict(served)})")
+    assert sum(served.values()) == len(answers), f"not every request succeeded: {served}"
+    assert 0.05 <= share <= 0.15, f"canary got {share:.1%} of {len(answers)} requests"
