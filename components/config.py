@@ -348,9 +348,9 @@ class KubernetesTarget(Model):
         "LoadBalancer", description="How the edge proxy is exposed outside the cluster. NodePort: "
         "edge.httpPort/httpsPort are the node ports (the embedded local cluster has no load balancer).")
     ingress_class: str = Field("traefik", description="Ingress class cert-manager's HTTP-01 solver uses.")
-    # A release whose pods never become ready fails the update after this long (Kubernetes marks
-    # the Deployment ProgressDeadlineExceeded and Pulumi's await reports it) instead of after
-    # Pulumi's 10-minute default: the faster a bad release fails, the sooner it is rolled back.
+    # A release whose pods never become ready fails the update after about this long (Kubernetes
+    # marks the Deployment ProgressDeadlineExceeded; Pulumi's await stops 20 s later) instead of
+    # after Pulumi's 10-minute default: the sooner a bad release fails, the sooner it is rolled back.
     progress_deadline_seconds: int = Field(180, ge=10, le=3600)
 
     @field_validator("kubeconfig")

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Builds the cluster's images without Docker and pushes them to the local registry
 # (Debian's docker-registry on 127.0.0.1:5000, started here if it is not running):
-#   127.0.0.1:5000/shop/{web,api,worker}:{1.4.2,1.5.0,1.6.0,1.7.0-broken}
+#   127.0.0.1:5000/shop/{web,api,worker}:{1.4.2,1.5.0,1.6.0,1.7.0-broken,1.7.1-mislabeled}
 #       a tiny HTTP service on busybox-static (images/shop-app): /healthz answers
-#       "ok <name> <version>" (1.7.0-broken: 500), header X-App-Version: <version>
+#       "ok <name> <version>" (1.7.0-broken: 500), header X-App-Version: <version>;
+#       1.7.1-mislabeled is healthy but holds the 1.6.0 build (a wrong artifact pushed under a
+#       new tag): Kubernetes' probes pass, only the smoke test's version check catches it
 #   127.0.0.1:5000/shop/postgres:15.18.0   PostgreSQL from Debian's postgresql-15
 #   127.0.0.1:5000/pause:3.10.2            Kubernetes' pause.c, compiled statically
 #   127.0.0.1:5000/coredns:<version>        cluster DNS: the binary scripts/cluster/build.sh built
@@ -15,7 +17,7 @@ set -euo pipefail
 IMAGES_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$IMAGES_DIR/../scripts/cluster/lib.sh"
 
-SHOP_VERSIONS=(1.4.2 1.5.0 1.6.0 1.7.0-broken)
+SHOP_VERSIONS=(1.4.2 1.5.0 1.6.0 1.7.0-broken 1.7.1-mislabeled)
 SHOP_SERVICES=(web api worker)
 PAUSE_VERSION=3.10.2
 POSTGRES_TAG=15.18.0
@@ -76,7 +78,10 @@ build_shop() {
   cp "$IMAGES_DIR/shop-app/handler.sh" "$IMAGES_DIR/shop-app/run.sh" "$r/app/"
   cp "$IMAGES_DIR/shop-app/worker.sh" "$r/app/worker"  # the stack files run `/app/worker --queue default`
   echo "$ver" > "$r/app/VERSION"; echo "$svc" > "$r/app/NAME"
-  case $ver in *broken*) touch "$r/app/BROKEN" ;; esac
+  case $ver in
+    *broken*) touch "$r/app/BROKEN" ;;
+    *mislabeled*) echo 1.6.0 > "$r/app/VERSION" ;;
+  esac
   publish "shop-$svc-$ver" "shop/$svc" "$ver" "$r" \
     "$digest" \
     --config.entrypoint /bin/sh --config.entrypoint /app/run.sh \

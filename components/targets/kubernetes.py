@@ -163,10 +163,16 @@ class KubernetesRuntime:
                   for path in sorted(spec.files)]
         return volumes, mounts, config_map
 
+    def _rollout_annotations(self, spec: WorkloadSpec) -> dict[str, str]:
+        # pulumi-kubernetes only logs ProgressDeadlineExceeded and waits out its own timeout
+        # (10 min); its timeout annotation makes the update fail soon after Kubernetes gives up.
+        return {"deploy.platform/version": spec.version,
+                "pulumi.com/timeoutSeconds": str(self.settings.progress_deadline_seconds + 20)}
+
     def _deployment(self, spec, labels, selector, template, parent, depends):
         return k8s.apps.v1.Deployment(
             spec.name,
-            metadata=self._metadata(spec.name, labels, {"deploy.platform/version": spec.version}),
+            metadata=self._metadata(spec.name, labels, self._rollout_annotations(spec)),
             spec=k8s.apps.v1.DeploymentSpecArgs(
                 replicas=spec.replicas,
                 selector=meta.LabelSelectorArgs(match_labels=selector),
@@ -185,7 +191,7 @@ class KubernetesRuntime:
         volume = spec.volume
         return k8s.apps.v1.StatefulSet(
             spec.name,
-            metadata=self._metadata(spec.name, labels, {"deploy.platform/version": spec.version}),
+            metadata=self._metadata(spec.name, labels, self._rollout_annotations(spec)),
             spec=k8s.apps.v1.StatefulSetSpecArgs(
                 service_name=spec.name,
                 replicas=1,

@@ -102,5 +102,9 @@ def deploy_to_cluster(project: Project, stack: str, namespace: str, http_port: i
         "edge.tls.mode": "local-ca",
         "smokeTest.verifyTls": False,
     }
+    # Three stacks (and the developer's dev) share one 2-CPU node: small requests let them all,
+    # and their backup jobs, be scheduled. Limits stay as configured.
+    for workload in ("services.web", "services.api", "services.worker", "edge", "databases.main"):
+        settings[f"{workload}.resources.cpuRequest"] = "20m"
     for key, value in settings.items():
         project.set_config(stack, key, value)

@@ -76,6 +76,20 @@ def test_broken_release_is_rolled_back_automatically_and_pods_serve_a_again(clus
     assert (history[1]["result"], history[1]["versions"]["api"]) == ("failed", "1.7.0-broken")
 
 
+def test_release_failing_only_its_smoke_test_is_rolled_back_automatically(cluster, stacks):
+    # Healthy to Kubernetes' probes, but the build inside reports 1.6.0: only the smoke test sees it.
+    stacks.set_config("staging", "services.api.version", "1.7.1-mislabeled")
+    result = stacks.deployctl("deploy", "staging", check=False, timeout=900)
+    assert result.code != 0
+    assert "smoke test failed" in result.output and "expected '1.7.1-mislabeled'" in result.output
+    assert "rolled back" in result.output
+    assert cluster.image_of(STAGING, "api").endswith(f":{VERSION_A}")
+    assert {api_through_edge(STAGING_EDGE, "shop.staging.localhost").version for _ in range(10)} == {VERSION_A}
+    outputs = stacks.outputs("staging")
+    assert outputs["verifiedVersions"]["api"] == VERSION_A
+    assert "1.7.1-mislabeled" not in outputs["verifiedHistory"]["api"]
+
+
 def test_canary_at_ten_percent_receives_about_one_request_in_ten(cluster, stacks):
     stacks.set_config("staging", "services.api.canary.version", "1.6.0")
     stacks.set_config("staging", "services.api.canary.weight", 10)

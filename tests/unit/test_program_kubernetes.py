@@ -233,3 +233,10 @@ def test_workers_are_probed_by_command(mocks):
     deploy(mocks)
     worker = container(mocks.named(DEPLOYMENT, "worker"))
     assert worker["livenessProbe"]["exec"]["command"] == ["/app/worker", "--check"]
+
+
+def test_a_release_that_never_becomes_ready_fails_the_update_after_the_progress_deadline(mocks):
+    deploy(mocks, change=lambda raw: raw["kubernetes"].update(progressDeadlineSeconds=40))
+    api = mocks.named(DEPLOYMENT, "api")
+    assert api.get("spec.progressDeadlineSeconds") == 40
+    assert api.get("metadata.annotations")["pulumi.com/timeoutSeconds"] == "60"
