@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from deployctl import drills
@@ -27,13 +28,14 @@ CwdOption = typer.Option(None, "--cwd", help="Project directory (default: the on
 def engine(cwd: Optional[Path], quiet: bool = False) -> Engine:
     def show(line: str) -> None:
         if not quiet:
-            console.print(line.rstrip(), markup=False, highlight=False)
+            # soft_wrap: the engine's lines reach logs and pipes unbroken, whatever the terminal width
+            console.print(line.rstrip(), markup=False, highlight=False, soft_wrap=True)
 
     return Engine.open(cwd, on_output=show)
 
 
 def fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(1)
 
 
@@ -106,7 +108,8 @@ def deploy(stack: str, message: str = typer.Option("deploy", "--message", "-m"),
         console.print(f"[green]{stack} deployed[/]")
         return
     good = outcome.rolled_back_to
-    console.print(f"[bold red]{stack}: the update failed:[/]\n{outcome.failure}", highlight=False)
+    console.print(f"[bold red]{escape(stack)}: the update failed:[/]\n{escape(outcome.failure)}", highlight=False,
+                  soft_wrap=True)
     console.print(f"[yellow]rolled back to version {good.number}[/] ("
                   + ", ".join(f"{s}={v}" for s, v in sorted(good.versions.items())) + ")")
     raise typer.Exit(1)

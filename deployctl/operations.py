@@ -35,8 +35,11 @@ def rollback(engine: Engine, stack: str, *, to_version: int | None = None) -> tu
 
 def apply_release_config(engine: Engine, stack: str, release: Release) -> None:
     """Make the stack's non-secret config exactly that release's (secrets stay as they are)."""
-    wanted = release.plain_config()
     current = engine.config(stack)
+    # History records project-level defaults (Pulumi.yaml `default: {}`) as values; writing those
+    # into the stack file would only add noise, so an empty object not set today stays unset.
+    wanted = {key: item for key, item in release.plain_config().items()
+              if key in current or item.get("objectValue") not in ({}, [])}
     stale = [key for key, entry in current.items() if not entry.get("secret") and key not in wanted]
     engine.remove_config(stack, stale)
     engine.set_config_json(stack, wanted)

@@ -110,15 +110,32 @@ class Engine:
             return self.stack(stack).up(message=message, on_output=self.on_output,
                                         **self.policy_args(stack, policy_config))
         except auto.errors.CommandError as error:
-            raise DeployError(_tail(str(error))) from None
+            raise DeployError(failure_summary(str(error))) from None
 
     def preview(self, stack: str, policy_config: Path | None = None) -> auto.PreviewResult:
         try:
             return self.stack(stack).preview(on_output=self.on_output, **self.policy_args(stack, policy_config))
         except auto.errors.CommandError as error:
-            raise DeployError(_tail(str(error))) from None
+            raise DeployError(failure_summary(str(error))) from None
 
 
-def _tail(text: str, lines: int = 25) -> str:
+SECTIONS = ("Diagnostics:", "Policy Violations:", "Outputs:", "Resources:", "Policies:", "Duration:")
+
+
+def failure_summary(text: str, tail_lines: int = 25) -> str:
+    """What went wrong, from a failed command's output: every error in the Diagnostics section and
+    every policy violation, once each; the output's last lines when it has neither."""
+    found, section = [], None
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith(SECTIONS):
+            section = stripped.split(":")[0]
+            continue
+        if section == "Diagnostics" and stripped.startswith("error:") and stripped != "error: update failed":
+            found.append(stripped)
+        elif section == "Policy Violations" and stripped.startswith("["):
+            found.append(stripped)
+    if found:
+        return "\n".join(dict.fromkeys(found))
     kept = [line for line in text.splitlines() if line.strip()]
-    return "\n".join(kept[-lines:])
+    return "\n".join(kept[-tail_lines:])

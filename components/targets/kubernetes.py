@@ -65,18 +65,22 @@ class KubernetesRuntime:
         labels = {**standard_labels(self.stack, spec.service, spec.component, spec.version, spec.track),
                   **spec.extra_labels, **{database_client_label(db): "client" for db in spec.clients_of}}
         selector = {"app.kubernetes.io/name": spec.service, "deploy.platform/track": spec.track}
+        # Objects that outlive a release carry no version label: a release then leaves them
+        # untouched. (An updated Service makes Pulumi wait until no selected pod is unready, so a
+        # broken release held the update for 10 minutes; volume claim templates are immutable.)
+        unversioned = {key: value for key, value in labels.items() if key != "app.kubernetes.io/version"}
         created: list[pulumi.Resource] = []
-        env, secret = self._env(spec.name, spec.env, spec.secret_env, labels, parent)
+        env, secret = self._env(spec.name, spec.env, spec.secret_env, unversioned, parent)
         if secret:
             created.append(secret)
-        volumes, mounts, config_map = self._files(spec, labels, parent)
+        volumes, mounts, config_map = self._files(spec, unversioned, parent)
         if config_map:
             created.append(config_map)
         if spec.volume:
             mounts.append(core.VolumeMountArgs(name=spec.volume.name, mount_path=spec.volume.mount_path))
         if spec.shared_volume:
             shared = spec.shared_volume
-            created.append(self._claim(shared, labels, parent))
+            created.append(self._claim(shared, unversioned, parent))
             volumes.append(core.VolumeArgs(name=shared.name, persistent_volume_claim=core.PersistentVolumeClaimVolumeSourceArgs(
                 claim_name=shared.name)))
             mounts.append(core.VolumeMountArgs(name=shared.name, mount_path=shared.mount_path))
@@ -106,14 +110,15 @@ class KubernetesRuntime:
         )
         depends = list(created)
         if spec.volume:
-            created.append(self._stateful_set(spec, labels, selector, template, parent, [*depends, *spec.after]))
+            created.append(self._stateful_set(spec, labels, unversioned, selector, template, parent,
+                                              [*depends, *spec.after]))
         else:
             created.append(self._deployment(spec, labels, selector, template, parent, [*depends, *spec.after]))
         address = pulumi.Output.from_input("")
         if spec.port:
             created.append(core.Service(
                 spec.name,
-                metadata=self._metadata(spec.name, labels),
+                metadata=self._metadata(spec.name, unversioned),
                 spec=core.ServiceSpecArgs(
                     selector=selector,
                     ports=_service_ports(spec, self.settings.edge_service_type),
@@ -124,7 +129,7 @@ class KubernetesRuntime:
             ))
             address = pulumi.Output.from_input(self.service_address(spec.name, spec.port))
         if spec.internal_only:
-            created.append(self._internal_only_policy(spec, selector, labels, parent))
+            created.append(self._internal_only_policy(spec, selector, unversioned, parent))
         return WorkloadHandle(address=address, resources=created)
 
     def _env(self, name, plain, secret_env, labels, parent):
@@ -187,7 +192,7 @@ class KubernetesRuntime:
             opts=self._opts(parent, depends),
         )
 
-    def _stateful_set(self, spec, labels, selector, template, parent, depends):
+    def _stateful_set(self, spec, labels, claim_labels, selector, template, parent, depends):
         volume = spec.volume
         return k8s.apps.v1.StatefulSet(
             spec.name,
@@ -198,7 +203,7 @@ class KubernetesRuntime:
                 selector=meta.LabelSelectorArgs(match_labels=selector),
                 template=template,
                 volume_claim_templates=[core.PersistentVolumeClaimArgs(
-                    metadata=meta.ObjectMetaArgs(name=volume.name, labels=labels),
+                    metadata=meta.ObjectMetaArgs(name=volume.name, labels=claim_labels),
                     spec=core.PersistentVolumeClaimSpecArgs(
                         access_modes=["ReadWriteOnce"],
                         storage_class_name=self.settings.storage_class,
@@ -287,7 +292,8 @@ class KubernetesRuntime:
     def scheduled_job(self, spec: JobSpec, parent: pulumi.Resource) -> Sequence[pulumi.Resource]:
         labels = {**standard_labels(self.stack, spec.service, spec.component, spec.version),
                   **spec.extra_labels, **{database_client_label(db): "client" for db in spec.clients_of}}
-        env, secret = self._env(spec.name, spec.env, spec.secret_env, labels, parent)
+        unversioned = {key: value for key, value in labels.items() if key != "app.kubernetes.io/version"}
+        env, secret = self._env(spec.name, spec.env, spec.secret_env, unversioned, parent)
         volumes, mounts = [], []
         if spec.volume:
             volumes = [core.VolumeArgs(name=spec.volume.name, persistent_volume_claim=core.PersistentVolumeClaimVolumeSourceArgs(
@@ -295,7 +301,7 @@ class KubernetesRuntime:
             mounts = [core.VolumeMountArgs(name=spec.volume.name, mount_path=spec.volume.mount_path)]
         created: list[pulumi.Resource] = [secret] if secret else []
         if spec.volume:
-            created.append(self._claim(spec.volume, labels, parent))
+            created.append(self._claim(spec.volume, unversioned, parent))
         created.append(k8s.batch.v1.CronJob(
             spec.name,
             metadata=self._metadata(spec.name, labels),

@@ -11,6 +11,7 @@ from components.predeploy import _BackupProvider
 from components.smoke import _run_checks
 from deployctl.history import HistoryError, find, last_good, releases_from_history
 from deployctl.operations import Analysis, next_weight
+from deployctl.workspace import failure_summary
 
 
 def entry(result="succeeded", message="", api="1.0.0", kind="update"):
@@ -160,3 +161,44 @@ def test_local_ca_renews_within_the_renew_before_window_and_on_host_changes():
 def test_smoke_test_remembers_every_version_it_ever_verified(health_server):
     outs = _run_checks(smoke_props(health_server + "/ok"), history={"api": ["1.4.0", "1.4.2", "1.4.1"]})
     assert outs["verified_history"]["api"] == ["1.4.0", "1.4.1", "1.4.2"]
+
+
+FAILED_UP = """ code: 255
+ stdout: Updating (staging):
+ ~  pulumi-python:dynamic:Resource platform-smoke-run updating (14s) error: smoke test failed: api
+Diagnostics:
+  pulumi-python:dynamic:Resource (platform-smoke-run):
+    error: Exception calling application: smoke test failed: api https://127.0.0.1:31443/api/healthz: serves version '1.6.0', expected '1.7.1-mislabeled' (after 8 attempts)
+
+  pulumi:pulumi:Stack (platform-staging):
+    error: update failed
+
+Outputs:
+    versions: {api: "1.4.2"}
+Resources:
+    2 errored
+Duration: 26s
+ stderr:
+"""
+
+REFUSED_PREVIEW = """ stdout: Previewing update (dev):
+Policy Violations:
+    [mandatory]  platform-guardrails v0.1.0  disallow-latest-tag (kubernetes:apps/v1:Deployment: api)
+    services.api runs '127.0.0.1:5000/shop/api:latest', a moving tag
+Resources:
+    46 unchanged
+"""
+
+
+def test_failure_summary_names_the_failing_check_not_the_outputs_diff():
+    summary = failure_summary(FAILED_UP)
+    assert "expected '1.7.1-mislabeled'" in summary
+    assert "update failed" not in summary and "versions" not in summary
+
+
+def test_failure_summary_lists_policy_violations():
+    assert failure_summary(REFUSED_PREVIEW).startswith("[mandatory]  platform-guardrails v0.1.0  disallow-latest-tag")
+
+
+def test_failure_summary_falls_back_to_the_last_lines():
+    assert failure_summary("a\nb\nconnection refused\n", tail_lines=1) == "connection refused"
