@@ -66,11 +66,15 @@ class EdgeProxy(pulumi.ComponentResource):
 
 
 def render_static_config(tls: TlsSpec, certificate: TlsMaterial | None = None) -> str:
+    # Every routing change (a canary weight) rolls the edge. A stopping edge keeps accepting for
+    # 5 s, while Kubernetes takes its address out of the Service, then finishes what it has:
+    # without this, requests reaching the old pod in that window timed out during canary steps.
+    lifecycle = {"lifeCycle": {"requestAcceptGraceTimeout": "5s", "graceTimeOut": "10s"}}
     config: dict = {
         "entryPoints": {
-            "web": {"address": ":80", "http": {"redirections": {"entryPoint": {
+            "web": {"address": ":80", "transport": lifecycle, "http": {"redirections": {"entryPoint": {
                 "to": "websecure", "scheme": "https", "permanent": True}}}},
-            "websecure": {"address": ":443"},
+            "websecure": {"address": ":443", "transport": lifecycle},
             "admin": {"address": f":{ADMIN_PORT}"},
         },
         "providers": {"file": {"filename": DYNAMIC_PATH, "watch": True}},

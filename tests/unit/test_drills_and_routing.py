@@ -105,3 +105,10 @@ def test_rollout_steps_must_increase():
 def test_rollout_settings_default_to_ten_fifty_hundred_with_95_percent_success():
     rollout = dev_config().rollout
     assert (rollout.steps, rollout.success_rate, rollout.timeout_rate) == ([10, 50, 100], 0.95, 0.05)
+
+
+def test_a_stopping_edge_keeps_accepting_while_it_leaves_the_service():
+    from components.edge import render_static_config
+    entry_points = yaml.safe_load(render_static_config(dev_config().edge.tls))["entryPoints"]
+    for name in ("web", "websecure"):
+        assert entry_points[name]["transport"]["lifeCycle"]["requestAcceptGraceTimeout"] == "5s"
