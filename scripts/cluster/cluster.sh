@@ -151,16 +151,27 @@ EOF
 }
 
 # ---------------------------------------------------------------- host network
+# Service IPs exist only as kube-proxy DNAT rules. Before a new Service's rules are synced, a
+# packet to it would follow the default route off this machine, where the sandbox's egress proxy
+# answers any TCP connection with HTTP 404: Traefik kept such a keep-alive connection and marked
+# a healthy backend down for good. These rules run after kube-proxy's DNAT (nat before filter),
+# so they only see service addresses nothing translated, and refuse them at once. (A route of
+# type unreachable would also stop the host's own connections to ClusterIPs: local packets are
+# routed before the OUTPUT DNAT.)
+SERVICE_GUARD=(-d "$SERVICE_CIDR" -m comment --comment "dpcluster: service IP without kube-proxy rules" -j REJECT)
+service_cidr_guard() {
+  local chain
+  ip route del unreachable "$SERVICE_CIDR" 2>/dev/null || true  # what an earlier version added
+  for chain in FORWARD OUTPUT; do
+    iptables -C "$chain" "${SERVICE_GUARD[@]}" 2>/dev/null || iptables -I "$chain" 1 "${SERVICE_GUARD[@]}"
+  done
+}
+
 host_network() {
   # The kernel here has no dummy interface type ("Unknown device type"), so the node's
   # address is a /32 on lo: still a local address, reachable from the pod bridge.
   ip -4 addr show dev lo | grep -q " $NODE_IP/32" || ip addr add "$NODE_IP/32" dev lo
-  # Service IPs exist only as kube-proxy DNAT rules. Before a new Service's rules are synced
-  # (or while it has no endpoints) a packet to it would follow the default route off this
-  # machine, where the sandbox's egress proxy answers any TCP connection with HTTP 404: Traefik
-  # kept such a keep-alive connection and marked a healthy backend down for good. Unreachable
-  # keeps service traffic here: DNAT'd packets are routed to pods, the rest fail at once.
-  ip route replace unreachable "$SERVICE_CIDR"
+  service_cidr_guard
   sysctl -qw net.ipv4.ip_forward=1
   [ -e /proc/sys/net/bridge/bridge-nf-call-iptables ] && sysctl -qw net.bridge.bridge-nf-call-iptables=1 || true
   mkdir -p /var/run/netns
@@ -452,7 +463,8 @@ cmd_reset() {
   cleanup_iptables
   ip link del dpcni0 2>/dev/null || true
   ip addr del "$NODE_IP/32" dev lo 2>/dev/null || true
-  ip route del unreachable "$SERVICE_CIDR" 2>/dev/null || true
+  local chain
+  for chain in FORWARD OUTPUT; do iptables -D "$chain" "${SERVICE_GUARD[@]}" 2>/dev/null || true; done
   [ -L /tmp/hostpath_pv ] && rm -f /tmp/hostpath_pv
   rm -rf "$CLUSTER_RUN" "$CLUSTER_PKI" "$KUBECONFIG_FILE"
   clog "cluster state removed (kept: binaries, registry storage $CLUSTER_CACHE/registry)"
