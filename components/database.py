@@ -47,9 +47,17 @@ class PostgresDatabase(pulumi.ComponentResource):
             internal_only=True,
         ), parent=self)
         self.address = handle.address
+        self.resources = handle.resources
         self.host = target.service_address(self.workload_name, spec.port).rsplit(":", 1)[0]
         self.port = spec.port
         self.register_outputs({"address": self.address})
+
+    def connection_check(self, target: RuntimeTarget) -> list[str] | None:
+        """A command that exits 0 when the database accepts an authenticated connection through
+        its Service (run inside its own workload, where the credentials already are)."""
+        script = ('PGPASSWORD="${POSTGRES_PASSWORD:-$(cat "${POSTGRES_PASSWORD_FILE:-/dev/null}")}" '
+                  f'psql -h {self.host} -p {self.port} -U "$POSTGRES_USER" -d "$POSTGRES_DB" -tAc "select 1"')
+        return target.exec_command(self.workload_name, script, stateful=True)
 
     def client_env(self, spec: DatabaseSpec) -> dict[str, str]:
         """Connection settings (without the password) for services that use this database."""

@@ -17,7 +17,7 @@ from components.monitoring import Monitoring, MonitoringArgs
 from components.predeploy import PreDeployBackup, PreDeployBackupArgs
 from components.promotion import PromotionGate, PromotionGateArgs
 from components.release import ReleaseChannel, ReleaseChannelArgs
-from components.smoke import HttpCheck, SmokeTest, SmokeTestArgs
+from components.smoke import CommandCheck, HttpCheck, SmokeTest, SmokeTestArgs
 from components.targets import runtime_for
 from components.targets.base import ScrapeTarget
 from components.tls import EdgeCertificates, EdgeCertificatesArgs
@@ -74,7 +74,7 @@ class Platform(pulumi.ComponentResource):
             services=["edge", *config.services], databases=list(config.databases),
             scrape_targets=self._scrape_targets(config), secrets=args.secrets), target, child)
 
-        self.smoke_test = self._smoke_test(name, config, child)
+        self.smoke_test = self._smoke_test(name, config, target, child)
         self.target = target.name
         self.versions = self.versions_of(config)
         # Only what this update's smoke test passed; empty where no smoke test runs.
@@ -102,7 +102,7 @@ class Platform(pulumi.ComponentResource):
                 depends_on=[self.databases[db_name], self.backups[db_name]], opts=child)
         return backups
 
-    def _smoke_test(self, name: str, config: PlatformConfig, child: ResourceOptions) -> SmokeTest | None:
+    def _smoke_test(self, name: str, config: PlatformConfig, target, child: ResourceOptions) -> SmokeTest | None:
         smoke = config.smoke_test
         if not smoke.enabled:
             return None
@@ -110,10 +110,14 @@ class Platform(pulumi.ComponentResource):
         checks = [HttpCheck(service=service, version=spec.version,
                             url=base + _join(spec.path_prefix, spec.health_check.path))
                   for service, spec in config.services.items() if spec.public and spec.health_check]
+        commands = [CommandCheck(name=f"database {db_name}", command=command)
+                    for db_name, database in self.databases.items()
+                    if (command := database.connection_check(target)) is not None]
         workloads = [resource for channel in self.channels.values() for resource in channel.stable.resources]
+        workloads += [resource for database in self.databases.values() for resource in database.resources]
         versions = {**self.versions_of(config), "edge": config.edge.version}
         return SmokeTest(f"{name}-smoke", SmokeTestArgs(
-            checks=checks, versions=versions, host_header=smoke.host_header or config.edge.hosts[0],
+            checks=checks, commands=commands, versions=versions, host_header=smoke.host_header or config.edge.hosts[0],
             verify_tls=smoke.verify_tls, attempts=smoke.attempts, delay_seconds=smoke.delay_seconds,
             timeout_seconds=smoke.timeout_seconds, check_version=smoke.check_version),
             depends_on=[*workloads, self.edge], opts=child)

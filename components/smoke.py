@@ -2,8 +2,9 @@
 
 The runbook step "curl the health endpoints through the proxy; if one fails, stop" becomes a
 resource that runs after the workloads: it checks every public service through the edge (HTTP
-200 within the timeout, the version it reports) with bounded retries, and fails the update if
-any check fails. Its outputs are what staging exports: `verified` (this update's versions, as
+200 within the timeout, the version it reports) and that every database accepts an
+authenticated connection over the network (a command the target runs inside the database's
+workload), with bounded retries, and fails the update if any check fails. Its outputs are what staging exports: `verified` (this update's versions, as
 `verifiedVersions`) and `verified_history` (every version that ever passed, newest last, as
 `verifiedHistory`), so prod can also roll back to an older version staging once verified.
 
@@ -14,6 +15,7 @@ pulumi-command would be the natural tool, but its provider cannot be built on th
 from __future__ import annotations
 
 import ssl
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -33,8 +35,15 @@ class HttpCheck:
 
 
 @dataclass(frozen=True)
+class CommandCheck:
+    name: str  # e.g. "database main"
+    command: Sequence[str]  # exits 0 when the check passes
+
+
+@dataclass(frozen=True)
 class SmokeTestArgs:
     checks: Sequence[HttpCheck]
+    commands: Sequence[CommandCheck]
     versions: Mapping[str, str]  # every service version this update runs: verified when all checks pass
     host_header: str | None
     verify_tls: bool
@@ -50,6 +59,7 @@ class SmokeTest(pulumi.ComponentResource):
         super().__init__("platform:smoke:SmokeTest", name, None, opts)
         run = _SmokeRun(f"{name}-run", {
             "checks": [{"service": c.service, "url": c.url, "version": c.version} for c in args.checks],
+            "commands": [{"name": c.name, "command": list(c.command)} for c in args.commands],
             # Any version change re-runs the checks (inputs differ -> update).
             "versions": dict(args.versions),
             "hostHeader": args.host_header,
@@ -83,7 +93,7 @@ class _SmokeProvider(dynamic.ResourceProvider):
         return dynamic.CreateResult(id_=f"smoke-{int(time.time())}", outs=_run_checks(props))
 
     def diff(self, _id, olds, news):
-        keys = ("checks", "versions", "hostHeader", "verifyTls", "checkVersion")
+        keys = ("checks", "commands", "versions", "hostHeader", "verifyTls", "checkVersion")
         changed = [key for key in keys if olds.get(key) != news.get(key)]
         return dynamic.DiffResult(changes=bool(changed), replaces=[], delete_before_replace=False)
 
@@ -103,6 +113,11 @@ def _run_checks(props: dict, history: dict | None = None) -> dict:
         if not outcome["ok"]:
             failures.append(f"{check['service']} {check['url']}: {outcome['error']} "
                             f"(after {outcome['attempts']} attempts)")
+    for check in props.get("commands") or []:
+        outcome = _command_with_retries(check, props)
+        report.append(outcome)
+        if not outcome["ok"]:
+            failures.append(f"{check['name']}: {outcome['error']} (after {outcome['attempts']} attempts)")
     if failures:
         raise Exception("smoke test failed: " + "; ".join(failures))
     verified = dict(props["versions"])
@@ -134,6 +149,28 @@ def _check_with_retries(check: dict, props: dict) -> dict:
             time.sleep(float(props["delaySeconds"]))
     return {"service": check["service"], "url": check["url"], "ok": False, "attempts": int(props["attempts"]),
             "error": error}
+
+
+# A command check goes through kubectl/docker exec: allow it more than one HTTP request.
+COMMAND_TIMEOUT_SECONDS = 20
+
+
+def _command_with_retries(check: dict, props: dict) -> dict:
+    error = ""
+    for attempt in range(1, int(props["attempts"]) + 1):
+        started = time.monotonic()
+        try:
+            proc = subprocess.run(list(check["command"]), capture_output=True, text=True,
+                                  timeout=COMMAND_TIMEOUT_SECONDS)
+            if proc.returncode == 0:
+                return {"check": check["name"], "ok": True, "attempts": attempt,
+                        "seconds": round(time.monotonic() - started, 3)}
+            error = (proc.stderr.strip() or proc.stdout.strip() or f"exit code {proc.returncode}")[-300:]
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            error = str(exc)[-300:]
+        if attempt < int(props["attempts"]):
+            time.sleep(float(props["delaySeconds"]))
+    return {"check": check["name"], "ok": False, "attempts": int(props["attempts"]), "error": error}
 
 
 def _get(url: str, props: dict) -> tuple[int, str, dict[str, str]]:

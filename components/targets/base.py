@@ -133,6 +133,11 @@ class RuntimeTarget(Protocol):
         """Deliver alert rules and routing to the target's Prometheus and Alertmanager."""
         ...
 
+    def exec_command(self, workload: str, script: str, stateful: bool = False) -> list[str] | None:
+        """A command, run where `pulumi up` runs, that runs `script` with sh inside `workload`
+        (a StatefulSet's pod when `stateful`); None when nothing runs on this target."""
+        ...
+
     def backup_now_command(self, job_name: str) -> list[str] | None:
         """A command, run where `pulumi up` runs, that takes a backup with `job_name` now and exits
         non-zero if it fails; None when nothing runs on this target (rendered manifests)."""

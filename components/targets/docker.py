@@ -85,6 +85,10 @@ class DockerRuntime:
         ), parent)
         return [*alertmanager.resources, *prometheus.resources]
 
+    def exec_command(self, workload: str, script: str, stateful: bool = False) -> list[str] | None:
+        docker_cli = ["docker", *(["--host", self.settings.host] if self.settings.host else [])]
+        return [*docker_cli, "exec", f"{self.stack}-{workload}", "sh", "-c", script]
+
     def backup_now_command(self, job_name: str) -> list[str] | None:
         docker_cli = ["docker", *(["--host", self.settings.host] if self.settings.host else [])]
         # The same script crond runs on schedule, run now inside the backup container.

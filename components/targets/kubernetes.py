@@ -238,14 +238,24 @@ class KubernetesRuntime:
                 string_data={"alertmanager.yaml": bundle.alertmanager_config}, opts=self._opts(parent)))
         return created
 
-    def backup_now_command(self, job_name: str) -> list[str] | None:
-        if self.settings.render_to_directory:
-            return None
+    def _kubectl(self) -> list[str]:
         kubectl = ["kubectl", "--namespace", self.namespace_name]
         if self.settings.kubeconfig:
             kubectl += ["--kubeconfig", self.settings.kubeconfig]
         if self.settings.context:
             kubectl += ["--context", self.settings.context]
+        return kubectl
+
+    def exec_command(self, workload: str, script: str, stateful: bool = False) -> list[str] | None:
+        if self.settings.render_to_directory:
+            return None
+        kind = "statefulset" if stateful else "deployment"
+        return [*self._kubectl(), "exec", f"{kind}/{workload}", "--", "sh", "-c", script]
+
+    def backup_now_command(self, job_name: str) -> list[str] | None:
+        if self.settings.render_to_directory:
+            return None
+        kubectl = self._kubectl()
         run = f"{job_name}-predeploy-$(date +%s)"
         # A Job from the backup CronJob's own template: the same dump, checksum and pruning.
         script = (f'job="{run}"; {" ".join(kubectl)} create job "$job" --from=cronjob/{job_name} && '

@@ -118,6 +118,19 @@ def test_smoke_test_fails_when_the_old_version_still_answers(health_server):
         _run_checks(smoke_props(health_server + "/stale"))
 
 
+def test_smoke_test_passes_when_the_database_check_command_succeeds(health_server):
+    props = {**smoke_props(health_server + "/ok"), "commands": [{"name": "database main", "command": ["true"]}]}
+    outs = _run_checks(props)
+    assert {"check": "database main", "ok": True} == {k: outs["report"][-1][k] for k in ("check", "ok")}
+
+
+def test_smoke_test_fails_when_the_database_refuses_connections(health_server):
+    refused = ["sh", "-c", "echo 'psql: error: connection refused' >&2; exit 2"]
+    props = {**smoke_props(health_server + "/ok"), "commands": [{"name": "database main", "command": refused}]}
+    with pytest.raises(Exception, match="database main: psql: error: connection refused"):
+        _run_checks(props)
+
+
 def test_smoke_test_fails_when_nothing_listens():
     with pytest.raises(Exception, match="smoke test failed"):
         _run_checks(smoke_props("http://127.0.0.1:9/healthz"))

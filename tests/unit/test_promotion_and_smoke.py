@@ -79,6 +79,16 @@ def test_staging_runs_a_smoke_test_through_the_edge_after_the_workloads(mocks):
     assert smoke[0].inputs["timeoutSeconds"] == 3
 
 
+def test_smoke_test_checks_each_database_accepts_a_connection_through_its_service(mocks):
+    deploy("staging")
+    [command] = smoke_runs(mocks)[0].inputs["commands"]
+    assert command["name"] == "database main"
+    assert command["command"][:6] == ["kubectl", "--namespace", "shop-staging", "--kubeconfig",
+                                      command["command"][4], "--context"]
+    assert "exec" in command["command"] and "statefulset/postgres-main" in command["command"]
+    assert "psql -h postgres-main.shop-staging.svc.cluster.local -p 5432" in command["command"][-1]
+
+
 def test_smoke_test_input_carries_every_version_so_a_version_change_reruns_it(mocks):
     deploy("staging")
     assert smoke_runs(mocks)[0].inputs["versions"] == VERIFIED
