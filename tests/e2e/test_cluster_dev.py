@@ -8,20 +8,13 @@ import time
 
 import pytest
 
-from cluster import Cluster, deploy_to_cluster, http_get
+from cluster import deploy_to_cluster, http_get
 from engine import ROOT, Project
 
 pytestmark = pytest.mark.e2e
 
 SECRETS = {"mainDbPassword": "e2e-db-password-7f3a", "sessionSigningKey": "e2e-signing-key-91bc"}
 NAMESPACE = "e2e-dev"
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    cluster = Cluster()
-    cluster.require_ready()
-    return cluster
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from cluster import Cluster, deploy_to_cluster, http_get
+from cluster import deploy_to_cluster, http_get
 from engine import Project
 
 pytestmark = pytest.mark.e2e
@@ -17,13 +17,6 @@ SECRETS = {"mainDbPassword": "e2e-db-password-7f3a", "sessionSigningKey": "e2e-s
 VERSION_A = "1.5.0"
 STAGING, PROD = "e2e-staging", "e2e-prod"
 STAGING_EDGE, PROD_EDGE = "https://127.0.0.1:32444", "https://127.0.0.1:32445"
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    cluster = Cluster()
-    cluster.require_ready()
-    return cluster
 
 
 @pytest.fixture(scope="module")
