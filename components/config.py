@@ -7,14 +7,16 @@ Keys are camelCase in stack files (Pulumi's convention) and snake_case here.
 
 from __future__ import annotations
 
-import os
 import re
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from components.alerting import AlertingThresholds, AlertRouting
+from components.config_model import Model, Port
+from components.config_release import DrillsSpec, PromotionSpec, RolloutSpec, SmokeTestSpec
+from components.config_targets import NODE_PORTS, DockerTarget, KubernetesTarget
 from components.versioning import REPOSITORY_RE, version_problem
 
 NAME_RE = re.compile(r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$")
@@ -24,16 +26,6 @@ SIZE_RE = re.compile(r"^\d+[kmg]$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 CRON_RE = re.compile(r"^(\S+\s+){4}\S+$")
 
-Port = Annotated[int, Field(ge=1, le=65535)]
-NODE_PORTS = (30000, 32767)  # the API server's default --service-node-port-range
-
-
-class Model(BaseModel):
-    """Strict base: unknown keys are errors, stack files use camelCase."""
-
-    model_config = ConfigDict(
-        extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True
-    )
 
 
 def _check_version(value: str) -> str:
@@ -282,87 +274,6 @@ class MonitoringSpec(Model):
     exporter_image: str = "127.0.0.1:5000/shop/busybox"
     exporter_version: str = "1.35.0"
     scrape_interval_seconds: int = Field(15, ge=5, le=300)
-
-
-class SmokeTestSpec(Model):
-    enabled: bool = True
-    base_url: str | None = Field(
-        None, description="Edge URL as seen from where `pulumi up` runs; default https://127.0.0.1:<edge.httpsPort>.")
-    host_header: str | None = Field(None, description="Host header to send; default the first edge host.")
-    verify_tls: bool = Field(False, description="Verify the edge certificate (turn on where it is publicly trusted).")
-    # At least three tries: a pod that just became Ready may still miss its first request.
-    # Tries span the edge's health-check interval (5 s): a backend it marked down during a
-    # rollout answers 503 until its next check.
-    attempts: int = Field(8, ge=3, le=60)
-    delay_seconds: float = Field(2, ge=0, le=60)
-    timeout_seconds: float = Field(3, gt=0, le=30)
-    check_version: bool = Field(True, description="The health endpoint must report the version deployed.")
-
-
-class RolloutSpec(Model):
-    """How `deployctl rollout` steps a canary and what its analysis must see between steps."""
-
-    steps: list[Annotated[int, Field(ge=1, le=100)]] = Field(default_factory=lambda: [10, 50, 100], min_length=1)
-    success_rate: float = Field(0.95, ge=0, le=1, description="Share of 2xx answers needed to go on.")
-    timeout_rate: float = Field(0.05, ge=0, le=1, description="Largest share of timed-out requests allowed.")
-    requests: int = Field(50, ge=1, le=10000, description="Requests sent through the edge per analysis.")
-    timeout_seconds: float = Field(3.0, gt=0, le=60)
-
-    @field_validator("steps")
-    @classmethod
-    def _increasing(cls, value: list[int]) -> list[int]:
-        if value != sorted(set(value)):
-            raise ValueError("steps must increase strictly, e.g. [10, 50, 100]")
-        return value
-
-
-class DrillsSpec(Model):
-    """Recovery targets the drills (`deployctl drill rollback|restore`) are judged against."""
-
-    rollback_seconds: int = Field(180, ge=1, description="RTO of a rollback to the last good release.")
-    restore_seconds: int = Field(3600, ge=1, description="RTO of restoring the newest dump (RPO: backup.maxAgeHours).")
-
-
-class VersionOverride(Model):
-    version: str
-    reason: str = Field(min_length=10, description="Why an unverified version may go to this stack.")
-
-
-class PromotionSpec(Model):
-    staging_stack: str | None = Field(
-        None, description="StackReference to staging, e.g. organization/platform/staging."
-    )
-    require_verified: bool = False
-    overrides: dict[str, VersionOverride] = Field(default_factory=dict)
-
-
-class KubernetesTarget(Model):
-    namespace: str = "platform"
-    kubeconfig: str | None = None
-    context: str | None = None
-    render_to_directory: str | None = Field(
-        None, description="Write manifests here instead of applying them (GitOps hand-off)."
-    )
-    storage_class: str | None = None
-    edge_service_type: Literal["LoadBalancer", "NodePort", "ClusterIP"] = Field(
-        "LoadBalancer", description="How the edge proxy is exposed outside the cluster. NodePort: "
-        "edge.httpPort/httpsPort are the node ports (the embedded local cluster has no load balancer).")
-    ingress_class: str = Field("traefik", description="Ingress class cert-manager's HTTP-01 solver uses.")
-    # A release whose pods never become ready fails the update after about this long (Kubernetes
-    # marks the Deployment ProgressDeadlineExceeded; Pulumi's await stops 20 s later) instead of
-    # after Pulumi's 10-minute default: the sooner a bad release fails, the sooner it is rolled back.
-    progress_deadline_seconds: int = Field(180, ge=10, le=3600)
-
-    @field_validator("kubeconfig")
-    @classmethod
-    def _expand_home(cls, value: str | None) -> str | None:
-        # Stack files are shared; `~/.cache/...` names the same file on every operator's machine.
-        return os.path.expanduser(value) if value and not value.lstrip().startswith("apiVersion") else value
-
-
-class DockerTarget(Model):
-    host: str | None = Field(None, description="Docker daemon address (unix:// or ssh://).")
-    bind_address: str = "127.0.0.1"
 
 
 class PlatformConfig(Model):

@@ -1,0 +1,62 @@
+"""How releases are checked, promoted, stepped and drilled: `platform:smokeTest`,
+`platform:promotion`, `platform:rollout` and `platform:drills` (part of components/config.py)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, field_validator
+
+from components.config_model import Model
+
+
+class SmokeTestSpec(Model):
+    enabled: bool = True
+    base_url: str | None = Field(
+        None, description="Edge URL as seen from where `pulumi up` runs; default https://127.0.0.1:<edge.httpsPort>.")
+    host_header: str | None = Field(None, description="Host header to send; default the first edge host.")
+    verify_tls: bool = Field(False, description="Verify the edge certificate (turn on where it is publicly trusted).")
+    # At least three tries: a pod that just became Ready may still miss its first request.
+    # Tries span the edge's health-check interval (5 s): a backend it marked down during a
+    # rollout answers 503 until its next check.
+    attempts: int = Field(8, ge=3, le=60)
+    delay_seconds: float = Field(2, ge=0, le=60)
+    timeout_seconds: float = Field(3, gt=0, le=30)
+    check_version: bool = Field(True, description="The health endpoint must report the version deployed.")
+
+
+class RolloutSpec(Model):
+    """How `deployctl rollout` steps a canary and what its analysis must see between steps."""
+
+    steps: list[Annotated[int, Field(ge=1, le=100)]] = Field(default_factory=lambda: [10, 50, 100], min_length=1)
+    success_rate: float = Field(0.95, ge=0, le=1, description="Share of 2xx answers needed to go on.")
+    timeout_rate: float = Field(0.05, ge=0, le=1, description="Largest share of timed-out requests allowed.")
+    requests: int = Field(50, ge=1, le=10000, description="Requests sent through the edge per analysis.")
+    timeout_seconds: float = Field(3.0, gt=0, le=60)
+
+    @field_validator("steps")
+    @classmethod
+    def _increasing(cls, value: list[int]) -> list[int]:
+        if value != sorted(set(value)):
+            raise ValueError("steps must increase strictly, e.g. [10, 50, 100]")
+        return value
+
+
+class DrillsSpec(Model):
+    """Recovery targets the drills (`deployctl drill rollback|restore`) are judged against."""
+
+    rollback_seconds: int = Field(180, ge=1, description="RTO of a rollback to the last good release.")
+    restore_seconds: int = Field(3600, ge=1, description="RTO of restoring the newest dump (RPO: backup.maxAgeHours).")
+
+
+class VersionOverride(Model):
+    version: str
+    reason: str = Field(min_length=10, description="Why an unverified version may go to this stack.")
+
+
+class PromotionSpec(Model):
+    staging_stack: str | None = Field(
+        None, description="StackReference to staging, e.g. organization/platform/staging."
+    )
+    require_verified: bool = False
+    overrides: dict[str, VersionOverride] = Field(default_factory=dict)

@@ -1,0 +1,41 @@
+"""Where a stack runs: `platform:kubernetes` and `platform:docker` (part of components/config.py)."""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from components.config_model import Model
+
+NODE_PORTS = (30000, 32767)  # the API server's default --service-node-port-range
+
+
+class KubernetesTarget(Model):
+    namespace: str = "platform"
+    kubeconfig: str | None = None
+    context: str | None = None
+    render_to_directory: str | None = Field(
+        None, description="Write manifests here instead of applying them (GitOps hand-off)."
+    )
+    storage_class: str | None = None
+    edge_service_type: Literal["LoadBalancer", "NodePort", "ClusterIP"] = Field(
+        "LoadBalancer", description="How the edge proxy is exposed outside the cluster. NodePort: "
+        "edge.httpPort/httpsPort are the node ports (the embedded local cluster has no load balancer).")
+    ingress_class: str = Field("traefik", description="Ingress class cert-manager's HTTP-01 solver uses.")
+    # A release whose pods never become ready fails the update after about this long (Kubernetes
+    # marks the Deployment ProgressDeadlineExceeded; Pulumi's await stops 20 s later) instead of
+    # after Pulumi's 10-minute default: the sooner a bad release fails, the sooner it is rolled back.
+    progress_deadline_seconds: int = Field(180, ge=10, le=3600)
+
+    @field_validator("kubeconfig")
+    @classmethod
+    def _expand_home(cls, value: str | None) -> str | None:
+        # Stack files are shared; `~/.cache/...` names the same file on every operator's machine.
+        return os.path.expanduser(value) if value and not value.lstrip().startswith("apiVersion") else value
+
+
+class DockerTarget(Model):
+    host: str | None = Field(None, description="Docker daemon address (unix:// or ssh://).")
+    bind_address: str = "127.0.0.1"
