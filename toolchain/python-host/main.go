@@ -134,7 +134,12 @@ func (p proxy) forward(method string, first []byte, server grpc.ServerStream) er
 	if err != nil {
 		return err
 	}
-	if err := client.SendMsg(&first); err != nil {
+	// io.EOF here means the upstream already ended the call, typically with a status such as
+	// Unimplemented (sent before it read the request); RecvMsg below returns that status. Returning
+	// io.EOF instead reached the engine as status Unknown "EOF", so it did not fall back from
+	// GetRequiredPackages to GetRequiredPlugins: an intermittent "failed to discover package
+	// requirements: EOF" at the start of `pulumi up`.
+	if err := client.SendMsg(&first); err != nil && err != io.EOF {
 		return err
 	}
 	go func() {
