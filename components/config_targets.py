@@ -35,6 +35,12 @@ class KubernetesTarget(Model):
         # Stack files are shared; `~/.cache/...` names the same file on every operator's machine.
         return os.path.expanduser(value) if value and not value.lstrip().startswith("apiVersion") else value
 
+    def kubectl(self) -> list[str]:
+        """kubectl aimed at this stack's cluster and namespace (pre-deploy backups, smoke checks, drills)."""
+        return ["kubectl", "--namespace", self.namespace,
+                *(["--kubeconfig", self.kubeconfig] if self.kubeconfig else []),
+                *(["--context", self.context] if self.context else [])]
+
 
 class DockerTarget(Model):
     host: str | None = Field(None, description="Docker daemon address (unix:// or ssh://).")

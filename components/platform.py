@@ -19,7 +19,7 @@ from components.promotion import PromotionGate, PromotionGateArgs
 from components.release import ReleaseChannel, ReleaseChannelArgs
 from components.smoke import CommandCheck, HttpCheck, SmokeTest, SmokeTestArgs
 from components.targets import runtime_for
-from components.targets.base import ScrapeTarget
+from components.targets.base import RuntimeTarget, ScrapeTarget
 from components.tls import EdgeCertificates, EdgeCertificatesArgs
 
 
@@ -102,7 +102,8 @@ class Platform(pulumi.ComponentResource):
                 depends_on=[self.databases[db_name], self.backups[db_name]], opts=child)
         return backups
 
-    def _smoke_test(self, name: str, config: PlatformConfig, target, child: ResourceOptions) -> SmokeTest | None:
+    def _smoke_test(self, name: str, config: PlatformConfig, target: RuntimeTarget,
+                    child: ResourceOptions) -> SmokeTest | None:
         smoke = config.smoke_test
         if not smoke.enabled:
             return None

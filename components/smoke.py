@@ -4,7 +4,8 @@ The runbook step "curl the health endpoints through the proxy; if one fails, sto
 resource that runs after the workloads: it checks every public service through the edge (HTTP
 200 within the timeout, the version it reports) and that every database accepts an
 authenticated connection over the network (a command the target runs inside the database's
-workload), with bounded retries, and fails the update if any check fails. Its outputs are what staging exports: `verified` (this update's versions, as
+workload), with bounded retries, and fails the update if any check fails. Its outputs are what
+staging exports: `verified` (this update's versions, as
 `verifiedVersions`) and `verified_history` (every version that ever passed, newest last, as
 `verifiedHistory`), so prod can also roll back to an older version staging once verified.
 
@@ -20,7 +21,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import pulumi
 import pulumi.dynamic as dynamic
@@ -129,48 +130,53 @@ def _run_checks(props: dict, history: dict | None = None) -> dict:
 
 
 def _check_with_retries(check: dict, props: dict) -> dict:
+    subject = {"service": check["service"], "url": check["url"]}
+    return {**subject, **_with_retries(lambda: _http_problem(check, props), props)}
+
+
+def _command_with_retries(check: dict, props: dict) -> dict:
+    return {"check": check["name"], **_with_retries(lambda: _command_problem(check), props)}
+
+
+def _with_retries(problem_of_one_try: Callable[[], str | None], props: dict) -> dict:
+    """Up to `attempts` tries, `delaySeconds` apart; the outcome of the first that has no problem."""
     error = ""
     for attempt in range(1, int(props["attempts"]) + 1):
         started = time.monotonic()
-        try:
-            status, body, headers = _get(check["url"], props)
-            elapsed = time.monotonic() - started
-            reported = headers.get("X-App-Version") or body.strip()
-            if status != 200:
-                error = f"HTTP {status}"
-            elif props["checkVersion"] and check["version"] not in reported:
-                error = f"serves version {reported[:40]!r}, expected {check['version']!r}"
-            else:
-                return {"service": check["service"], "url": check["url"], "ok": True, "attempts": attempt,
-                        "seconds": round(elapsed, 3)}
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            error = str(getattr(exc, "reason", exc))
+        error = problem_of_one_try()
+        if error is None:
+            return {"ok": True, "attempts": attempt, "seconds": round(time.monotonic() - started, 3)}
         if attempt < int(props["attempts"]):
             time.sleep(float(props["delaySeconds"]))
-    return {"service": check["service"], "url": check["url"], "ok": False, "attempts": int(props["attempts"]),
-            "error": error}
+    return {"ok": False, "attempts": int(props["attempts"]), "error": error}
+
+
+def _http_problem(check: dict, props: dict) -> str | None:
+    try:
+        status, body, headers = _get(check["url"], props)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        return str(getattr(exc, "reason", exc))
+    reported = headers.get("X-App-Version") or body.strip()
+    if status != 200:
+        return f"HTTP {status}"
+    if props["checkVersion"] and check["version"] not in reported:
+        return f"serves version {reported[:40]!r}, expected {check['version']!r}"
+    return None
 
 
 # A command check goes through kubectl/docker exec: allow it more than one HTTP request.
 COMMAND_TIMEOUT_SECONDS = 20
 
 
-def _command_with_retries(check: dict, props: dict) -> dict:
-    error = ""
-    for attempt in range(1, int(props["attempts"]) + 1):
-        started = time.monotonic()
-        try:
-            proc = subprocess.run(list(check["command"]), capture_output=True, text=True,
-                                  timeout=COMMAND_TIMEOUT_SECONDS)
-            if proc.returncode == 0:
-                return {"check": check["name"], "ok": True, "attempts": attempt,
-                        "seconds": round(time.monotonic() - started, 3)}
-            error = (proc.stderr.strip() or proc.stdout.strip() or f"exit code {proc.returncode}")[-300:]
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            error = str(exc)[-300:]
-        if attempt < int(props["attempts"]):
-            time.sleep(float(props["delaySeconds"]))
-    return {"check": check["name"], "ok": False, "attempts": int(props["attempts"]), "error": error}
+def _command_problem(check: dict) -> str | None:
+    try:
+        proc = subprocess.run(list(check["command"]), capture_output=True, text=True,
+                              timeout=COMMAND_TIMEOUT_SECONDS)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return str(exc)[-300:]
+    if proc.returncode == 0:
+        return None
+    return (proc.stderr.strip() or proc.stdout.strip() or f"exit code {proc.returncode}")[-300:]
 
 
 def _get(url: str, props: dict) -> tuple[int, str, dict[str, str]]:

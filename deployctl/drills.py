@@ -32,16 +32,12 @@ class JobResult:
 class KubernetesJobs:
     """Runs a Job from a CronJob's template with kubectl, as the program's pre-deploy backup does."""
 
-    def __init__(self, settings: KubernetesTarget, stack: str, kubectl: str = "kubectl"):
+    def __init__(self, settings: KubernetesTarget, stack: str):
         if settings.render_to_directory:
             raise DeployError(f"{stack}: kubernetes.renderToDirectory is set, so nothing of it runs in a cluster "
                               "to drill; drill the stack that applies those manifests")
         self.stack = stack
-        self.base = [kubectl, "--namespace", settings.namespace]
-        if settings.kubeconfig:
-            self.base += ["--kubeconfig", settings.kubeconfig]
-        if settings.context:
-            self.base += ["--context", settings.context]
+        self.base = settings.kubectl()
 
     def _kubectl(self, *args: str, timeout: float = 120) -> str:
         try:

@@ -85,14 +85,16 @@ class DockerRuntime:
         ), parent)
         return [*alertmanager.resources, *prometheus.resources]
 
+    def _docker_exec(self, container: str) -> list[str]:
+        return ["docker", *(["--host", self.settings.host] if self.settings.host else []),
+                "exec", f"{self.stack}-{container}"]
+
     def exec_command(self, workload: str, script: str, stateful: bool = False) -> list[str] | None:
-        docker_cli = ["docker", *(["--host", self.settings.host] if self.settings.host else [])]
-        return [*docker_cli, "exec", f"{self.stack}-{workload}", "sh", "-c", script]
+        return [*self._docker_exec(workload), "sh", "-c", script]
 
     def backup_now_command(self, job_name: str) -> list[str] | None:
-        docker_cli = ["docker", *(["--host", self.settings.host] if self.settings.host else [])]
         # The same script crond runs on schedule, run now inside the backup container.
-        return [*docker_cli, "exec", f"{self.stack}-{job_name}", "sh", JOB_SCRIPT]
+        return [*self._docker_exec(job_name), "sh", JOB_SCRIPT]
 
     def edge_tls(self, hosts, tls, parent: pulumi.Resource) -> TlsMaterial | None:
         if tls.mode == "acme":

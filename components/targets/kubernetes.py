@@ -65,10 +65,7 @@ class KubernetesRuntime:
         labels = {**standard_labels(self.stack, spec.service, spec.component, spec.version, spec.track),
                   **spec.extra_labels, **{database_client_label(db): "client" for db in spec.clients_of}}
         selector = {"app.kubernetes.io/name": spec.service, "deploy.platform/track": spec.track}
-        # Objects that outlive a release carry no version label: a release then leaves them
-        # untouched. (An updated Service makes Pulumi wait until no selected pod is unready, so a
-        # broken release held the update for 10 minutes; volume claim templates are immutable.)
-        unversioned = {key: value for key, value in labels.items() if key != "app.kubernetes.io/version"}
+        unversioned = _without_version(labels)
         created: list[pulumi.Resource] = []
         env, secret = self._env(spec.name, spec.env, spec.secret_env, unversioned, parent)
         if secret:
@@ -238,24 +235,16 @@ class KubernetesRuntime:
                 string_data={"alertmanager.yaml": bundle.alertmanager_config}, opts=self._opts(parent)))
         return created
 
-    def _kubectl(self) -> list[str]:
-        kubectl = ["kubectl", "--namespace", self.namespace_name]
-        if self.settings.kubeconfig:
-            kubectl += ["--kubeconfig", self.settings.kubeconfig]
-        if self.settings.context:
-            kubectl += ["--context", self.settings.context]
-        return kubectl
-
     def exec_command(self, workload: str, script: str, stateful: bool = False) -> list[str] | None:
         if self.settings.render_to_directory:
             return None
         kind = "statefulset" if stateful else "deployment"
-        return [*self._kubectl(), "exec", f"{kind}/{workload}", "--", "sh", "-c", script]
+        return [*self.settings.kubectl(), "exec", f"{kind}/{workload}", "--", "sh", "-c", script]
 
     def backup_now_command(self, job_name: str) -> list[str] | None:
         if self.settings.render_to_directory:
             return None
-        kubectl = self._kubectl()
+        kubectl = self.settings.kubectl()
         run = f"{job_name}-predeploy-$(date +%s)"
         # A Job from the backup CronJob's own template: the same dump, checksum and pruning.
         script = (f'job="{run}"; {" ".join(kubectl)} create job "$job" --from=cronjob/{job_name} && '
@@ -302,7 +291,7 @@ class KubernetesRuntime:
     def scheduled_job(self, spec: JobSpec, parent: pulumi.Resource) -> Sequence[pulumi.Resource]:
         labels = {**standard_labels(self.stack, spec.service, spec.component, spec.version),
                   **spec.extra_labels, **{database_client_label(db): "client" for db in spec.clients_of}}
-        unversioned = {key: value for key, value in labels.items() if key != "app.kubernetes.io/version"}
+        unversioned = _without_version(labels)
         env, secret = self._env(spec.name, spec.env, spec.secret_env, unversioned, parent)
         volumes, mounts = [], []
         if spec.volume:
@@ -354,6 +343,13 @@ def _service_ports(spec: WorkloadSpec, service_type: str) -> list[core.ServicePo
                                      node_port=published.get(port))
                 for name, port in (("http", 80), ("https", 443))]
     return [core.ServicePortArgs(name="http", port=spec.port, target_port=spec.port)]
+
+
+def _without_version(labels: dict[str, str]) -> dict[str, str]:
+    """Labels for objects that outlive a release, which a release then leaves untouched. (An
+    updated Service makes Pulumi wait until no selected pod is unready, so a broken release held
+    the update for 10 minutes; volume claim templates are immutable.)"""
+    return {key: value for key, value in labels.items() if key != "app.kubernetes.io/version"}
 
 
 def _resources(resources: Resources) -> core.ResourceRequirementsArgs:
