@@ -55,8 +55,8 @@ class KubernetesJobs:
         started = time.monotonic()
         while True:
             status = json.loads(self._kubectl("get", "job", name, "-o", "json"))["status"]
-            conditions = {c["type"]: c["status"] for c in status.get("conditions", [])}
-            if conditions.get("Complete") == "True" or conditions.get("Failed") == "True":
+            conditions = {c["type"]: c for c in status.get("conditions", []) if c.get("status") == "True"}
+            if "Complete" in conditions or "Failed" in conditions:
                 break
             if time.monotonic() - started > timeout:
                 self._kubectl("delete", "job", name, "--wait=false")
@@ -64,8 +64,16 @@ class KubernetesJobs:
                                  f"did not finish within {timeout:.0f}s; deleted")
             time.sleep(1)
         seconds = round(time.monotonic() - started, 3)
-        log = self._kubectl("logs", f"job/{name}", "--tail=200")
-        return JobResult(name, conditions.get("Complete") == "True", seconds, log)
+        succeeded = "Complete" in conditions
+        try:
+            log = self._kubectl("logs", f"job/{name}", "--tail=200")
+        except DeployError:
+            if succeeded:
+                raise
+            # A job that gave up has usually lost its pods, and their logs with them.
+            failed = conditions["Failed"]
+            log = f"{failed.get('reason', 'Failed')}: {failed.get('message', '')} (kubectl -n <ns> describe job {name})"
+        return JobResult(name, succeeded, seconds, log)
 
 
 def drill_report(log: str) -> dict | None:

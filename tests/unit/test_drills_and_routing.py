@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 
 import pytest
 import yaml
@@ -112,3 +113,22 @@ def test_a_stopping_edge_keeps_accepting_while_it_leaves_the_service():
     entry_points = yaml.safe_load(render_static_config(dev_config().edge.tls))["entryPoints"]
     for name in ("web", "websecure"):
         assert entry_points[name]["transport"]["lifeCycle"]["requestAcceptGraceTimeout"] == "5s"
+
+
+def test_a_failed_job_whose_pods_are_gone_is_reported_by_its_failure_condition(monkeypatch):
+    from deployctl import drills
+    jobs = drills.KubernetesJobs(dev_config().kubernetes, "dev")
+    failed = {"status": {"conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+                                         "message": "Job has reached the specified backoff limit"}]}}
+
+    def kubectl(*args, timeout=120):
+        if args[0] == "get":
+            return json.dumps(failed)
+        if args[0] == "logs":
+            raise DeployError("dev: kubectl logs failed: timed out waiting for the condition")
+        return ""
+
+    monkeypatch.setattr(jobs, "_kubectl", kubectl)
+    result = jobs.run("restore-drill-main", timeout=60)
+    assert not result.succeeded
+    assert result.log.startswith("BackoffLimitExceeded: Job has reached the specified backoff limit")
