@@ -5,8 +5,8 @@
 Prints, per operation, the median and the individual runs in seconds: a preview, an up that
 changes one version, an up with no change, `deployctl history`, and a rollback end to end
 (`deployctl rollback --last-good`, including its `pulumi up`). The stack renders its Kubernetes
-manifests (no cluster here), so these time the engine, the program and the provider, not a
-rollout in a cluster.
+manifests, so these time the engine, the program and the provider, not a rollout in a cluster
+(benchmarks/cluster_timings.py times those).
 """
 
 from __future__ import annotations

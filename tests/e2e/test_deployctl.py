@@ -1,7 +1,8 @@
 """deployctl on the real engine: history, rollback, automatic rollback, promotion, canary, drills.
 
 Stacks render their manifests; a fake edge (fake_edge.py) answers smoke checks and canary
-traffic from what was rendered, standing in for the cluster until one runs here."""
+traffic from what was rendered. That keeps deployctl's logic fast to test; the same behaviours
+run against the local cluster in test_cluster_releases.py."""
 
 from __future__ import annotations
 
