@@ -14,7 +14,8 @@ from rich.table import Table
 from deployctl import drills
 from deployctl import operations as ops
 from deployctl.chart import draw
-from deployctl.workspace import DeployError, Engine
+from deployctl.lease import LeaseHeld
+from deployctl.workspace import DeployError, Engine, UpdateNotStarted
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 drill_app = typer.Typer(help="Drills that prove recovery works, with measured evidence.", no_args_is_help=True)
@@ -31,7 +32,10 @@ def engine(cwd: Optional[Path], quiet: bool = False) -> Engine:
             # soft_wrap: the engine's lines reach logs and pipes unbroken, whatever the terminal width
             console.print(line.rstrip(), markup=False, highlight=False, soft_wrap=True)
 
-    return Engine.open(cwd, on_output=show)
+    def notice(line: str) -> None:
+        console.print(f"[yellow]deployctl:[/] {escape(line)}", highlight=False, soft_wrap=True)
+
+    return Engine.open(cwd, on_output=show, on_notice=notice)
 
 
 def fail(message: str) -> None:
@@ -102,6 +106,8 @@ def deploy(stack: str, message: str = typer.Option("deploy", "--message", "-m"),
     """Preview with the policy pack, then up; if the update fails, roll back to the last good version."""
     try:
         outcome = ops.deploy(engine(cwd), stack, message)
+    except UpdateNotStarted as error:
+        fail(f"{stack}: deploy refused, nothing changed: {error}")
     except DeployError as error:
         fail(f"{stack}: deploy failed: {error}")
     if outcome.ok:
@@ -181,9 +187,11 @@ def drill_restore(stack: str,
     eng = engine(cwd, quiet=True)
     try:
         config = ops.platform_model(eng, stack)
-        with console.status(f"{stack}: restore drill running") as status:
+        with eng.leases.hold(stack, "drill restore"), console.status(f"{stack}: restore drill running") as status:
             evidence = drills.restore_drill(config, stack, database, backup_first,
                                             on_progress=lambda line: status.update(f"{stack}: {line}"))
+    except LeaseHeld as error:
+        fail(f"{stack}: restore drill refused: {error}")
     except DeployError as error:
         fail(f"{stack}: restore drill failed: {error}")
     path = evidence.write(eng.project)

@@ -27,10 +27,20 @@ class Release:
     start_time: str
     end_time: str | None
     config: dict[str, dict[str, Any]] = field(repr=False)
+    # The engine's counts by operation (`same`, `create`, `update`, ...); None when history has none.
+    resource_changes: dict[str, int] | None = None
 
     @property
     def succeeded(self) -> bool:
         return self.kind == "update" and self.result == "succeeded"
+
+    @property
+    def changed_resources(self) -> bool:
+        """Whether the update created, updated, replaced or deleted anything. Unknown counts as
+        changed: rolling back to what ran before is then the safe answer."""
+        if self.resource_changes is None:
+            return True
+        return any(count for operation, count in self.resource_changes.items() if operation != "same")
 
     @property
     def is_rollback(self) -> bool:
@@ -91,6 +101,7 @@ def releases_from_history(entries: Sequence[dict]) -> list[Release]:
             start_time=entry.get("startTime", ""),
             end_time=entry.get("endTime"),
             config=entry.get("config") or {},
+            resource_changes=entry.get("resourceChanges"),
         ))
     return sorted(releases, key=lambda release: release.number)
 
@@ -104,6 +115,14 @@ def find(releases: Sequence[Release], number: int, stack: str) -> Release:
             return release
     known = f"1..{releases[-1].number}" if releases else "none"
     raise HistoryError(f"{stack}: there is no version {number} in the stack's history (versions: {known})")
+
+
+def newest_good(releases: Sequence[Release], stack: str) -> Release:
+    """The newest succeeded update: what the stack ran before an update that is about to start."""
+    for release in reversed(releases):
+        if release.succeeded:
+            return release
+    raise HistoryError(f"{stack}: no update has succeeded yet; nothing good to roll back to")
 
 
 def last_good(releases: Sequence[Release], stack: str) -> Release:

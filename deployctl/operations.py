@@ -7,30 +7,78 @@ import time
 import urllib.error
 import urllib.request
 import ssl
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from components.config import PlatformConfig
 from components.stack_config import ConfigError, parse_platform_config
 from deployctl.evidence import Evidence
-from deployctl.history import HistoryError, Release, find, last_good
-from deployctl.workspace import DeployError, Engine
+from deployctl.history import HistoryError, Release, find, last_good, newest_good
+from deployctl.lease import LeaseHeld
+from deployctl.workspace import DeployError, Engine, UpdateNotStarted
 
+
+@dataclass(frozen=True)
+class Before:
+    """The stack as an operation found it: its history and its stack file, byte for byte."""
+    releases: list[Release]
+    stack_file: bytes | None
+
+
+@contextmanager
+def changing(engine: Engine, stack: str, operation: str) -> Iterator[Before]:
+    """The frame of every operation that changes a stack: deployctl's lease on it (a second
+    operation is refused at once, naming the holder), the leftovers of an interrupted one
+    recovered, and what the stack was before. An update that never started restores the stack
+    file, so a refused operation changes nothing, configuration included."""
+    try:
+        with engine.leases.hold(stack, operation):
+            engine.recover_interrupted(stack)
+            path = engine.stack_file(stack)
+            before = Before(releases=engine.releases(stack),
+                            stack_file=path.read_bytes() if path.exists() else None)
+            try:
+                yield before
+            except UpdateNotStarted:
+                restore_stack_file(engine, stack, before)
+                raise
+    except LeaseHeld as error:
+        raise UpdateNotStarted(str(error)) from None
+
+
+def restore_stack_file(engine: Engine, stack: str, before: Before) -> None:
+    if before.stack_file is not None and engine.stack_file(stack).read_bytes() != before.stack_file:
+        engine.stack_file(stack).write_bytes(before.stack_file)
+        engine.on_notice(f"{stack}: nothing ran, so Pulumi.{stack}.yaml is back as it was")
+
+
+def up(engine: Engine, stack: str, before: Before, message: str, policy_config: Path | None) -> None:
+    """`pulumi up`; a failure before any update was recorded is an UpdateNotStarted."""
+    try:
+        engine.up(stack, message=message, policy_config=policy_config)
+    except UpdateNotStarted:
+        raise
+    except DeployError as failure:
+        if len(engine.releases(stack)) == len(before.releases):
+            raise UpdateNotStarted(f"{failure}\n(the update did not start: nothing changed)") from None
+        raise
 
 
 def rollback(engine: Engine, stack: str, *, to_version: int | None = None) -> tuple[Release, Evidence]:
     """Re-apply the configuration of a succeeded update (the newest good one by default)."""
-    releases = engine.releases(stack)
-    try:
-        target = find(releases, to_version, stack) if to_version is not None else last_good(releases, stack)
-    except HistoryError as error:
-        raise DeployError(str(error)) from None
-    evidence = Evidence(kind="rollback", stack=stack, threshold_seconds=rollback_threshold(engine, stack))
-    apply_release_config(engine, stack, target)
-    engine.up(stack, message=f"rollback to {target.number}", policy_config=policy_config_for(engine, stack))
-    evidence.finish(to_version=target.number, versions=target.versions)
-    return target, evidence
+    with changing(engine, stack, "rollback") as before:
+        try:
+            target = (find(before.releases, to_version, stack) if to_version is not None
+                      else last_good(before.releases, stack))
+        except HistoryError as error:
+            raise UpdateNotStarted(str(error)) from None
+        evidence = Evidence(kind="rollback", stack=stack, threshold_seconds=rollback_threshold(engine, stack))
+        apply_release_config(engine, stack, target)
+        up(engine, stack, before, f"rollback to {target.number}", policy_config_for(engine, stack))
+        evidence.finish(to_version=target.number, versions=target.versions)
+        return target, evidence
 
 
 def apply_release_config(engine: Engine, stack: str, release: Release) -> None:
@@ -105,6 +153,16 @@ def source_verified(engine: Engine, source: str) -> dict[str, str]:
 
 def promote(engine: Engine, source: str, target: str, *, preview_only: bool = False) -> dict[str, str]:
     """Set the target's versions to what the source verified, then preview or deploy it."""
+    with changing(engine, target, f"promote {source} -> {target}") as before:
+        try:
+            return _promote(engine, source, target, before, preview_only)
+        except DeployError as error:
+            if preview_only:  # a preview changes no resource: leave the stack file as it was
+                restore_stack_file(engine, target, before)
+            raise error
+
+
+def _promote(engine: Engine, source: str, target: str, before: Before, preview_only: bool) -> dict[str, str]:
     verified = source_verified(engine, source)
     services = platform_config(engine, target).get("services") or {}
     for service, version in sorted(verified.items()):
@@ -117,8 +175,8 @@ def promote(engine: Engine, source: str, target: str, *, preview_only: bool = Fa
     if preview_only:
         engine.preview(target, policy_config)
     else:
-        engine.up(target, message=f"promote {source} -> {target}: " +
-                  ", ".join(f"{s}={v}" for s, v in sorted(verified.items())), policy_config=policy_config)
+        up(engine, target, before, f"promote {source} -> {target}: " +
+           ", ".join(f"{s}={v}" for s, v in sorted(verified.items())), policy_config)
     return verified
 
 
@@ -130,21 +188,32 @@ class DeployOutcome:
 
 
 def deploy(engine: Engine, stack: str, message: str) -> DeployOutcome:
-    """Preview with the policy pack, then up; on failure re-apply the last good release."""
-    policy_config = policy_config_for(engine, stack)
-    engine.preview(stack, policy_config)  # a policy violation stops here: nothing changed
-    try:
-        engine.up(stack, message=message, policy_config=policy_config)
-        return DeployOutcome(ok=True, failure=None, rolled_back_to=None)
-    except DeployError as failure:
-        releases = engine.releases(stack)
+    """Preview with the policy pack, then up. If the update ran and changed something, re-apply
+    the configuration that was running before it. A deploy that never started (lease or engine
+    lock held, preview or policy failure, bad config) changes nothing, configuration included."""
+    with changing(engine, stack, "deploy") as before:
+        policy_config = policy_config_for(engine, stack)
         try:
-            good = last_good(releases, stack)
-        except HistoryError as error:
-            raise DeployError(f"{failure}\n\nand no rollback was possible: {error}") from None
-        apply_release_config(engine, stack, good)
-        engine.up(stack, message=f"rollback to {good.number}", policy_config=policy_config)
-        return DeployOutcome(ok=False, failure=str(failure), rolled_back_to=good)
+            engine.preview(stack, policy_config)
+        except DeployError as refused:  # a policy violation or a config error: nothing ran
+            raise UpdateNotStarted(str(refused)) from None
+        try:
+            up(engine, stack, before, message, policy_config)
+            return DeployOutcome(ok=True, failure=None, rolled_back_to=None)
+        except UpdateNotStarted:
+            raise
+        except DeployError as failure:
+            failed = engine.releases(stack)[len(before.releases):]
+            if failed and not failed[-1].changed_resources:
+                raise DeployError(f"{failure}\n\nthe update changed no resource: "
+                                  "the stack still runs what it ran before") from None
+            try:
+                good = newest_good(before.releases, stack)
+            except HistoryError as error:
+                raise DeployError(f"{failure}\n\nand no rollback was possible: {error}") from None
+            apply_release_config(engine, stack, good)
+            engine.up(stack, message=f"rollback to {good.number}", policy_config=policy_config)
+            return DeployOutcome(ok=False, failure=str(failure), rolled_back_to=good)
 
 
 # Canary rollout -----------------------------------------------------------------------------
@@ -208,6 +277,12 @@ def canary_of(engine: Engine, stack: str, service: str) -> dict[str, Any]:
 
 def rollout_step(engine: Engine, stack: str, service: str, probe_url: str | None, host: str | None
                  ) -> tuple[int, Analysis | None]:
+    with changing(engine, stack, f"rollout {service} step") as before:
+        return _rollout_step(engine, stack, service, probe_url, host, before)
+
+
+def _rollout_step(engine: Engine, stack: str, service: str, probe_url: str | None, host: str | None,
+                  before: Before) -> tuple[int, Analysis | None]:
     canary = canary_of(engine, stack, service)
     settings = platform_model(engine, stack).rollout
     weight = int(canary.get("weight", 0))
@@ -222,30 +297,37 @@ def rollout_step(engine: Engine, stack: str, service: str, probe_url: str | None
                 f"(needs <= {settings.timeout_rate:.0%}); aborted: all traffic is back on stable")
     new_weight = next_weight(weight, settings.steps)
     engine.set_path(stack, f"services.{service}.canary.weight", new_weight)
-    engine.up(stack, message=f"rollout {service} canary {canary['version']} to {new_weight}%",
-              policy_config=policy_config_for(engine, stack))
+    up(engine, stack, before, f"rollout {service} canary {canary['version']} to {new_weight}%",
+       policy_config_for(engine, stack))
     return new_weight, analysis
 
 
 def rollout_abort(engine: Engine, stack: str, service: str) -> None:
-    canary = canary_of(engine, stack, service)
-    engine.set_path(stack, f"services.{service}.canary.weight", 0)
-    engine.up(stack, message=f"rollout {service} abort: canary {canary['version']} to 0%",
-              policy_config=policy_config_for(engine, stack))
+    with changing(engine, stack, f"rollout {service} abort") as before:
+        canary = canary_of(engine, stack, service)
+        engine.set_path(stack, f"services.{service}.canary.weight", 0)
+        up(engine, stack, before, f"rollout {service} abort: canary {canary['version']} to 0%",
+           policy_config_for(engine, stack))
 
 
 def rollout_promote(engine: Engine, stack: str, service: str) -> str:
-    canary = canary_of(engine, stack, service)
-    engine.set_path(stack, f"services.{service}.version", canary["version"])
-    engine.remove_path(stack, f"services.{service}.canary")
-    engine.up(stack, message=f"rollout {service} promote: {canary['version']} is stable",
-              policy_config=policy_config_for(engine, stack))
-    return canary["version"]
+    with changing(engine, stack, f"rollout {service} promote") as before:
+        canary = canary_of(engine, stack, service)
+        engine.set_path(stack, f"services.{service}.version", canary["version"])
+        engine.remove_path(stack, f"services.{service}.canary")
+        up(engine, stack, before, f"rollout {service} promote: {canary['version']} is stable",
+           policy_config_for(engine, stack))
+        return canary["version"]
 
 
 def rollback_drill(engine: Engine, stack: str) -> Evidence:
     """Roll back to the last good release and forward again, measuring both; the stack ends as it began."""
-    releases = engine.releases(stack)
+    with changing(engine, stack, "drill rollback") as before:
+        return _rollback_drill(engine, stack, before)
+
+
+def _rollback_drill(engine: Engine, stack: str, before: Before) -> Evidence:
+    releases = before.releases
     current = releases[-1] if releases else None
     if current is None or not current.succeeded:
         raise DeployError(f"{stack}: the newest update did not succeed; fix or roll back before drilling")

@@ -5,14 +5,19 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable
 
+import yaml
 from pulumi import automation as auto
 
 from deployctl.history import Release, releases_from_history
+from deployctl.lease import LeaseStore
 
 
 class DeployError(Exception):
@@ -40,16 +45,110 @@ def toolchain_env(project: Path) -> dict[str, str]:
     return dict(item.split("=", 1) for item in output.decode().split("\0") if "=" in item)
 
 
+class UpdateNotStarted(DeployError):
+    """The engine refused before an update began (its lock, a preview error): nothing changed."""
+
+
+def process_is(pid: int, command: str) -> bool:
+    """Whether PID is alive on this host and runs COMMAND (a reused pid runs something else)."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip() == command
+    except OSError:
+        return False
+
+
 @dataclass
 class Engine:
     project: Path
     env: dict[str, str]
     on_output: Callable[[str], None] | None = None
+    # What deployctl did on its own (a lease taken over, a dead lock released): always shown.
+    on_notice: Callable[[str], None] = field(default=lambda line: None)
 
     @classmethod
-    def open(cls, cwd: Path | None = None, on_output: Callable[[str], None] | None = None) -> "Engine":
+    def open(cls, cwd: Path | None = None, on_output: Callable[[str], None] | None = None,
+             on_notice: Callable[[str], None] | None = None) -> "Engine":
         project = find_project(cwd)
-        return cls(project=project, env=toolchain_env(project), on_output=on_output)
+        engine = cls(project=project, env=toolchain_env(project), on_output=on_output)
+        if on_notice:
+            engine.on_notice = on_notice
+        return engine
+
+    # Where state lives, and what deployctl keeps beside it --------------------------------------
+
+    def backend_directory(self) -> Path | None:
+        url = self.env.get("PULUMI_BACKEND_URL", "")
+        return Path(url.removeprefix("file://")).expanduser() if url.startswith("file://") else None
+
+    @cached_property
+    def leases(self) -> LeaseStore:
+        # Beside the file backend's state so every checkout sharing that state shares the leases;
+        # with another backend, the project's .state/ (this machine only: Pulumi's own lock then
+        # still guards each engine command across machines).
+        base = self.backend_directory() or self.project / ".state"
+        return LeaseStore(base / ".deployctl" / "leases", notify=self.on_notice)
+
+    def stack_file(self, stack: str) -> Path:
+        return self.project / f"Pulumi.{stack}.yaml"
+
+    def project_name(self) -> str:
+        return str(yaml.safe_load((self.project / "Pulumi.yaml").read_text())["name"])
+
+    # Leftovers of an interrupted operation ------------------------------------------------------
+
+    def engine_locks(self, stack: str) -> list[tuple[Path, dict[str, Any]]]:
+        """The file backend's lock files for STACK (`.pulumi/locks/<org>/<project>/<stack>/*.json`)."""
+        backend = self.backend_directory()
+        if backend is None:
+            return []
+        locks_root, project = backend / ".pulumi" / "locks", self.project_name()
+        found = []
+        for path in sorted(locks_root.glob(f"**/{stack}/*.json")):
+            if path.parent.parent.name not in (project, "locks"):
+                continue
+            try:
+                found.append((path, json.loads(path.read_text())))
+            except (OSError, ValueError):
+                found.append((path, {}))
+        return found
+
+    def release_dead_engine_locks(self, stack: str) -> None:
+        """Remove engine locks whose pulumi process is gone from this host; refuse a live one."""
+        for path, lock in self.engine_locks(stack):
+            pid, host = int(lock.get("pid") or 0), lock.get("hostname", "")
+            if host == socket.gethostname() and not process_is(pid, "pulumi"):
+                path.unlink(missing_ok=True)
+                self.on_notice(f"{stack}: released the engine lock of pulumi pid {pid} (started "
+                               f"{lock.get('timestamp', '?')}), which is no longer running")
+                continue
+            where = "this host" if host == socket.gethostname() else host
+            raise UpdateNotStarted(
+                f"{stack} is locked by a pulumi process outside deployctl: pid {pid} on {where} since "
+                f"{lock.get('timestamp', '?')} (lock {path}). Wait for it to end; only if that process is "
+                f"certainly gone (another host: check there), run `pulumi cancel --stack {stack} --yes`")
+
+    def clear_pending_operations(self, stack: str) -> None:
+        """Drop the operations a killed update left pending, after saying which. The next update
+        then re-reads and re-applies each of those resources from the program."""
+        exported = json.loads(self.cli("stack", "export", "--stack", stack).stdout or "{}")
+        pending = (exported.get("deployment") or {}).get("pending_operations") or []
+        if not pending:
+            return
+        for operation in pending:
+            self.on_notice(f"{stack}: an interrupted update left '{operation.get('type')}' pending on "
+                           f"{(operation.get('resource') or {}).get('urn')}; clearing it, the next update "
+                           "re-applies that resource")
+        exported["deployment"]["pending_operations"] = []
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+            json.dump(exported, handle)
+        try:
+            self.cli("stack", "import", "--file", handle.name, "--stack", stack)
+        finally:
+            os.unlink(handle.name)
+
+    def recover_interrupted(self, stack: str) -> None:
+        self.release_dead_engine_locks(stack)
+        self.clear_pending_operations(stack)
 
     def _command(self) -> auto.PulumiCommand:
         cli = shutil.which("pulumi", path=self.env.get("PATH"))
@@ -109,6 +208,9 @@ class Engine:
         try:
             return self.stack(stack).up(message=message, on_output=self.on_output,
                                         **self.policy_args(stack, policy_config))
+        except auto.errors.ConcurrentUpdateError as error:
+            raise UpdateNotStarted(f"{stack} is locked by another pulumi process; the update did not start "
+                                   f"({failure_summary(str(error), tail_lines=3)})") from None
         except auto.errors.CommandError as error:
             raise DeployError(failure_summary(str(error))) from None
 
