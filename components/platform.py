@@ -99,7 +99,8 @@ class Platform(pulumi.ComponentResource):
                        if db_name in service_spec.databases}
             backups[db_name] = PreDeployBackup(f"{name}-{db_name}-predeploy-backup", PreDeployBackupArgs(
                 database=db_name, command=command, client_versions=clients),
-                depends_on=[self.databases[db_name], self.backups[db_name]], opts=child)
+                opts=ResourceOptions.merge(child, ResourceOptions(
+                    depends_on=[self.databases[db_name], self.backups[db_name]])))
         return backups
 
     def _smoke_test(self, name: str, config: PlatformConfig, target: RuntimeTarget,
@@ -121,7 +122,7 @@ class Platform(pulumi.ComponentResource):
             checks=checks, commands=commands, versions=versions, host_header=smoke.host_header or config.edge.hosts[0],
             verify_tls=smoke.verify_tls, attempts=smoke.attempts, delay_seconds=smoke.delay_seconds,
             timeout_seconds=smoke.timeout_seconds, check_version=smoke.check_version),
-            depends_on=[*workloads, self.edge], opts=child)
+            opts=ResourceOptions.merge(child, ResourceOptions(depends_on=[*workloads, self.edge])))
 
     @staticmethod
     def versions_of(config: PlatformConfig) -> dict[str, str]:

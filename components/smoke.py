@@ -1,22 +1,25 @@
 """Smoke tests after every change of versions, as part of `pulumi up`.
 
 The runbook step "curl the health endpoints through the proxy; if one fails, stop" becomes a
-resource that runs after the workloads: it checks every public service through the edge (HTTP
-200 within the timeout, the version it reports) and that every database accepts an
-authenticated connection over the network (a command the target runs inside the database's
-workload), with bounded retries, and fails the update if any check fails. Its outputs are what
-staging exports: `verified` (this update's versions, as
-`verifiedVersions`) and `verified_history` (every version that ever passed, newest last, as
-`verifiedHistory`), so prod can also roll back to an older version staging once verified.
-
-pulumi-command would be the natural tool, but its provider cannot be built on this machine
-(docs/toolchain.md); a Pulumi dynamic provider needs no extra binary and runs in the engine.
+`command:local:Command` (pulumi-command) that runs after the workloads: `python -m
+components.smoke` checks every public service through the edge (HTTP 200 within the timeout,
+the version it reports) and that every database accepts an authenticated connection over the
+network (a command the target runs inside the database's workload), with bounded retries, and
+exits non-zero, failing the update, if any check fails. The checks travel as the command's
+stdin, so any change of them or of a version re-runs it. It prints what staging exports:
+`verified` (this update's versions, as `verifiedVersions`) and `verified_history` (every version
+that ever passed, newest last, as `verifiedHistory`), so prod can also roll back to an older
+version staging once verified; the previous run's output reaches it as PULUMI_COMMAND_STDOUT
+(pulumi-command's add_previous_output_in_env), which is where the history is carried forward.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import ssl
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -24,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 import pulumi
-import pulumi.dynamic as dynamic
+import pulumi_command as command
 from pulumi import ResourceOptions
 
 
@@ -54,52 +57,61 @@ class SmokeTestArgs:
     check_version: bool
 
 
+def smoke_props(args: SmokeTestArgs) -> dict[str, Any]:
+    """The checks as the smoke command reads them from stdin."""
+    return {
+        "checks": [{"service": c.service, "url": c.url, "version": c.version} for c in args.checks],
+        "commands": [{"name": c.name, "command": list(c.command)} for c in args.commands],
+        "versions": dict(args.versions),
+        "hostHeader": args.host_header,
+        "verifyTls": args.verify_tls,
+        "attempts": args.attempts,
+        "delaySeconds": args.delay_seconds,
+        "timeoutSeconds": args.timeout_seconds,
+        "checkVersion": args.check_version,
+    }
+
+
+# `python` is the project's environment: scripts/env.sh puts .venv/bin first on the PATH the
+# engine, and so the command provider, inherit; the provider runs in the project directory.
+SMOKE_COMMAND = "python -m components.smoke"
+
+
 class SmokeTest(pulumi.ComponentResource):
-    def __init__(self, name: str, args: SmokeTestArgs, depends_on: Sequence[pulumi.Resource],
-                 opts: ResourceOptions | None = None):
+    def __init__(self, name: str, args: SmokeTestArgs, opts: ResourceOptions | None = None):
         super().__init__("platform:smoke:SmokeTest", name, None, opts)
-        run = _SmokeRun(f"{name}-run", {
-            "checks": [{"service": c.service, "url": c.url, "version": c.version} for c in args.checks],
-            "commands": [{"name": c.name, "command": list(c.command)} for c in args.commands],
-            # Any version change re-runs the checks (inputs differ -> update).
-            "versions": dict(args.versions),
-            "hostHeader": args.host_header,
-            "verifyTls": args.verify_tls,
-            "attempts": args.attempts,
-            "delaySeconds": args.delay_seconds,
-            "timeoutSeconds": args.timeout_seconds,
-            "checkVersion": args.check_version,
-            "verified": None,
-            "verified_history": None,
-            "report": None,
-        }, opts=ResourceOptions(parent=self, depends_on=list(depends_on)))
-        self.verified = run.verified
-        self.verified_history = run.verified_history
-        self.report = run.report
+        run = command.local.Command(
+            f"{name}-run", create=SMOKE_COMMAND, update=SMOKE_COMMAND,
+            stdin=json.dumps(smoke_props(args), sort_keys=True),
+            add_previous_output_in_env=True,
+            logging=command.local.Logging.STDERR,
+            opts=ResourceOptions(parent=self))
+        result = run.stdout.apply(lambda text: json.loads(text) if text else {})
+        self.verified = result.apply(lambda outs: outs.get("verified"))
+        self.verified_history = result.apply(lambda outs: outs.get("verified_history"))
+        self.report = result.apply(lambda outs: outs.get("report"))
         self.register_outputs({"verified": self.verified, "verified_history": self.verified_history,
                                "report": self.report})
 
 
-class _SmokeRun(dynamic.Resource):
-    verified: pulumi.Output[dict]
-    verified_history: pulumi.Output[dict]
-    report: pulumi.Output[list]
+def main() -> int:
+    """Run the checks on stdin; print the verified versions as JSON, or exit 1 naming each failure."""
+    props = json.load(sys.stdin)
+    try:
+        previous = json.loads(os.environ.get("PULUMI_COMMAND_STDOUT") or "{}")
+    except json.JSONDecodeError:
+        previous = {}
+    try:
+        outs = _run_checks(props, previous.get("verified_history"))
+    except SmokeTestFailed as failure:
+        print(failure, file=sys.stderr)
+        return 1
+    print(json.dumps({key: outs[key] for key in ("verified", "verified_history", "report")}, sort_keys=True))
+    return 0
 
-    def __init__(self, name: str, props: dict[str, Any], opts: ResourceOptions | None = None):
-        super().__init__(_SmokeProvider(), name, props, opts)
 
-
-class _SmokeProvider(dynamic.ResourceProvider):
-    def create(self, props):
-        return dynamic.CreateResult(id_=f"smoke-{int(time.time())}", outs=_run_checks(props))
-
-    def diff(self, _id, olds, news):
-        keys = ("checks", "commands", "versions", "hostHeader", "verifyTls", "checkVersion")
-        changed = [key for key in keys if olds.get(key) != news.get(key)]
-        return dynamic.DiffResult(changes=bool(changed), replaces=[], delete_before_replace=False)
-
-    def update(self, _id, olds, news):
-        return dynamic.UpdateResult(outs=_run_checks(news, olds.get("verified_history")))
+class SmokeTestFailed(Exception):
+    pass
 
 
 HISTORY_LIMIT = 20  # versions remembered per service
@@ -120,7 +132,7 @@ def _run_checks(props: dict, history: dict | None = None) -> dict:
         if not outcome["ok"]:
             failures.append(f"{check['name']}: {outcome['error']} (after {outcome['attempts']} attempts)")
     if failures:
-        raise Exception("smoke test failed: " + "; ".join(failures))
+        raise SmokeTestFailed("smoke test failed: " + "; ".join(failures))
     verified = dict(props["versions"])
     merged = {service: list(versions) for service, versions in (history or {}).items()}
     for service, version in verified.items():
@@ -192,3 +204,7 @@ def _get(url: str, props: dict) -> tuple[int, str, dict[str, str]]:
             return response.status, response.read(4096).decode(errors="replace"), dict(response.headers)
     except urllib.error.HTTPError as exc:
         return exc.code, "", dict(exc.headers or {})
+
+
+if __name__ == "__main__":
+    sys.exit(main())

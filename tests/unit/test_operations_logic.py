@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from components.predeploy import _BackupProvider
+from components.predeploy import PreDeployBackupArgs, backup_environment, backup_script
 from components.smoke import _run_checks
 from deployctl.history import HistoryError, find, last_good, releases_from_history
 from deployctl.operations import Analysis, next_weight
 from deployctl.workspace import failure_summary
+from support import ROOT
 
 
 def entry(result="succeeded", message="", api="1.0.0", kind="update"):
@@ -63,17 +68,21 @@ def test_analysis_thresholds(ok, timeouts, passes):
     assert Analysis(requests=100, successes=ok, timeouts=timeouts).passes(0.95, 0.05) is passes
 
 
-def test_pre_deploy_backup_failure_stops_the_update():
-    props = {"database": "main", "command": ["sh", "-c", "echo dump failed >&2; exit 3"], "clientVersions": {}}
-    with pytest.raises(Exception, match="backup of database 'main' before deploy failed .exit 3.*dump failed"):
-        _BackupProvider().update("id", {}, props)
+def test_pre_deploy_backup_failure_stops_the_update_naming_the_database():
+    args = PreDeployBackupArgs(database="main", command=["sh", "-c", "echo dump failed >&2; exit 3"],
+                               client_versions={})
+    run = subprocess.run(["sh", "-c", backup_script(args)], capture_output=True, text=True)
+    assert run.returncode == 3
+    assert "dump failed" in run.stderr
+    assert "backup of database 'main' before deploy failed (exit 3); the update stops here" in run.stderr
 
 
 def test_pre_deploy_backup_runs_only_when_client_versions_change():
-    provider = _BackupProvider()
-    same = {"command": ["true"], "clientVersions": {"api": "1"}}
-    assert provider.diff("id", same, dict(same)).changes is False
-    assert provider.diff("id", same, {**same, "clientVersions": {"api": "2"}}).changes is True
+    one = PreDeployBackupArgs(database="main", command=["true"], client_versions={"api": "1", "worker": "1"})
+    same = PreDeployBackupArgs(database="main", command=["true"], client_versions={"worker": "1", "api": "1"})
+    two = PreDeployBackupArgs(database="main", command=["true"], client_versions={"api": "2", "worker": "1"})
+    assert backup_environment(one) == backup_environment(same)
+    assert backup_environment(one) != backup_environment(two)
 
 
 @pytest.fixture
@@ -174,6 +183,26 @@ def test_local_ca_renews_within_the_renew_before_window_and_on_host_changes():
 def test_smoke_test_remembers_every_version_it_ever_verified(health_server):
     outs = _run_checks(smoke_props(health_server + "/ok"), history={"api": ["1.4.0", "1.4.2", "1.4.1"]})
     assert outs["verified_history"]["api"] == ["1.4.0", "1.4.1", "1.4.2"]
+
+
+def run_smoke_command(props, previous_stdout=""):
+    """`python -m components.smoke` as pulumi-command runs it: checks on stdin, last output in env."""
+    env = {**os.environ, "PULUMI_COMMAND_STDOUT": previous_stdout}
+    return subprocess.run([sys.executable, "-m", "components.smoke"], input=json.dumps(props), env=env,
+                          capture_output=True, text=True, cwd=ROOT)
+
+
+def test_smoke_command_carries_the_verified_history_of_its_previous_run_forward(health_server):
+    previous = json.dumps({"verified_history": {"api": ["1.3.0"]}})
+    run = run_smoke_command(smoke_props(health_server + "/ok"), previous)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["verified_history"] == {"api": ["1.3.0", "1.4.2"]}
+
+
+def test_smoke_command_exits_non_zero_naming_the_failed_check(health_server):
+    run = run_smoke_command(smoke_props(health_server + "/broken"))
+    assert run.returncode == 1 and run.stdout == ""
+    assert "smoke test failed: api" in run.stderr and "HTTP 500" in run.stderr
 
 
 FAILED_UP = """ code: 255

@@ -3,21 +3,31 @@
 from __future__ import annotations
 
 
+import json
+
 import pytest
 
 from components.promotion import UnverifiedVersionError
 from support import deploy_stack
 
 VERIFIED = {"web": "1.4.2", "api": "1.4.2", "worker": "1.4.2", "edge": "3.1.4"}
-DYNAMIC = "pulumi-python:dynamic:Resource"
+COMMAND = "command:local:Command"
+
+
+class SmokeRun:
+    """A smoke test's command resource, with the checks it reads from stdin."""
+
+    def __init__(self, registered):
+        self.registered = registered
+        self.inputs = json.loads(registered.inputs["stdin"])
 
 
 def smoke_runs(mocks):
-    return [r for r in mocks.of_type(DYNAMIC) if r.name.endswith("-smoke-run")]
+    return [SmokeRun(r) for r in mocks.of_type(COMMAND) if r.name.endswith("-smoke-run")]
 
 
 def backup_runs(mocks):
-    return [r for r in mocks.of_type(DYNAMIC) if r.name.endswith("-predeploy-backup-run")]
+    return [r for r in mocks.of_type(COMMAND) if r.name.endswith("-predeploy-backup-run")]
 
 
 def deploy(stack, change=None):
@@ -94,6 +104,13 @@ def test_smoke_test_input_carries_every_version_so_a_version_change_reruns_it(mo
     assert smoke_runs(mocks)[0].inputs["versions"] == VERIFIED
 
 
+def test_smoke_test_runs_the_smoke_module_on_create_and_update_with_the_previous_output(mocks):
+    deploy("staging")
+    run = smoke_runs(mocks)[0].registered.inputs
+    assert run["create"] == run["update"] == "python -m components.smoke"
+    assert run["addPreviousOutputInEnv"] is True
+
+
 def rendering(raw):
     raw["kubernetes"]["renderToDirectory"] = "rendered/dev"
     raw["edge"]["tls"] = {"mode": "self-signed"}
@@ -107,9 +124,10 @@ def test_a_stack_with_smoke_tests_disabled_runs_none(mocks):
 def test_a_backup_runs_before_services_that_use_the_database_change(mocks):
     deploy("staging")
     [backup] = backup_runs(mocks)
-    assert backup.inputs["clientVersions"] == {"api": "1.4.2", "worker": "1.4.2"}
-    script = backup.inputs["command"][-1]
+    assert backup.inputs["environment"]["CLIENT_VERSIONS"] == "api=1.4.2,worker=1.4.2"
+    script = backup.inputs["update"]
     assert "create job" in script and "--from=cronjob/backup-main" in script and "wait --for=condition=complete" in script
+    assert "backup" not in backup.inputs["create"].split(":")[0] or "nothing to back up" in backup.inputs["create"]
 
 
 def test_rendered_stacks_take_no_pre_deploy_backup(mocks):
