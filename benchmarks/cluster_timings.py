@@ -2,7 +2,7 @@
 
     source scripts/env.sh && python benchmarks/cluster_timings.py [--cold PIECE...] [--restart] [--canary-requests 300]
 
-Prints, in seconds: the cold build of each cluster piece (recorded by scripts/cluster/build.sh
+Prints, in seconds: the cold build of each cluster piece (recorded by devenv/cluster/build.sh
 when it last really built it; with --cold, built again now into an empty cache and build
 directory: kubernetes takes about 10 minutes on 2 cores, coredns 3, traefik 6; the Go module
 download cache stays warm), a warm `cluster.sh start` (with --restart: stop, then start;
@@ -45,7 +45,7 @@ def cold_builds(rebuild: list[str]) -> dict[str, str]:
         if piece in rebuild:
             with tempfile.TemporaryDirectory() as cache:
                 env = {**os.environ, "CLUSTER_CACHE": cache, "CLUSTER_GOCACHE": f"{cache}/go-build"}
-                subprocess.run(["bash", str(ROOT / "scripts/cluster/build.sh"), piece], check=True, env=env,
+                subprocess.run(["bash", str(ROOT / "devenv/cluster/build.sh"), piece], check=True, env=env,
                                capture_output=True)
                 recorded[piece] = f"{(Path(cache) / 'stamps' / f'{piece}.seconds').read_text().strip()} s (now, cold)"
             continue
@@ -65,9 +65,9 @@ def main() -> int:
     cluster = Cluster()
     results: dict[str, str] = {f"cold build {piece}": value for piece, value in cold_builds(args.cold).items()}
     if args.restart:
-        subprocess.run(["bash", str(ROOT / "scripts/cluster/cluster.sh"), "stop"], check=True, capture_output=True)
+        subprocess.run(["bash", str(ROOT / "devenv/cluster/cluster.sh"), "stop"], check=True, capture_output=True)
         results["warm cluster.sh start"] = "%.1f s" % timed(lambda: subprocess.run(
-            ["bash", str(ROOT / "scripts/cluster/cluster.sh"), "start"], check=True, capture_output=True))
+            ["bash", str(ROOT / "devenv/cluster/cluster.sh"), "start"], check=True, capture_output=True))
     cluster.require_ready()
     cluster.fresh_namespace(NAMESPACE)
     try:

@@ -9,7 +9,7 @@ PULUMI_TOOLCHAIN_VERSION="v3.259.0"
 DEPLOY_TOOLCHAIN_BIN="$DEPLOY_CACHE/toolchain/$PULUMI_TOOLCHAIN_VERSION/bin"
 export DEPLOY_ROOT DEPLOY_CACHE PULUMI_TOOLCHAIN_VERSION DEPLOY_TOOLCHAIN_BIN
 
-# kubectl of the local cluster (scripts/cluster/build.sh) comes last: an operator's own wins.
+# kubectl of the local cluster (devenv/cluster/build.sh) comes last: an operator's own wins.
 DEPLOY_CLUSTER_BIN="$DEPLOY_CACHE/cluster/bin"
 export DEPLOY_CLUSTER_BIN
 case ":$PATH:" in

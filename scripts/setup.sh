@@ -88,12 +88,12 @@ dev_secrets() {
 system_packages
 python_env
 step "building the offline Pulumi toolchain (cached in $DEPLOY_CACHE)"
-bash scripts/toolchain.sh
+bash devenv/toolchain/build.sh
 step "building and starting the local Kubernetes cluster (cached in $DEPLOY_CACHE/cluster)"
 [ "$(id -u)" -eq 0 ] || { echo "scripts/setup.sh: the local cluster needs root (network, containerd, kubelet); run it with sudo" >&2; exit 1; }
-bash scripts/cluster/build.sh
-bash images/build.sh
-bash scripts/cluster/cluster.sh start
+bash devenv/cluster/build.sh
+bash devenv/images/build.sh
+bash devenv/cluster/cluster.sh start
 passphrase
 git_filter
 backend_and_stacks

@@ -1,4 +1,4 @@
-"""The local Kubernetes cluster scripts/setup.sh starts (scripts/cluster/, docs/cluster.md), seen
+"""The local Kubernetes cluster scripts/setup.sh starts (devenv/cluster/, docs/cluster.md), seen
 from the tests: kubectl against it, a namespace per test stack, HTTP through Services and the edge."""
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ class Cluster:
                              "jsonpath={.items[*].status.conditions[?(@.type=='Ready')].status}").split()
         if ready != ["True"]:
             raise AssertionError(f"the local cluster's node is not Ready ({ready}): "
-                                 "bash scripts/cluster/cluster.sh status")
+                                 "bash devenv/cluster/cluster.sh status")
 
     def fresh_namespace(self, namespace: str) -> None:
         """Whatever an earlier run left there is gone before a test stack deploys into it."""

@@ -1,4 +1,4 @@
-"""The real Pulumi engine (CLI + language host + kubernetes provider built by scripts/toolchain.sh)
+"""The real Pulumi engine (CLI + language host + kubernetes provider built by devenv/toolchain/build.sh)
 on a file backend, with the Kubernetes target rendering manifests to a directory."""
 
 from __future__ import annotations

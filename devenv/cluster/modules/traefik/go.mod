@@ -2,7 +2,7 @@
 // from github.com/traefik/traefik/v3. Repeats upstream's replaces (a dependency's replaces
 // are ignored). Missing from the checksum database mirror: go.sum made with
 // GONOSUMDB=github.com/traefik, builds verify against it.
-module deployplatform.local/toolchain/cluster/traefik
+module deployplatform.local/devenv/cluster/modules/traefik
 
 go 1.26.0
 

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Builds and caches the cluster binaries from their published Go modules:
 #   kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kube-proxy, kubectl
-#   (k8s.io/kubernetes, wrapper toolchain/cluster/kubernetes) and coredns
-#   (github.com/coredns/coredns, wrapper toolchain/cluster/coredns) and traefik, the edge proxy
-#   (github.com/traefik/traefik/v3, wrapper toolchain/cluster/traefik).
+#   (k8s.io/kubernetes, wrapper devenv/cluster/modules/kubernetes) and coredns
+#   (github.com/coredns/coredns, wrapper devenv/cluster/modules/coredns) and traefik, the edge proxy
+#   (github.com/traefik/traefik/v3, wrapper devenv/cluster/modules/traefik).
 # etcd comes from Debian's etcd-server. Idempotent: a piece is rebuilt only when its
 # wrapper module changes or a binary is missing. Prints the time of each step.
 # Outputs: $CLUSTER_CACHE/bin (default ~/.cache/deployplatform/cluster/bin). Details: docs/cluster.md.
@@ -31,7 +31,7 @@ timed() { piece_started=$SECONDS; "$@"; clog "$1 took $((SECONDS - piece_started
 K8S_CMDS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
 
 build_kubernetes() {
-  up_to_date kubernetes toolchain/cluster/kubernetes "${K8S_CMDS[@]}" && { clog "kubernetes $K8S_VERSION: up to date"; return 0; }
+  up_to_date kubernetes devenv/cluster/modules/kubernetes "${K8S_CMDS[@]}" && { clog "kubernetes $K8S_VERSION: up to date"; return 0; }
   clog "building kubernetes $K8S_VERSION: ${K8S_CMDS[*]} (first time on 2 cores: tens of minutes)"
   local v=${K8S_VERSION#v} pkgs=() c ld=()
   for c in "${K8S_CMDS[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$c"); done
@@ -40,28 +40,28 @@ build_kubernetes() {
     ld+=("-X $p.gitVersion=$K8S_VERSION" "-X $p.gitMajor=$major" "-X $p.gitMinor=$minor"
          "-X $p.gitTreeState=clean" "-X $p.buildDate=$(date -u +%Y-%m-%dT%H:%M:%SZ)")
   done
-  (cd "$CLUSTER_ROOT/toolchain/cluster/kubernetes" && "${NICE[@]}" go build -trimpath \
+  (cd "$CLUSTER_ROOT/devenv/cluster/modules/kubernetes" && "${NICE[@]}" go build -trimpath \
      -ldflags "-s -w ${ld[*]}" -o "$CLUSTER_BIN/" "${pkgs[@]}")
-  mark_built kubernetes toolchain/cluster/kubernetes
+  mark_built kubernetes devenv/cluster/modules/kubernetes
 }
 
 build_coredns() {
-  up_to_date coredns toolchain/cluster/coredns coredns && { clog "coredns $COREDNS_VERSION: up to date"; return 0; }
+  up_to_date coredns devenv/cluster/modules/coredns coredns && { clog "coredns $COREDNS_VERSION: up to date"; return 0; }
   clog "building coredns $COREDNS_VERSION"
-  # static (CGO off): it runs in a scratch image (images/build.sh coredns)
-  (cd "$CLUSTER_ROOT/toolchain/cluster/coredns" && CGO_ENABLED=0 "${NICE[@]}" go build -trimpath -ldflags "-s -w" \
+  # static (CGO off): it runs in a scratch image (devenv/images/build.sh coredns)
+  (cd "$CLUSTER_ROOT/devenv/cluster/modules/coredns" && CGO_ENABLED=0 "${NICE[@]}" go build -trimpath -ldflags "-s -w" \
      -o "$CLUSTER_BIN/coredns" .)
-  mark_built coredns toolchain/cluster/coredns
+  mark_built coredns devenv/cluster/modules/coredns
 }
 
 build_traefik() {
-  up_to_date traefik toolchain/cluster/traefik traefik && { clog "traefik $TRAEFIK_VERSION: up to date"; return 0; }
+  up_to_date traefik devenv/cluster/modules/traefik traefik && { clog "traefik $TRAEFIK_VERSION: up to date"; return 0; }
   clog "building traefik $TRAEFIK_VERSION"
   # not in the checksum database mirror: go.sum (made with GONOSUMDB) is what is verified
-  (cd "$CLUSTER_ROOT/toolchain/cluster/traefik" && GONOSUMDB=github.com/traefik CGO_ENABLED=0 "${NICE[@]}" go build -trimpath \
+  (cd "$CLUSTER_ROOT/devenv/cluster/modules/traefik" && GONOSUMDB=github.com/traefik CGO_ENABLED=0 "${NICE[@]}" go build -trimpath \
      -ldflags "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=${TRAEFIK_VERSION#v} -X github.com/traefik/traefik/v3/pkg/version.Codename=deployplatform" \
      -o "$CLUSTER_BIN/traefik" github.com/traefik/traefik/v3/cmd/traefik)
-  mark_built traefik toolchain/cluster/traefik
+  mark_built traefik devenv/cluster/modules/traefik
 }
 
 link_etcd() {

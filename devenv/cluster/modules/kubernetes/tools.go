@@ -1,6 +1,6 @@
 //go:build tools
 
-// Package tools pins the main packages this wrapper builds (scripts/cluster/build.sh).
+// Package tools pins the main packages this wrapper builds (devenv/cluster/build.sh).
 package tools
 
 import (

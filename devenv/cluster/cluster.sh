@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A single-node Kubernetes cluster on this machine, from the binaries scripts/cluster/build.sh
+# A single-node Kubernetes cluster on this machine, from the binaries devenv/cluster/build.sh
 # caches and Debian's containerd, runc, CNI plugins, etcd and docker-registry.
 #
 #   cluster.sh start      start everything (idempotent; generates PKI/kubeconfigs on first run)
@@ -370,14 +370,14 @@ cmd_start() {
   local t0=$SECONDS b
   ensure_apt_packages
   for b in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl etcd; do
-    [ -x "$CLUSTER_BIN/$b" ] || cdie "$CLUSTER_BIN/$b missing: run scripts/cluster/build.sh first"
+    [ -x "$CLUSTER_BIN/$b" ] || cdie "$CLUSTER_BIN/$b missing: run devenv/cluster/build.sh first"
   done
   mkdir -p "$CLUSTER_RUN" "$CONF"
   host_network
   pki
   start_registry
   # the sandbox (pause) and DNS images must be in the registry (idempotent, ~1 s when present)
-  "$CLUSTER_ROOT/images/build.sh" pause coredns | grep -v 'up to date\|took\|done in' || true
+  "$CLUSTER_ROOT/devenv/images/build.sh" pause coredns | grep -v 'up to date\|took\|done in' || true
   start_etcd
   start_apiserver
   start_controllers

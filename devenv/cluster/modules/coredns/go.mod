@@ -1,5 +1,5 @@
 // Wrapper module: builds CoreDNS (cluster DNS) from github.com/coredns/coredns.
-module deployplatform.local/toolchain/cluster/coredns
+module deployplatform.local/devenv/cluster/modules/coredns
 
 go 1.26.0
 

@@ -1,12 +1,12 @@
 # shellcheck shell=bash
-# Shared settings for scripts/cluster/*.sh and images/build.sh. Source it.
+# Shared settings for devenv/cluster/*.sh and devenv/images/build.sh. Source it.
 # Everything built or run lives under $CLUSTER_CACHE, never in the repo.
 CLUSTER_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 DEPLOY_CACHE="${DEPLOY_CACHE:-$HOME/.cache/deployplatform}"
 CLUSTER_CACHE="${CLUSTER_CACHE:-$DEPLOY_CACHE/cluster}"
-K8S_VERSION="v1.37.2"          # toolchain/cluster/kubernetes/go.mod pins the same
-COREDNS_VERSION="v1.15.0"       # toolchain/cluster/coredns/go.mod pins the same
-TRAEFIK_VERSION="v3.1.4"        # toolchain/cluster/traefik/go.mod pins the same
+K8S_VERSION="v1.37.2"          # devenv/cluster/modules/kubernetes/go.mod pins the same
+COREDNS_VERSION="v1.15.0"       # devenv/cluster/modules/coredns/go.mod pins the same
+TRAEFIK_VERSION="v3.1.4"        # devenv/cluster/modules/traefik/go.mod pins the same
 CLUSTER_BIN="$CLUSTER_CACHE/bin"
 CLUSTER_STAMPS="$CLUSTER_CACHE/stamps"
 CLUSTER_RUN="$CLUSTER_CACHE/run"        # state of a running cluster (pids, logs, data)

@@ -2,20 +2,20 @@
 # Builds the cluster's images without Docker and pushes them to the local registry
 # (Debian's docker-registry on 127.0.0.1:5000, started here if it is not running):
 #   127.0.0.1:5000/shop/{web,api,worker}:{1.4.2,1.5.0,1.6.0,1.7.0-broken,1.7.1-mislabeled}
-#       a tiny HTTP service on busybox-static (images/shop-app): /healthz answers
+#       a tiny HTTP service on busybox-static (devenv/images/shop-app): /healthz answers
 #       "ok <name> <version>" (1.7.0-broken: 500), header X-App-Version: <version>;
 #       1.7.1-mislabeled is healthy but holds the 1.6.0 build (a wrong artifact pushed under a
 #       new tag): Kubernetes' probes pass, only the smoke test's version check catches it
 #   127.0.0.1:5000/shop/postgres:15.18.0   PostgreSQL from Debian's postgresql-15
 #   127.0.0.1:5000/pause:3.10.2            Kubernetes' pause.c, compiled statically
-#   127.0.0.1:5000/coredns:<version>        cluster DNS: the binary scripts/cluster/build.sh built
-#   127.0.0.1:5000/shop/traefik:3.1.4      the edge proxy: Traefik built by scripts/cluster/build.sh
+#   127.0.0.1:5000/coredns:<version>        cluster DNS: the binary devenv/cluster/build.sh built
+#   127.0.0.1:5000/shop/traefik:3.1.4      the edge proxy: Traefik built by devenv/cluster/build.sh
 # Each image: a rootfs directory -> umoci (OCI layout) -> skopeo copy to the registry.
 # Idempotent: an image is rebuilt and pushed only when its inputs change or the
-# registry lacks it. Work files: $CLUSTER_CACHE/images. Usage: images/build.sh [NAME...]
+# registry lacks it. Work files: $CLUSTER_CACHE/images. Usage: devenv/images/build.sh [NAME...]
 set -euo pipefail
 IMAGES_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-source "$IMAGES_DIR/../scripts/cluster/lib.sh"
+source "$IMAGES_DIR/../cluster/lib.sh"
 
 SHOP_VERSIONS=(1.4.2 1.5.0 1.6.0 1.7.0-broken 1.7.1-mislabeled)
 SHOP_SERVICES=(web api worker)
@@ -27,7 +27,7 @@ LAYOUT="$WORK/oci"
 mkdir -p "$WORK/stamps"
 
 ensure_apt_packages
-"$CLUSTER_ROOT/scripts/cluster/cluster.sh" registry >/dev/null
+"$CLUSTER_ROOT/devenv/cluster/cluster.sh" registry >/dev/null
 
 timed() { local start=$SECONDS; "$@"; clog "$* took $((SECONDS - start))s"; }
 
@@ -104,7 +104,7 @@ build_busybox() {
 
 build_pause() {
   local r="$WORK/rootfs/pause" src
-  src=$(cd "$CLUSTER_ROOT/toolchain/cluster/kubernetes" && go mod download -json k8s.io/kubernetes | sed -n 's/.*"Dir": "\(.*\)",/\1/p')
+  src=$(cd "$CLUSTER_ROOT/devenv/cluster/modules/kubernetes" && go mod download -json k8s.io/kubernetes | sed -n 's/.*"Dir": "\(.*\)",/\1/p')
   rm -rf "$r"; mkdir -p "$r"
   gcc -Os -Wall -Werror -static -DVERSION=v$PAUSE_VERSION-deployplatform -o "$r/pause" "$src/build/pause/linux/pause.c"
   strip "$r/pause"
@@ -114,7 +114,7 @@ build_pause() {
 
 build_coredns() {
   local r="$WORK/rootfs/coredns" bin="$CLUSTER_BIN/coredns"
-  [ -x "$bin" ] || "$CLUSTER_ROOT/scripts/cluster/build.sh" coredns
+  [ -x "$bin" ] || "$CLUSTER_ROOT/devenv/cluster/build.sh" coredns
   rm -rf "$r"; mkdir -p "$r/etc/coredns"
   cp "$bin" "$r/coredns"
   printf 'root:x:0:0:root:/:/coredns\nnonroot:x:65532:65532::/:/coredns\n' > "$r/etc/passwd"
@@ -125,7 +125,7 @@ build_coredns() {
 # Traefik as the platform's edge proxy runs it: `traefik --configFile=...` (binary on PATH).
 build_traefik() {
   local r="$WORK/rootfs/traefik" bin="$CLUSTER_BIN/traefik"
-  [ -x "$bin" ] || "$CLUSTER_ROOT/scripts/cluster/build.sh" traefik
+  [ -x "$bin" ] || "$CLUSTER_ROOT/devenv/cluster/build.sh" traefik
   local digest; digest=$(tree_digest "$bin")
   fresh traefik shop/traefik "${TRAEFIK_VERSION#v}" "$digest" && return 0
   rm -rf "$r"; mkdir -p "$r/usr/local/bin" "$r/etc/traefik" "$r/tmp" "$r/etc/ssl/certs"
@@ -195,4 +195,4 @@ for t in "${targets[@]}"; do
     *) cdie "unknown image $t (pause|shop|busybox|postgres|coredns|traefik)" ;;
   esac
 done
-clog "images/build.sh done in $((SECONDS - start))s"
+clog "devenv/images/build.sh done in $((SECONDS - start))s"

@@ -3,7 +3,7 @@
 // (k8s.io/api, k8s.io/apiserver, ...) with a local ./staging path, which a dependent
 // module cannot use, so this wrapper maps each one to the published v0.37.2 that
 // was cut from the same commit as v1.37.2. Why: docs/cluster.md.
-module deployplatform.local/toolchain/cluster/kubernetes
+module deployplatform.local/devenv/cluster/modules/kubernetes
 
 go 1.26.0
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# End-to-end check of a running cluster (scripts/cluster/cluster.sh start, images/build.sh):
+# End-to-end check of a running cluster (devenv/cluster/cluster.sh start, devenv/images/build.sh):
 # real pods from the local registry, Services through kube-proxy from the host, cluster DNS,
 # probes (a broken version must not become Ready), kubectl exec/logs, PostgreSQL on a
 # dynamically provisioned volume. Works in namespace dp-smoke, deleted at the end
