@@ -143,13 +143,13 @@ build_cert_manager() {
 
 verify_all() { local t; for t in $(awk '{print $2}' "$PINS"); do verify "$t"; done; log "all tarballs match their pinned sha256"; }
 
-command -v go >/dev/null || die "Go is required to build the upstream plugins"
+require_go() { command -v go >/dev/null || die "Go is required to build the upstream plugins"; }
 case "${1:-all}" in
   verify) verify_all ;;
-  command) timed build_command ;;
-  docker) timed build_docker ;;
-  python-host) timed build_python_host ;;
-  cert-manager) timed build_cert_manager ;;
-  all) verify_all; timed build_python_host; timed build_command; timed build_docker; timed build_cert_manager ;;
+  command) require_go; timed build_command ;;
+  docker) require_go; timed build_docker ;;
+  python-host) require_go; timed build_python_host ;;
+  cert-manager) require_go; timed build_cert_manager ;;
+  all) verify_all; require_go; timed build_python_host; timed build_command; timed build_docker; timed build_cert_manager ;;
   *) die "unknown piece '$1' (verify, command, docker, python-host, cert-manager or all)" ;;
 esac
