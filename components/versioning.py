@@ -73,3 +73,32 @@ def parse_image_reference(reference: str) -> ImageReference:
     else:
         repository, tag = rest, None
     return ImageReference(repository=repository, tag=tag or None, digest=digest or None)
+
+
+# Where a workload says which version it runs. One definition for the program
+# (components/targets/) and the policy pack (policy/rules/_workloads.py).
+VERSION_LABEL = "app.kubernetes.io/version"
+# The full version (a digest is 71 characters): a Kubernetes annotation (no length limit) on
+# workloads and pod templates, and a Docker label of the same name (Docker labels have none).
+VERSION_ANNOTATION = "deploy.platform/version"
+# Ref: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#syntax-and-character-set
+LABEL_VALUE_MAX = 63
+
+
+def version_label_value(version: str) -> str:
+    """The version as a Kubernetes label value: at most 63 characters, no ':' and alphanumeric at
+    both ends. A digest keeps its first 12 hex digits (`sha256-<12 hex>`); it is a readable
+    selector value, not an identity: the full version is in VERSION_ANNOTATION."""
+    if version.startswith("sha256:"):
+        return "sha256-" + version.removeprefix("sha256:")[:12]
+    return version[:LABEL_VALUE_MAX].rstrip("._-")
+
+
+def version_labels(version: str) -> dict[str, str]:
+    """The version label every workload carries (with the other standard labels)."""
+    return {VERSION_LABEL: version_label_value(version)}
+
+
+def version_annotations(version: str) -> dict[str, str]:
+    """The full version, unshortened: Kubernetes annotations, or Docker labels (next to version_labels)."""
+    return {VERSION_ANNOTATION: version}

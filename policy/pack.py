@@ -1,7 +1,9 @@
 """The policies of `platform-guardrails`, importable without starting the gRPC server.
 
-Enforcement: disallow-latest-tag is mandatory by its own setting; every other policy
-takes DEFAULT_ENFORCEMENT (advisory) unless policy/config/<stack>.json raises it.
+Enforcement fails closed: with no policy config (`pulumi preview --policy-pack policy` alone)
+every policy is mandatory, DEFAULT_ENFORCEMENT, as in prod; a policy is advisory or disabled
+only where policy/config/<stack>.json says so (dev, staging). A config file that leaves a
+policy out leaves it mandatory. disallow-latest-tag is mandatory by its own setting as well.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from policy.rules import (
 )
 
 PACK_NAME = "platform-guardrails"
-DEFAULT_ENFORCEMENT = EnforcementLevel.ADVISORY
+# Mandatory: the safety rules prod depends on (all of them) must not pass by a missing file.
+DEFAULT_ENFORCEMENT = EnforcementLevel.MANDATORY
 
 POLICIES: list[Policy] = [
     disallow_latest_tag.POLICY,

@@ -13,6 +13,7 @@ from typing import Literal, Mapping, Protocol, Sequence
 import pulumi
 
 from components.config import HealthCheck, LogRotation, MonitoringSpec, Resources, TlsSpec
+from components.versioning import version_labels
 
 PART_OF = "platform"
 
@@ -152,20 +153,13 @@ def standard_labels(stack: str, service: str, component: str, version: str, trac
     """Labels every workload carries (docs/conventions.md)."""
     return {
         "app.kubernetes.io/name": service,
-        "app.kubernetes.io/version": label_safe(version),
+        **version_labels(version),  # shortened for a digest; the full version: version_annotations
         "app.kubernetes.io/component": component,
         "app.kubernetes.io/part-of": PART_OF,
         "app.kubernetes.io/managed-by": "pulumi",
         "deploy.platform/stack": stack,
         "deploy.platform/track": track,
     }
-
-
-def label_safe(version: str) -> str:
-    """Kubernetes label values stop at 63 characters; a digest keeps its first 12 hex digits."""
-    if version.startswith("sha256:"):
-        return "sha256-" + version.removeprefix("sha256:")[:12]
-    return version[:63]
 
 
 def database_client_label(database: str) -> str:

@@ -28,7 +28,7 @@ from components.targets.base import (
     WorkloadSpec,
     standard_labels,
 )
-from components.versioning import image_reference
+from components.versioning import image_reference, version_annotations
 
 # Busybox-based images have wget but rarely curl; `-T` bounds the probe like Kubernetes' timeoutSeconds.
 PROBE = "wget -q -T {timeout} -O /dev/null http://127.0.0.1:{port}{path} || exit 1"
@@ -130,7 +130,7 @@ class DockerRuntime:
     def workload(self, spec: WorkloadSpec, parent: pulumi.Resource) -> WorkloadHandle:
         image = self._image(spec.image, parent)
         labels = {**standard_labels(self.stack, spec.service, spec.component, spec.version, spec.track),
-                  **spec.extra_labels}
+                  **version_annotations(spec.version), **spec.extra_labels}
         uploads = _uploads(spec.files, spec.secret_env)
         containers = []
         for replica in range(1, spec.replicas + 1):
@@ -181,7 +181,7 @@ class DockerRuntime:
         # Docker has no scheduler: a long-running container runs crond with the job's schedule.
         image = self._image(spec.image, parent)
         labels = {**standard_labels(self.stack, spec.service, spec.component, spec.version),
-                  **spec.extra_labels, "deploy.platform/schedule": spec.schedule}
+                  **version_annotations(spec.version), **spec.extra_labels, "deploy.platform/schedule": spec.schedule}
         # crond runs one line per job: the job's script lives in a file, its output goes to the container log.
         script = spec.command[2] if list(spec.command[:2]) == ["sh", "-c"] else shlex.join(spec.command)
         crontab = f"{spec.schedule} sh {JOB_SCRIPT} > /proc/1/fd/1 2>&1\n"

@@ -14,6 +14,7 @@ from pulumi import ResourceOptions
 from components.config import KubernetesTarget, Resources
 from components.targets.gate import after
 from components.targets.kubernetes_tls import issue_edge_certificate, issue_local_ca_certificate
+from components.versioning import VERSION_LABEL, version_annotations
 from components.targets.base import (
     JobSpec,
     MonitoringBundle,
@@ -96,7 +97,7 @@ class KubernetesRuntime:
             volume_mounts=mounts or None,
             security_context=core.SecurityContextArgs(allow_privilege_escalation=False, privileged=False),
         )
-        pod_annotations: dict[str, pulumi.Input[str]] = {"deploy.platform/version": spec.version}
+        pod_annotations: dict[str, pulumi.Input[str]] = {**version_annotations(spec.version)}
         if spec.files:
             # Roll the pods when mounted configuration changes: its digest is part of the template.
             pod_annotations["deploy.platform/config-hash"] = pulumi.Output.all(
@@ -168,7 +169,7 @@ class KubernetesRuntime:
     def _rollout_annotations(self, spec: WorkloadSpec) -> dict[str, str]:
         # pulumi-kubernetes only logs ProgressDeadlineExceeded and waits out its own timeout
         # (10 min); its timeout annotation makes the update fail soon after Kubernetes gives up.
-        return {"deploy.platform/version": spec.version,
+        return {**version_annotations(spec.version),
                 "pulumi.com/timeoutSeconds": str(self.settings.progress_deadline_seconds + 20)}
 
     def _deployment(self, spec, labels, selector, template, parent, depends):
@@ -303,7 +304,7 @@ class KubernetesRuntime:
             created.append(self._claim(spec.volume, unversioned, parent))
         created.append(k8s.batch.v1.CronJob(
             spec.name,
-            metadata=self._metadata(spec.name, labels),
+            metadata=self._metadata(spec.name, labels, version_annotations(spec.version)),
             spec=k8s.batch.v1.CronJobSpecArgs(
                 schedule=spec.schedule,
                 # Forbid, not Replace: a dump overlapping the previous one is a signal worth seeing.
@@ -315,7 +316,7 @@ class KubernetesRuntime:
                 job_template=k8s.batch.v1.JobTemplateSpecArgs(spec=k8s.batch.v1.JobSpecArgs(
                     backoff_limit=2,
                     template=core.PodTemplateSpecArgs(
-                        metadata=meta.ObjectMetaArgs(labels=labels),
+                        metadata=meta.ObjectMetaArgs(labels=labels, annotations=version_annotations(spec.version)),
                         spec=core.PodSpecArgs(
                             restart_policy="OnFailure",
                             volumes=volumes or None,
@@ -349,7 +350,7 @@ def _without_version(labels: dict[str, str]) -> dict[str, str]:
     """Labels for objects that outlive a release, which a release then leaves untouched. (An
     updated Service makes Pulumi wait until no selected pod is unready, so a broken release held
     the update for 10 minutes; volume claim templates are immutable.)"""
-    return {key: value for key, value in labels.items() if key != "app.kubernetes.io/version"}
+    return {key: value for key, value in labels.items() if key != VERSION_LABEL}
 
 
 def _resources(resources: Resources) -> core.ResourceRequirementsArgs:

@@ -13,9 +13,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+# The version label (shortened for digests) and the full-version annotation: the program sets
+# both from components/versioning.py, so the pack reads exactly what the program writes.
+from components.versioning import VERSION_ANNOTATION, VERSION_LABEL  # noqa: F401 (re-exported)
+
 # Label names: the contract in docs/conventions.md.
 NAME_LABEL = "app.kubernetes.io/name"
-VERSION_LABEL = "app.kubernetes.io/version"
 COMPONENT_LABEL = "app.kubernetes.io/component"
 DATABASE_LABEL = "deploy.platform/database"
 TLS_LABEL = "deploy.platform/tls"
@@ -100,6 +103,19 @@ def labels_of(resource_type: str, props: Mapping) -> dict[str, Any]:
     if resource_type.startswith("kubernetes:"):
         return kubernetes_labels(resource_type, props)
     return {}
+
+
+def annotations_of(resource_type: str, props: Mapping) -> dict[str, Any]:
+    """Kubernetes: object annotations overlaid with pod-template annotations (what runs wins).
+    Docker has no annotations: its labels hold what Kubernetes keeps in annotations."""
+    if resource_type.startswith("docker:"):
+        return docker_labels(props)
+    if not resource_type.startswith("kubernetes:"):
+        return {}
+    annotations = dict(as_mapping(dig(props, "metadata", "annotations")))
+    if is_kubernetes_workload(resource_type):
+        annotations.update(as_mapping(dig(pod_template(resource_type, props), "metadata", "annotations")))
+    return annotations
 
 
 def service_name(labels: Mapping, resource_name: str) -> str:

@@ -1,8 +1,9 @@
 """Fixtures for the policy-pack tests: known-good engine-shaped resources and policy runners.
 
-Self-contained under tests/policy/ (a top-level tests/conftest.py may appear later).
 Every resource fixture returns a fresh dict with camelCase keys as the engine sends
 them, so a test mutates exactly one field. See policy_helpers.py for the engine path.
+Labels and version annotations come from the program's own helpers (standard_labels,
+components/versioning.py), so a fixture carries exactly what the program writes.
 """
 
 from __future__ import annotations
@@ -10,7 +11,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from policy_helpers import PG_IMAGE, STACK, Resource, engine_props, urn
+from policy_helpers import (
+    PG_IMAGE,
+    Resource,
+    docker_labels,
+    engine_props,
+    kubernetes_labels,
+    urn,
+    version_annotations,
+)
 from pulumi_policy import (
     PolicyCustomTimeouts,
     PolicyResource,
@@ -64,20 +73,7 @@ def check_stack() -> Callable[..., list[str]]:
 
 
 def _labels(name: str, component: str, version: str, **extra: str) -> dict[str, str]:
-    return {
-        "app.kubernetes.io/name": name,
-        "app.kubernetes.io/version": version,
-        "app.kubernetes.io/component": component,
-        "app.kubernetes.io/part-of": "platform",
-        "app.kubernetes.io/managed-by": "pulumi",
-        "deploy.platform/stack": STACK,
-        "deploy.platform/track": "stable",
-        **extra,
-    }
-
-
-def _docker_labels(labels: dict[str, str]) -> list[dict[str, str]]:
-    return [{"label": k, "value": v} for k, v in labels.items()]
+    return {**kubernetes_labels(name, component, version), **extra}
 
 
 def _resources(cpu: str, memory: str) -> dict:
@@ -97,7 +93,7 @@ def docker_api() -> dict:
     return {
         "name": "platform-staging-api",
         "image": "ghcr.io/acme/api:1.4.2",
-        "labels": _docker_labels(_labels("api", "api", "1.4.2")),
+        "labels": docker_labels("api", "api", "1.4.2"),
         "envs": ["LOG_LEVEL=info", "PORT=8080", "DB_PASSWORD_FILE=/run/secrets/db_password"],
         "memory": 512,
         "cpus": "0.5",
@@ -122,7 +118,7 @@ def docker_edge() -> dict:
     return {
         "name": "platform-staging-edge",
         "image": "docker.io/library/caddy:2.8.4",
-        "labels": _docker_labels(_labels("edge", "edge", "2.8.4", **{"deploy.platform/tls": "enabled"})),
+        "labels": docker_labels("edge", "edge", "2.8.4", **{"deploy.platform/tls": "enabled"}),
         "memory": 256,
         "cpus": "0.25",
         "healthcheck": {"tests": ["CMD", "wget", "-qO-", "http://localhost:2019/config/"], "interval": "10s"},
@@ -143,12 +139,12 @@ def deployment() -> dict:
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": "web", "namespace": "platform", "labels": labels},
+        "metadata": {"name": "web", "namespace": "platform", "labels": labels, "annotations": version_annotations("1.4.2")},
         "spec": {
             "replicas": 2,
             "selector": {"matchLabels": {"app.kubernetes.io/name": "web"}},
             "template": {
-                "metadata": {"labels": dict(labels)},
+                "metadata": {"labels": dict(labels), "annotations": version_annotations("1.4.2")},
                 "spec": {
                     "initContainers": [
                         {
@@ -188,12 +184,13 @@ def statefulset() -> dict:
     return {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
-        "metadata": {"name": "postgres-main", "namespace": "platform", "labels": labels},
+        "metadata": {"name": "postgres-main", "namespace": "platform", "labels": labels,
+                     "annotations": version_annotations("16.4")},
         "spec": {
             "serviceName": "postgres-main",
             "selector": {"matchLabels": {"app.kubernetes.io/name": "postgres-main"}},
             "template": {
-                "metadata": {"labels": dict(labels)},
+                "metadata": {"labels": dict(labels), "annotations": version_annotations("16.4")},
                 "spec": {
                     "containers": [
                         {
@@ -225,14 +222,15 @@ def cronjob() -> dict:
     return {
         "apiVersion": "batch/v1",
         "kind": "CronJob",
-        "metadata": {"name": "postgres-main-backup", "namespace": "platform", "labels": labels},
+        "metadata": {"name": "postgres-main-backup", "namespace": "platform", "labels": labels,
+                     "annotations": version_annotations("16.4")},
         "spec": {
             "schedule": "0 3 * * *",
             "concurrencyPolicy": "Forbid",
             "jobTemplate": {
                 "spec": {
                     "template": {
-                        "metadata": {"labels": dict(labels)},
+                        "metadata": {"labels": dict(labels), "annotations": version_annotations("16.4")},
                         "spec": {
                             "restartPolicy": "OnFailure",
                             "containers": [

@@ -7,9 +7,11 @@ import json
 import re
 
 import pytest
-from policy_helpers import ROOT
+from policy_helpers import ROOT, analyze, configured_analyzer, default_levels
 
+from components.versioning import VERSION_ANNOTATION, VERSION_LABEL
 from policy.pack import DEFAULT_ENFORCEMENT, PACK_NAME, POLICIES
+from policy.rules.require_verified_version import MISSING_VERIFIED_VERSIONS
 from pulumi_policy import EnforcementLevel, Severity, StackValidationPolicy
 
 NAME_RE = re.compile(r"^(disallow|require|configure|enable)-[a-z0-9]+(-[a-z0-9]+)*$")
@@ -26,9 +28,20 @@ def _level(entry) -> str:
     return entry["enforcementLevel"] if isinstance(entry, dict) else entry
 
 
-def test_pack_has_a_valid_name_and_advisory_default():
+PROD_ROOT = ("pulumi:pulumi:Stack", "platform-prod", {"environment": "prod"})
+
+
+def _unverified_api(docker_api: dict) -> None:
+    docker_api["image"] = "ghcr.io/acme/api:1.5.0"
+    for entry in docker_api["labels"]:
+        if entry["label"] in (VERSION_LABEL, VERSION_ANNOTATION):
+            entry["value"] = "1.5.0"
+
+
+def test_pack_has_a_valid_name_and_mandatory_default():
+    # Fails closed: a missing --policy-pack-config must not make a safety rule advisory.
     assert re.match(r"^[a-zA-Z0-9-_.]{1,100}$", PACK_NAME)
-    assert DEFAULT_ENFORCEMENT is EnforcementLevel.ADVISORY
+    assert DEFAULT_ENFORCEMENT is EnforcementLevel.MANDATORY
 
 
 def test_every_policy_has_a_unique_kebab_case_verb_thing_name():
@@ -56,9 +69,45 @@ def test_every_policy_has_a_section_in_docs_policies_md():
     assert POLICY_NAMES <= headings
 
 
-def test_only_disallow_latest_tag_is_mandatory_without_config():
+def test_every_policy_is_mandatory_without_config():
     levels = {policy.name: policy.enforcement_level or DEFAULT_ENFORCEMENT for policy in POLICIES}
-    assert {n for n, level in levels.items() if level is EnforcementLevel.MANDATORY} == {"disallow-latest-tag"}
+    assert {n for n, level in levels.items() if level is EnforcementLevel.MANDATORY} == POLICY_NAMES
+
+
+def test_analyzer_reports_every_policy_mandatory_to_the_engine():
+    # What GetAnalyzerInfo tells the engine, which uses it for every level a config does not set.
+    assert default_levels() == dict.fromkeys(POLICY_NAMES, "mandatory")
+
+
+def test_unverified_prod_version_is_refused_as_mandatory_without_config(good_stack, docker_api):
+    _unverified_api(docker_api)
+    diagnostics = analyze(configured_analyzer(), [*good_stack, PROD_ROOT])
+    assert ("require-verified-version", "mandatory", f"this stack is prod: {MISSING_VERIFIED_VERSIONS}") in diagnostics
+
+
+def test_unverified_prod_version_is_refused_as_mandatory_with_verified_list_but_no_level(good_stack, docker_api):
+    # deployctl's config without the committed file: properties only, the level stays the default.
+    _unverified_api(docker_api)
+    config = {"require-verified-version": {"verifiedVersions": {"api": ["1.4.2"], "web": ["1.4.2"], "edge": ["2.8.4"]}}}
+    diagnostics = analyze(configured_analyzer(config), [*good_stack, PROD_ROOT])
+    assert [d for d in diagnostics if d[0] == "require-verified-version"] == [
+        ("require-verified-version", "mandatory",
+         "service 'api' version '1.5.0' was not verified in staging (verified: 1.4.2)"),
+    ]
+
+
+def test_config_that_leaves_a_policy_out_leaves_it_mandatory(good_stack, deployment):
+    del deployment["spec"]["template"]["spec"]["containers"][0]["resources"]
+    config = {name: "advisory" for name in POLICY_NAMES - {"require-resource-limits"}}
+    config["require-verified-version"] = "disabled"
+    diagnostics = analyze(configured_analyzer(config), good_stack)
+    assert {(policy, level) for policy, level, _ in diagnostics} == {("require-resource-limits", "mandatory")}
+
+
+def test_dev_config_makes_the_safety_rules_advisory(good_stack, deployment):
+    del deployment["spec"]["template"]["spec"]["containers"][0]["resources"]
+    diagnostics = analyze(configured_analyzer(_config("dev")), good_stack)
+    assert {(policy, level) for policy, level, _ in diagnostics} == {("require-resource-limits", "advisory")}
 
 
 def test_whole_stack_rules_are_stack_policies():
