@@ -126,14 +126,14 @@ build_coredns() {
 build_traefik() {
   local r="$WORK/rootfs/traefik" bin="$CLUSTER_BIN/traefik"
   [ -x "$bin" ] || "$CLUSTER_ROOT/devenv/cluster/build.sh" traefik
-  local digest; digest=$(tree_digest "$bin")
+  local digest; digest=$(tree_digest "$bin" /bin/busybox)
   fresh traefik shop/traefik "${TRAEFIK_VERSION#v}" "$digest" && return 0
-  rm -rf "$r"; mkdir -p "$r/usr/local/bin" "$r/etc/traefik" "$r/tmp" "$r/etc/ssl/certs"
-  chmod 1777 "$r/tmp"
+  # A busybox shell beside Traefik: on a Docker host the routes file is replaced in the running
+  # edge (`docker exec ... sh -c 'cat > tmp && mv tmp routes.yml'`), so a release switch never
+  # recreates the container that holds the published ports.
+  busybox_root "$r"; mkdir -p "$r/usr/local/bin" "$r/etc/traefik/dynamic" "$r/etc/ssl/certs"
   cp "$bin" "$r/usr/local/bin/traefik"
   [ -f /etc/ssl/certs/ca-certificates.crt ] && cp /etc/ssl/certs/ca-certificates.crt "$r/etc/ssl/certs/"
-  printf 'root:x:0:0:root:/root:/bin/false\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' > "$r/etc/passwd"
-  printf 'root:x:0:\nnogroup:x:65534:\n' > "$r/etc/group"
   publish traefik shop/traefik "${TRAEFIK_VERSION#v}" "$r" "$digest" \
     --config.entrypoint /usr/local/bin/traefik --config.exposedports 80/tcp --config.exposedports 443/tcp \
     --config.label "org.opencontainers.image.version=${TRAEFIK_VERSION#v}"
