@@ -11,41 +11,44 @@ import re
 from typing import Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
-from pydantic.alias_generators import to_camel
 
 from components.alerting import AlertingThresholds, AlertRouting
-from components.config_model import Model, Port
+from components.alerting.models import duration_seconds
+from components.config_model import (
+    CliFractions,
+    Command,
+    ConfigKey,
+    CronSchedule,
+    EmailAddress,
+    HostName,
+    ImageRepository,
+    Model,
+    NonEmpty,
+    Port,
+    Problem,
+    UrlPath,
+    Version,
+    cron_runs,
+    is_host_or_ip,
+    refuse,
+    stack_key,
+)
 from components.config_release import DrillsSpec, PromotionSpec, RolloutSpec, SmokeTestSpec
 from components.config_targets import NODE_PORTS, DockerTarget, KubernetesTarget
-from components.versioning import REPOSITORY_RE, version_problem
 
 NAME_RE = re.compile(r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$")
 QUANTITY_CPU_RE = re.compile(r"^\d+(\.\d+)?m?$")
 QUANTITY_MEMORY_RE = re.compile(r"^\d+(Ki|Mi|Gi|Ti|k|M|G|T)?$")
 SIZE_RE = re.compile(r"^\d+[kmg]$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-CRON_RE = re.compile(r"^(\S+\s+){4}\S+$")
-
-
-
-def _check_version(value: str) -> str:
-    problem = version_problem(value)
-    if problem:
-        raise ValueError(problem)
-    return value
-
-
-def _check_repository(value: str) -> str:
-    if ":" in value.rsplit("/", 1)[-1] or "@" in value:
-        raise ValueError("give the image repository without a tag or digest; the version is a key of its own")
-    if not REPOSITORY_RE.match(value):
-        raise ValueError("not a valid image repository (lowercase, e.g. registry.local:5000/shop/api)")
-    return value
+# PostgreSQL cuts longer names to 63 bytes without a word (NAMEDATALEN - 1).
+# Ref: https://www.postgresql.org/docs/current/sql-syntax-lexical.html#SQL-SYNTAX-IDENTIFIERS
+PG_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,62}$")
 
 
 class HealthCheck(Model):
     path: str = Field("/healthz", description="HTTP path that answers 200 when the service is ready.")
-    command: list[str] | None = Field(
+    command: Command | None = Field(
         None, description="Probe by running this command instead of HTTP (workers without a port).")
     port: Port | None = Field(None, description="Port to probe; defaults to the service port.")
     # 3 s: the runbooks' smoke test budget; slower answers count as failures.
@@ -57,8 +60,8 @@ class HealthCheck(Model):
     @field_validator("path")
     @classmethod
     def _absolute_path(cls, value: str) -> str:
-        if not value.startswith("/"):
-            raise ValueError("must start with '/'")
+        if not value.startswith("/") or any(c.isspace() for c in value):
+            raise ValueError("must start with '/' and hold no spaces, e.g. /healthz")
         return value
 
 
@@ -105,25 +108,23 @@ class LogRotation(Model):
 
 
 class Canary(Model):
-    version: str = Field(description="Version served on the canary track.")
+    version: Version = Field(description="Version served on the canary track.")
     weight: int = Field(0, ge=0, le=100, description="Percent of traffic sent to the canary.")
-
-    _version = field_validator("version")(lambda cls, v: _check_version(v))
 
 
 class ServiceSpec(Model):
     component: Literal["web", "api", "worker"] = Field(description="What kind of service this is.")
-    image: str = Field(description="Image repository, without tag.")
-    version: str = Field(description="Immutable tag or sha256: digest.")
+    image: ImageRepository = Field(description="Image repository, without tag.")
+    version: Version = Field(description="Immutable tag or sha256: digest.")
     replicas: int = Field(1, ge=1, le=50)
     port: Port | None = Field(None, description="Container port; workers have none.")
     public: bool = Field(False, description="Routed by the edge proxy under `edge.hosts`.")
-    path_prefix: str = Field("/", description="Edge route prefix for public services.")
+    path_prefix: UrlPath = Field("/", description="Edge route prefix for public services.")
     strip_path_prefix: bool = Field(
         False, description="The edge removes pathPrefix before forwarding (the service serves /healthz, not /api/healthz).")
-    command: list[str] | None = None
+    command: Command | None = None
     env: dict[str, str] = Field(default_factory=dict)
-    secrets: dict[str, str] = Field(
+    secrets: dict[str, ConfigKey] = Field(
         default_factory=dict, description="ENV_NAME -> config key holding the secret value."
     )
     databases: list[str] = Field(default_factory=list, description="Databases this service talks to.")
@@ -135,8 +136,13 @@ class ServiceSpec(Model):
     log_rotation: LogRotation = Field(default_factory=LogRotation)
     canary: Canary | None = None
 
-    _image = field_validator("image")(lambda cls, v: _check_repository(v))
-    _version = field_validator("version")(lambda cls, v: _check_version(v))
+    @field_validator("databases")
+    @classmethod
+    def _each_once(cls, value: list[str]) -> list[str]:
+        twice = sorted({name for name in value if value.count(name) > 1})
+        if twice:
+            raise ValueError(f"names {twice} more than once; list each database once")
+        return value
 
     @field_validator("env", "secrets")
     @classmethod
@@ -157,49 +163,73 @@ class ServiceSpec(Model):
 
     @model_validator(mode="after")
     def _shape(self) -> "ServiceSpec":
+        problems = []
         if self.component != "worker" and self.port is None:
-            raise ValueError(f"a {self.component} service needs a port")
-        if self.public and self.port is None:
-            raise ValueError("a public service needs a port")
+            problems.append(Problem("port", f"{'an' if self.component == 'api' else 'a'} {self.component} service "
+                                            "needs a port, found nothing"))
+        elif self.public and self.port is None:
+            problems.append(Problem("port", "a public service needs a port, found nothing"))
         check = self.health_check
         if check is not None and not check.command and self.port is None and check.port is None:
-            raise ValueError("an HTTP health check needs a port (healthCheck.port or port), or use healthCheck.command")
+            problems.append(Problem("healthCheck", "an HTTP health check needs a port (healthCheck.port or port), "
+                                                   "or use healthCheck.command"))
         clash = set(self.env) & set(self.secrets)
         if clash:
-            raise ValueError(f"{sorted(clash)} set both in env and in secrets")
+            problems.append(Problem("env", f"{sorted(clash)} set both in env and in secrets; keep them in secrets"))
+        refuse(problems)
         return self
 
 
 class BackupPolicy(Model):
-    schedule: str = Field("0 2 * * *", description="Cron schedule of the backup (daily 02:00).")
+    schedule: CronSchedule = Field("0 2 * * *", description="Cron schedule of the backup (daily 02:00).")
     retention_days: int = Field(7, ge=1, le=365)
-    restore_drill_schedule: str = Field("0 4 1 * *", description="Monthly restore drill.")
+    restore_drill_schedule: CronSchedule = Field("0 4 1 * *", description="Monthly restore drill.")
     # 26 h: one missed daily run plus two hours of slack before anyone is paged.
     max_age_hours: int = Field(26, ge=1, le=24 * 14)
     before_deploy: bool = Field(True, description="Dump before an update touches a service using this database.")
 
-    @field_validator("schedule", "restore_drill_schedule")
-    @classmethod
-    def _cron(cls, value: str) -> str:
-        if not CRON_RE.match(value.strip()):
-            raise ValueError("a five-field cron expression such as '0 2 * * *'")
-        return value
+    @model_validator(mode="after")
+    def _fresh_between_runs(self) -> "BackupPolicy":
+        # A newest backup older than maxAgeHours pages someone (BackupStale) and fails the restore
+        # drill's RPO; if the schedule itself leaves longer gaps, that happens between two good runs.
+        # 64 runs span every gap of a schedule that repeats weekly, monthly or yearly (weekends, short months).
+        runs = cron_runs(self.schedule, 64)
+        gap_hours = max((later - earlier).total_seconds() for earlier, later in zip(runs, runs[1:])) / 3600
+        if self.max_age_hours < gap_hours:
+            refuse([Problem("maxAgeHours", f"is {self.max_age_hours}, but schedule '{self.schedule}' leaves up to "
+                                           f"{gap_hours:g} hours between backups, so every backup would be stale "
+                                           f"before the next; expected at least {gap_hours:g} (the default 26 "
+                                           "suits a daily schedule)")])
+        return self
 
 
 class DatabaseSpec(Model):
-    image: str = Field(description="PostgreSQL image repository.")
-    version: str
+    image: ImageRepository = Field(description="PostgreSQL image repository.")
+    version: Version
     port: Port = 5432
     database: str = "app"
     user: str = "app"
-    password_secret: str = Field(description="Config key of the password (set with --secret).")
+    password_secret: ConfigKey = Field(description="Config key of the password (set with --secret).")
     storage_size: str = "1Gi"
     resources: Resources = Field(default_factory=Resources)
     backup: BackupPolicy = Field(default_factory=BackupPolicy)
     log_rotation: LogRotation = Field(default_factory=LogRotation)
 
-    _image = field_validator("image")(lambda cls, v: _check_repository(v))
-    _version = field_validator("version")(lambda cls, v: _check_version(v))
+    @field_validator("database", "user")
+    @classmethod
+    def _postgres_name(cls, value: str) -> str:
+        if not PG_NAME_RE.match(value):
+            raise ValueError("expected a PostgreSQL name: a letter or '_', then letters, digits, '_' or '-', "
+                             "at most 63 characters, e.g. app")
+        return value
+
+    @field_validator("user")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        # Ref: https://www.postgresql.org/docs/current/predefined-roles.html (CREATE ROLE refuses pg_*)
+        if value.lower().startswith("pg_"):
+            raise ValueError("role names starting with pg_ are reserved by PostgreSQL; expected e.g. app")
+        return value
 
     @field_validator("storage_size")
     @classmethod
@@ -215,7 +245,7 @@ class TlsSpec(Model):
     # local-ca: this program's own CA (components/local_ca.py) writes the edge Secret itself, for
     #   clusters without cert-manager's controller (the embedded local cluster).
     mode: Literal["acme", "self-signed", "local-ca"] = "self-signed"
-    email: str | None = Field(None, description="ACME account e-mail.")
+    email: EmailAddress | None = Field(None, description="ACME account e-mail.")
     acme_server: Literal["staging", "production"] = "staging"
     # cert-manager's default is 2/3 of the lifetime; 30 days leaves time for a human if renewal breaks.
     renew_before_days: int = Field(30, ge=1, le=89)
@@ -223,31 +253,53 @@ class TlsSpec(Model):
     @model_validator(mode="after")
     def _acme_needs_email(self) -> "TlsSpec":
         if self.mode == "acme" and not self.email:
-            raise ValueError("mode acme needs an email for the ACME account")
+            refuse([Problem("email", "mode acme needs an e-mail address for the ACME account "
+                                     "(e.g. platform-team@example.com), found nothing")])
         return self
 
 
 class EdgeSpec(Model):
-    image: str
-    version: str
-    hosts: list[str] = Field(min_length=1)
+    image: ImageRepository
+    version: Version
+    hosts: list[HostName] = Field(min_length=1)
     http_port: Port = 80
     https_port: Port = 443
     tls: TlsSpec = Field(default_factory=TlsSpec)
     resources: Resources = Field(default_factory=Resources)
     log_rotation: LogRotation = Field(default_factory=LogRotation)
 
-    _image = field_validator("image")(lambda cls, v: _check_repository(v))
-    _version = field_validator("version")(lambda cls, v: _check_version(v))
+    @field_validator("hosts")
+    @classmethod
+    def _each_once(cls, value: list[str]) -> list[str]:
+        twice = sorted({host for host in value if value.count(host) > 1})
+        if twice:
+            raise ValueError(f"names {twice} more than once; list each host once")
+        return value
+
+    @model_validator(mode="after")
+    def _two_ports(self) -> "EdgeSpec":
+        if self.http_port == self.https_port:
+            refuse([Problem("httpPort", f"is {self.http_port}, the same as edge.httpsPort; the edge listens for "
+                                        "HTTP (to redirect it) and HTTPS on two different ports, e.g. 80 and 443")])
+        return self
 
 
-_CAMEL = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True, frozen=True)
+_CAMEL = ConfigDict(extra="forbid", alias_generator=stack_key, populate_by_name=True, frozen=True, strict=True)
 
 
-class AlertThresholds(AlertingThresholds):
+class AlertThresholds(AlertingThresholds, CliFractions):
     """components/alerting's thresholds, spelled camelCase in stack files."""
 
     model_config = _CAMEL
+
+    @field_validator("runbook_base_url")
+    @classmethod
+    def _url_or_path(cls, value: str) -> str:
+        scheme = value.split("://", 1)[0] if "://" in value else None
+        if any(c.isspace() for c in value) or scheme not in (None, "http", "https"):
+            raise ValueError("expected the runbook's URL (https://...) or a path such as docs/runbooks/alerts.md, "
+                             "without spaces")
+        return value
 
 
 class AlertingSpec(AlertRouting):
@@ -255,8 +307,30 @@ class AlertingSpec(AlertRouting):
 
     model_config = _CAMEL
 
-    smtp_password_secret: str | None = Field(None, description="Config key of the SMTP password (secret).")
+    # Stricter than AlertRouting's own checks: email-validator, RFC 1123 host names, real ports.
+    email_to: list[EmailAddress] = Field(min_length=1, description="Addresses that receive warning and critical alerts.")
+    email_from: EmailAddress = Field(description="Sender address of alert emails.")
+    smtp_username: NonEmpty | None = Field(None, description="SMTP login; defaults to emailFrom when a password is given.")
+    smtp_password_secret: ConfigKey | None = Field(None, description="Config key of the SMTP password (secret).")
     thresholds: AlertThresholds = Field(default_factory=AlertThresholds)
+
+    @field_validator("smarthost")
+    @classmethod
+    def _relay(cls, value: str) -> str:
+        host, _, port = value.rpartition(":")
+        if not is_host_or_ip(host.lower()):
+            raise ValueError("expected host:port with an RFC 1123 host name or an IP address, e.g. smtp.example.com:587")
+        if not (port.isdigit() and 1 <= int(port) <= 65535):
+            raise ValueError("expected host:port with a port 1-65535, e.g. smtp.example.com:587")
+        return value
+
+    @field_validator("group_interval", "repeat_interval")
+    @classmethod
+    def _not_zero(cls, value: str) -> str:
+        # Alertmanager refuses to load a zero group_interval or repeat_interval.
+        if duration_seconds(value) == 0:
+            raise ValueError("Alertmanager refuses a zero interval; expected a duration such as 1m or 4h")
+        return value
 
     @property
     def webhook_url_secret(self) -> str | None:
@@ -266,13 +340,13 @@ class AlertingSpec(AlertRouting):
 class MonitoringSpec(Model):
     # Used on Docker, where the stack runs its own Prometheus and Alertmanager; on Kubernetes the
     # cluster's Prometheus Operator picks up the PrometheusRule and the Alertmanager secret.
-    prometheus_image: str = "127.0.0.1:5000/shop/prometheus"
-    prometheus_version: str = "2.42.0"
-    alertmanager_image: str = "127.0.0.1:5000/shop/alertmanager"
-    alertmanager_version: str = "0.25.0"
+    prometheus_image: ImageRepository = "127.0.0.1:5000/shop/prometheus"
+    prometheus_version: Version = "2.42.0"
+    alertmanager_image: ImageRepository = "127.0.0.1:5000/shop/alertmanager"
+    alertmanager_version: Version = "0.25.0"
     # busybox httpd serves each backup's result file (backup_script writes it) as /metrics.
-    exporter_image: str = "127.0.0.1:5000/shop/busybox"
-    exporter_version: str = "1.35.0"
+    exporter_image: ImageRepository = "127.0.0.1:5000/shop/busybox"
+    exporter_version: Version = "1.35.0"
     scrape_interval_seconds: int = Field(15, ge=5, le=300)
 
 
@@ -294,34 +368,15 @@ class PlatformConfig(Model):
     @field_validator("services", "databases")
     @classmethod
     def _names(cls, value: dict) -> dict:
-        for name in value:
-            if not NAME_RE.match(name):
-                raise ValueError(f"'{name}' must be a lowercase DNS label (a-z, 0-9, '-') of at most 32 characters")
+        # Names become parts of Kubernetes object names and DNS names (services.<name>, <name>-canary).
+        refuse([Problem(name, f"'{name}' is not a name: expected a lowercase DNS label (a-z, 0-9, '-', starting "
+                              "with a letter) of at most 32 characters, e.g. api")
+                for name in value if not NAME_RE.match(name)])
         return value
 
     @model_validator(mode="after")
     def _consistent(self) -> "PlatformConfig":
-        clash = set(self.services) & set(self.databases)
-        if clash:
-            raise ValueError(f"names used for both a service and a database: {sorted(clash)}")
-        for name, service in self.services.items():
-            unknown = [db for db in service.databases if db not in self.databases]
-            if unknown:
-                raise ValueError(f"services.{name}.databases names unknown databases {unknown}")
-        for name in self.promotion.overrides:
-            if name not in self.services:
-                raise ValueError(f"promotion.overrides.{name} is not a service")
-        if self.promotion.require_verified and not self.promotion.staging_stack:
-            raise ValueError("promotion.requireVerified needs promotion.stagingStack")
-        if self.target == "kubernetes" and self.kubernetes and self.kubernetes.render_to_directory \
-                and self.edge.tls.mode == "local-ca":
-            raise ValueError("edge.tls.mode local-ca puts the edge's private key in a Secret, which "
-                             "kubernetes.renderToDirectory would write to disk in plain text: use self-signed or acme")
-        if self.target == "kubernetes" and self.kubernetes and self.kubernetes.edge_service_type == "NodePort":
-            for key, port in (("edge.httpPort", self.edge.http_port), ("edge.httpsPort", self.edge.https_port)):
-                if not NODE_PORTS[0] <= port <= NODE_PORTS[1]:
-                    raise ValueError(f"{key} is {port}, but with kubernetes.edgeServiceType NodePort it is the node "
-                                     f"port and must lie in {NODE_PORTS[0]}-{NODE_PORTS[1]}")
+        refuse(_name_problems(self) + _edge_problems(self) + _promotion_problems(self) + _secret_key_problems(self))
         return self
 
     @model_validator(mode="before")
@@ -347,6 +402,67 @@ class PlatformConfig(Model):
             if key:
                 wanted.setdefault(key, path)
         return wanted
+
+
+# Keys that cross-reference each other; each problem is reported at the key to change.
+def _name_problems(config: PlatformConfig) -> list[Problem]:
+    problems = [Problem(f"services.{name}", f"'{name}' names both a service and a database; rename one")
+                for name in sorted(set(config.services) & set(config.databases))]
+    for name, service in config.services.items():
+        unknown = [db for db in service.databases if db not in config.databases]
+        if unknown:
+            problems.append(Problem(f"services.{name}.databases", f"names unknown databases {unknown}; "
+                                    f"expected names from databases: {sorted(config.databases)}"))
+    routed: dict[str, str] = {}
+    for name, service in config.services.items():
+        if service.public:
+            prefix = service.path_prefix.rstrip("/") or "/"
+            if prefix in routed:
+                problems.append(Problem(f"services.{name}.pathPrefix",
+                                        f"'{service.path_prefix}' is also services.{routed[prefix]}.pathPrefix; "
+                                        "the edge would route both services' traffic on one prefix: give each its own"))
+            routed.setdefault(prefix, name)
+    return problems
+
+
+def _edge_problems(config: PlatformConfig) -> list[Problem]:
+    problems = []
+    kubernetes = config.kubernetes if config.target == "kubernetes" else None
+    if kubernetes and kubernetes.render_to_directory and config.edge.tls.mode == "local-ca":
+        problems.append(Problem("kubernetes.renderToDirectory",
+                                "edge.tls.mode local-ca puts the edge's private key in a Secret, which "
+                                "kubernetes.renderToDirectory would write to disk in plain text: use self-signed or acme"))
+    if kubernetes and kubernetes.edge_service_type == "NodePort":
+        for key, port in (("edge.httpPort", config.edge.http_port), ("edge.httpsPort", config.edge.https_port)):
+            if not NODE_PORTS[0] <= port <= NODE_PORTS[1]:
+                problems.append(Problem(key, f"is {port}, but with kubernetes.edgeServiceType NodePort it is the node "
+                                             f"port and must lie in {NODE_PORTS[0]}-{NODE_PORTS[1]}"))
+    host = config.smoke_test.host_header
+    if host is not None and host not in config.edge.hosts:
+        problems.append(Problem("smokeTest.hostHeader", f"'{host}' is not one of edge.hosts {config.edge.hosts}, "
+                                                        "so the edge would route no smoke test request"))
+    return problems
+
+
+def _promotion_problems(config: PlatformConfig) -> list[Problem]:
+    problems = [Problem(f"promotion.overrides.{name}", f"'{name}' is not a service; expected one of "
+                                                       f"{sorted(config.services)}")
+                for name in config.promotion.overrides if name not in config.services]
+    if config.promotion.require_verified and not config.promotion.staging_stack:
+        problems.append(Problem("promotion.requireVerified", "needs promotion.stagingStack, the stack whose "
+                                                             "verified versions this one may run"))
+    return problems
+
+
+def _secret_key_problems(config: PlatformConfig) -> list[Problem]:
+    # A secret named like a schema key would take that key's place in the stack file.
+    return [Problem(path, f"'{key}' is a key of the schema (platform:{key}); name the secret something else, "
+                          "e.g. mainDbPassword")
+            for key, path in config.secret_keys().items() if key in SCHEMA_KEYS]
+
+
+# The stack file's top-level keys (`platform:<key>`); secret config keys sit beside them.
+SCHEMA_KEYS = frozenset(field.alias or name for name, field in PlatformConfig.model_fields.items())
 
 
 def cpu_millicores(value: str) -> float:

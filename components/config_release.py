@@ -7,14 +7,15 @@ from typing import Annotated
 
 from pydantic import Field, field_validator
 
-from components.config_model import Model
+from components.config_model import HostName, HttpUrl, Model, StackName, Version
 
 
 class SmokeTestSpec(Model):
     enabled: bool = True
-    base_url: str | None = Field(
+    base_url: HttpUrl | None = Field(
         None, description="Edge URL as seen from where `pulumi up` runs; default https://127.0.0.1:<edge.httpsPort>.")
-    host_header: str | None = Field(None, description="Host header to send; default the first edge host.")
+    host_header: HostName | None = Field(
+        None, description="Host header to send, one of edge.hosts (the edge routes no other); default the first.")
     verify_tls: bool = Field(False, description="Verify the edge certificate (turn on where it is publicly trusted).")
     # At least three tries: a pod that just became Ready may still miss its first request.
     # Tries span the edge's health-check interval (5 s): a backend it marked down during a
@@ -50,12 +51,12 @@ class DrillsSpec(Model):
 
 
 class VersionOverride(Model):
-    version: str
+    version: Version
     reason: str = Field(min_length=10, description="Why an unverified version may go to this stack.")
 
 
 class PromotionSpec(Model):
-    staging_stack: str | None = Field(
+    staging_stack: StackName | None = Field(
         None, description="StackReference to staging, e.g. organization/platform/staging."
     )
     require_verified: bool = False

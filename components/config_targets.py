@@ -7,23 +7,24 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from components.config_model import Model
+from components.config_model import DnsLabel, DnsSubdomain, IpAddress, Model, NonEmpty
 
 NODE_PORTS = (30000, 32767)  # the API server's default --service-node-port-range
 
 
 class KubernetesTarget(Model):
-    namespace: str = "platform"
-    kubeconfig: str | None = None
-    context: str | None = None
-    render_to_directory: str | None = Field(
+    # A namespace is a DNS label: the API server refuses anything else, but only at `pulumi up`.
+    namespace: DnsLabel = "platform"
+    kubeconfig: NonEmpty | None = Field(None, description="Path of the kubeconfig (or its contents); default: kubectl's.")
+    context: NonEmpty | None = None
+    render_to_directory: NonEmpty | None = Field(
         None, description="Write manifests here instead of applying them (GitOps hand-off)."
     )
-    storage_class: str | None = None
+    storage_class: DnsSubdomain | None = None
     edge_service_type: Literal["LoadBalancer", "NodePort", "ClusterIP"] = Field(
         "LoadBalancer", description="How the edge proxy is exposed outside the cluster. NodePort: "
         "edge.httpPort/httpsPort are the node ports (the embedded local cluster has no load balancer).")
-    ingress_class: str = Field("traefik", description="Ingress class cert-manager's HTTP-01 solver uses.")
+    ingress_class: DnsSubdomain = Field("traefik", description="Ingress class cert-manager's HTTP-01 solver uses.")
     # A release whose pods never become ready fails the update after about this long (Kubernetes
     # marks the Deployment ProgressDeadlineExceeded; Pulumi's await stops 20 s later) instead of
     # after Pulumi's 10-minute default: the sooner a bad release fails, the sooner it is rolled back.
@@ -42,6 +43,20 @@ class KubernetesTarget(Model):
                 *(["--context", self.context] if self.context else [])]
 
 
+DOCKER_HOST_SCHEMES = ("unix://", "ssh://")
+
+
 class DockerTarget(Model):
     host: str | None = Field(None, description="Docker daemon address (unix:// or ssh://).")
-    bind_address: str = "127.0.0.1"
+    # Published ports listen on loopback only unless the stack says otherwise.
+    bind_address: IpAddress = "127.0.0.1"
+    # How long a new release slot may take to answer its readiness probe before the release fails
+    # (and the edge stays on the previous slot); Kamal's deploy_timeout is 30 s.
+    readiness_timeout_seconds: int = Field(30, ge=5, le=1800)
+
+    @field_validator("host")
+    @classmethod
+    def _daemon_address(cls, value: str | None) -> str | None:
+        if value is not None and not (value.startswith(DOCKER_HOST_SCHEMES) and value.split("://", 1)[1]):
+            raise ValueError("expected a Docker daemon address: unix:///var/run/docker.sock or ssh://user@host")
+        return value

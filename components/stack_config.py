@@ -2,11 +2,16 @@
 
 Every problem is reported in one message that names the stack file, the key
 path, what was expected and what was found, before any resource exists.
+
+Types: the engine hands top-level values over as text and objects as JSON, so
+values inside the stack file's objects keep their YAML types and the models
+check them strictly (`replicas: "2"` is refused, not read as 2).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -14,7 +19,8 @@ import pulumi
 from pulumi.runtime import config as runtime_config
 from pydantic import ValidationError
 
-from components.config import PlatformConfig
+from components.config import SCHEMA_KEYS, PlatformConfig
+from components.config_model import ConfigProblems
 
 PROJECT = "platform"
 
@@ -65,13 +71,14 @@ def parse_platform_config(
 ) -> PlatformConfig:
     """Validate raw config (keys without the project prefix) or raise ConfigError."""
     # Keys that hold secret values sit beside the model's keys; they are never model input.
-    referenced = _referenced_secret_names(raw)
+    # (A secret named like a schema key stays in, for the model to refuse the name.)
+    referenced = _referenced_secret_names(raw) - SCHEMA_KEYS
     model_input = {key: value for key, value in raw.items() if key not in secret_keys | referenced}
     plaintext_secrets = []
     try:
         platform = PlatformConfig.model_validate(model_input)
     except ValidationError as error:
-        raise ConfigError(_format(stack, [_describe(e) for e in error.errors()])) from None
+        raise ConfigError(_format(stack, [line for e in error.errors() for line in _describe(e)])) from None
     for key, wanted_by in platform.secret_keys().items():
         if key in raw and key not in secret_keys:
             plaintext_secrets.append(
@@ -84,11 +91,12 @@ def parse_platform_config(
 
 
 def _referenced_secret_names(model_input: Mapping[str, Any]) -> set[str]:
+    # Runs before validation: any of these may be the wrong shape, which the model then reports.
     names: set[str] = set()
-    for service in (model_input.get("services") or {}).values():
+    for service in _entries(model_input.get("services")):
         if isinstance(service, dict):
-            names.update(v for v in (service.get("secrets") or {}).values() if isinstance(v, str))
-    for database in (model_input.get("databases") or {}).values():
+            names.update(v for v in _entries(service.get("secrets")) if isinstance(v, str))
+    for database in _entries(model_input.get("databases")):
         if isinstance(database, dict) and isinstance(database.get("passwordSecret"), str):
             names.add(database["passwordSecret"])
     alerting = model_input.get("alerting") or {}
@@ -97,6 +105,10 @@ def _referenced_secret_names(model_input: Mapping[str, Any]) -> set[str]:
             if isinstance(alerting.get(field), str):
                 names.add(alerting[field])
     return names
+
+
+def _entries(value: Any) -> list[Any]:
+    return list(value.values()) if isinstance(value, dict) else []
 
 
 def resolve_secrets(platform: PlatformConfig, stack: str, project: str = PROJECT) -> dict[str, pulumi.Output[str]]:
@@ -124,15 +136,53 @@ def load(stack: str, project: str = PROJECT) -> LoadedConfig:
     return LoadedConfig(platform=platform, secrets=resolve_secrets(platform, stack, project))
 
 
-def _describe(error: dict) -> str:
-    path = ".".join(str(part) for part in error["loc"] if not str(part).startswith("function-after"))
-    key = f"{PROJECT}:{path}" if path else f"{PROJECT}:<root>"
-    message = error["msg"].removeprefix("Value error, ")
+def _describe(error: dict) -> list[str]:
+    path = [str(part) for part in error["loc"] if not str(part).startswith("function-after")]
+    cause = (error.get("ctx") or {}).get("error")
+    if isinstance(cause, ConfigProblems):
+        # A problem across keys, reported at the key to change (the value is in its message).
+        return [f"{_key([*path, *problem.key.split('.')])}: {problem.message}" for problem in cause.problems]
+    key, found = _key(path), error.get("input")
     if error["type"] == "missing":
-        return f"{key}: expected a value, found nothing (the key is required)"
+        return [f"{key}: expected a value, found nothing (the key is required)"]
     if error["type"] == "extra_forbidden":
-        return f"{key}: unknown key (found {_show(error.get('input'))}); check the spelling against Pulumi.yaml"
-    return f"{key}: {message}; found {_show(error.get('input'))}"
+        return [f"{key}: unknown key (found {_show(found)}); check the spelling against Pulumi.yaml"]
+    hint = _type_hint(error["type"], found)
+    return [f"{key}: {hint or error['msg'].removeprefix('Value error, ')}; found {_show(found)}"]
+
+
+def _key(path: list[str]) -> str:
+    return f"{PROJECT}:{'.'.join(path)}" if path else f"{PROJECT}:<root>"
+
+
+# Strict types: say what to write instead of pydantic's "Input should be a valid integer".
+_EXPECTED = {"int_type": "a whole number", "float_type": "a number", "bool_type": "true or false",
+             "string_type": "text", "model_type": "an object (a map of keys, see Pulumi.yaml)",
+             "dict_type": "an object (a map of names to settings, see Pulumi.yaml)", "list_type": "a list, e.g. [a, b]"}
+
+
+def _type_hint(error_type: str, found: Any) -> str | None:
+    expected = _EXPECTED.get(error_type)
+    if expected is None:
+        return None
+    if isinstance(found, str) and error_type in ("int_type", "float_type", "bool_type") and _reads_as(error_type, found):
+        # `replicas: "2"` or `public: "false"`: the value is right, its quotes are not.
+        return f"expected {expected}, not text: write it without quotes in the stack file"
+    if error_type == "string_type" and isinstance(found, (int, float)):
+        return f"expected text, not {'true/false' if isinstance(found, bool) else 'a number'}: quote it in the stack file"
+    if isinstance(found, bool) and error_type in ("int_type", "float_type"):
+        return f"expected {expected}, not true/false"
+    return f"expected {expected}"
+
+
+# What YAML 1.2 (Pulumi's reader) takes as a number or boolean when written without quotes.
+_UNQUOTED_FORMS = {"int_type": re.compile(r"^[-+]?\d+$"), "float_type": re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$"),
+                   "bool_type": re.compile(r"^(true|false)$", re.IGNORECASE)}
+
+
+def _reads_as(error_type: str, text: str) -> bool:
+    """True when `text` would be the number or boolean expected if written without quotes."""
+    return bool(_UNQUOTED_FORMS[error_type].match(text.strip()))
 
 
 def _show(value: Any) -> str:

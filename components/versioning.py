@@ -16,6 +16,8 @@ MUTABLE_TAGS = frozenset({"latest", "stable", "main", "master", "edge", "dev", "
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 # Ref: https://github.com/distribution/reference/blob/main/regexp.go (tag grammar)
 TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+# A commit build: `sha-` and the commit's hex digits, as in PINNED_TAG_RE (`sha-` alone is only the prefix).
+COMMIT_TAG_RE = re.compile(r"^sha-[0-9a-f]{7,40}$")
 # Immutable by convention: semantic versions (1.4.2, v2.0.0-rc.1) and commit builds (sha-19b9b98).
 PINNED_TAG_RE = re.compile(
     r"^(v?\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?|sha-[0-9a-f]{7,40})$"
@@ -37,6 +39,10 @@ def version_problem(version: str) -> str | None:
                 "1.4.2, sha-19b9b98 or a sha256: digest")
     if not TAG_RE.match(version):
         return "a tag may hold letters, digits, '_', '.' and '-', start with a letter, digit or '_', and be at most 128 characters"
+    if version.lower().startswith("sha-") and not COMMIT_TAG_RE.match(version):
+        return "a commit build is sha- followed by 7 to 40 lowercase hex digits of the commit, e.g. sha-19b9b98"
+    if version in ("v", "V") or version[-1] in "._-":
+        return f"'{version}' looks cut short (only a prefix); use a whole version such as 1.4.2 or v1.4.2"
     return None
 
 

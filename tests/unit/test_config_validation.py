@@ -49,10 +49,10 @@ BAD_CONFIG = [
     ("image_uppercase", mutate("services.api.image", "Registry/Shop/API"), "platform:services.api.image", "repository"),
     ("port_zero", mutate("services.api.port", 0), "platform:services.api.port", "greater than or equal to 1"),
     ("port_too_large", mutate("services.api.port", 70000), "platform:services.api.port", "less than or equal to 65535"),
-    ("port_as_text", mutate("services.api.port", "http"), "platform:services.api.port", "integer"),
+    ("port_as_text", mutate("services.api.port", "http"), "platform:services.api.port", "expected a whole number"),
     ("replicas_zero", mutate("services.api.replicas", 0), "platform:services.api.replicas", "greater than or equal to 1"),
     ("replicas_negative", mutate("services.web.replicas", -2), "platform:services.web.replicas", "greater than"),
-    ("replicas_wrong_type", mutate("services.api.replicas", "two"), "platform:services.api.replicas", "integer"),
+    ("replicas_wrong_type", mutate("services.api.replicas", "two"), "platform:services.api.replicas", "whole number"),
     ("unknown_service_key", mutate("services.api.replica", 2), "platform:services.api.replica", "unknown key"),
     ("unknown_top_level_key", mutate("serivces", {}), "platform:serivces", "unknown key"),
     ("component_unknown", mutate("services.api.component", "cache"), "platform:services.api.component", "'web'"),
@@ -60,8 +60,9 @@ BAD_CONFIG = [
     ("service_name_uppercase", lambda raw: raw["services"].update(API=raw["services"].pop("api")),
      "platform:services", "DNS label"),
     ("service_and_database_share_name", lambda raw: raw["services"].update(main=raw["services"].pop("worker")),
-     "platform:<root>", "both a service and a database"),
-    ("unknown_database_reference", mutate("services.api.databases", ["orders"]), "platform:<root>", "orders"),
+     "platform:services.main", "both a service and a database"),
+    ("unknown_database_reference", mutate("services.api.databases", ["orders"]), "platform:services.api.databases",
+     "unknown databases ['orders']"),
     ("env_name_invalid", mutate("services.web.env", {"API-URL": "x"}), "platform:services.web.env", "environment variable"),
     ("env_and_secret_clash", mutate("services.api.env", {"SESSION_SIGNING_KEY": "x"}), "platform:services.api",
      "both in env and in secrets"),
@@ -100,16 +101,64 @@ BAD_CONFIG = [
     ("target_unknown", mutate("target", "nomad"), "platform:target", "'docker'"),
     ("environment_unknown", mutate("environment", "qa"), "platform:environment", "'dev'"),
     ("override_for_unknown_service", mutate("promotion", {"overrides": {"cart": {"version": "1.0.0",
-     "reason": "hotfix approved by on-call"}}}), "platform:<root>", "promotion.overrides.cart"),
+     "reason": "hotfix approved by on-call"}}}), "platform:promotion.overrides.cart", "not a service"),
     ("override_reason_too_short", mutate("promotion", {"overrides": {"api": {"version": "1.0.0", "reason": "x"}}}),
      "platform:promotion.overrides.api.reason", "at least 10"),
-    ("require_verified_without_staging", mutate("promotion", {"requireVerified": True}), "platform:<root>",
-     "stagingStack"),
+    ("require_verified_without_staging", mutate("promotion", {"requireVerified": True}),
+     "platform:promotion.requireVerified", "needs promotion.stagingStack"),
     ("no_services", mutate("services", {}), "platform:services", "at least 1"),
-    ("node_port_out_of_range", mutate("edge.httpsPort", 8443), "platform:<root>", "edge.httpsPort is 8443"),
-    ("local_ca_key_rendered_to_disk", mutate("kubernetes.renderToDirectory", "rendered/dev"), "platform:<root>",
-     "local-ca"),
+    ("node_port_out_of_range", mutate("edge.httpsPort", 8443), "platform:edge.httpsPort", "is 8443"),
+    ("local_ca_key_rendered_to_disk", mutate("kubernetes.renderToDirectory", "rendered/dev"),
+     "platform:kubernetes.renderToDirectory", "local-ca"),
     ("tls_mode_unknown", mutate("edge.tls", {"mode": "letsencrypt"}), "platform:edge.tls.mode", "'local-ca'"),
+    # Numbers and booleans written as text are refused, not coerced, and the message says what to write.
+    ("replicas_as_text", mutate("services.api.replicas", "2"), "platform:services.api.replicas",
+     "not text: write it without quotes"),
+    ("public_as_text", mutate("services.api.public", "false"), "platform:services.api.public",
+     "expected true or false, not text"),
+    ("ratio_as_percentage", mutate("rollout.successRate", "90%"), "platform:rollout.successRate", "expected a number"),
+    ("float_given_as_quoted_integer", mutate("smokeTest", {"delaySeconds": "2"}), "platform:smokeTest.delaySeconds",
+     "write it without quotes"),
+    ("version_as_yaml_number", mutate("services.api.version", 1.4), "platform:services.api.version", "quote it"),
+    ("cron_hour_out_of_range", mutate("databases.main.backup", {"schedule": "0 24 * * *"}),
+     "platform:databases.main.backup.schedule", "bad hour"),
+    ("cron_never_fires", mutate("databases.main.backup", {"schedule": "0 2 30 2 *"}),
+     "platform:databases.main.backup.schedule", "bad day-of-month"),
+    ("cron_day_of_week_seven", mutate("databases.main.backup", {"schedule": "0 2 * * 7"}),
+     "platform:databases.main.backup.schedule", "day of week 0-6"),
+    ("cron_quartz_syntax", mutate("databases.main.backup", {"schedule": "0 2 L * *"}),
+     "platform:databases.main.backup.schedule", "Kubernetes and crond do not know"),
+    ("backup_stale_between_runs", mutate("databases.main.backup", {"schedule": "0 2 * * 0", "maxAgeHours": 26}),
+     "platform:databases.main.backup.maxAgeHours", "up to 168 hours between backups"),
+    ("edge_host_is_url", mutate("edge.hosts", ["https://shop.dev.localhost"]), "platform:edge.hosts.0",
+     "no scheme, port or path"),
+    ("edge_host_is_ip", mutate("edge.hosts", ["127.0.0.1"]), "platform:edge.hosts.0", "not an IP address"),
+    ("acme_email_not_an_address", mutate("edge.tls", {"mode": "acme", "email": "ops-at-shop.example"}),
+     "platform:edge.tls.email", "must have an @-sign"),
+    ("alert_email_reserved_domain", mutate("alerting.emailTo", ["oncall@shop.test"]), "platform:alerting.emailTo.0",
+     "special-use or reserved name"),
+    ("namespace_too_long", mutate("kubernetes.namespace", "shop-" + "x" * 59), "platform:kubernetes.namespace",
+     "at most 63 characters"),
+    ("namespace_not_a_label", mutate("kubernetes.namespace", "shop.dev"), "platform:kubernetes.namespace",
+     "DNS label"),
+    ("edge_ports_equal", mutate("edge.httpPort", 30443), "platform:edge.httpPort", "the same as edge.httpsPort"),
+    ("path_prefix_relative", mutate("services.api.pathPrefix", "api"), "platform:services.api.pathPrefix",
+     "starting with '/'"),
+    ("path_prefix_empty", mutate("services.api.pathPrefix", ""), "platform:services.api.pathPrefix",
+     "absolute URL path"),
+    ("path_prefix_shared", mutate("services.api.pathPrefix", "/"), "platform:services.api.pathPrefix",
+     "also services.web.pathPrefix"),
+    ("version_only_prefix", mutate("services.api.version", "sha-"), "platform:services.api.version",
+     "7 to 40 lowercase hex digits"),
+    ("version_cut_short", mutate("services.api.version", "1.4."), "platform:services.api.version", "cut short"),
+    ("smoke_host_not_routed", mutate("smokeTest", {"hostHeader": "other.localhost"}),
+     "platform:smokeTest.hostHeader", "not one of edge.hosts"),
+    ("secret_named_like_schema_key", mutate("databases.main.passwordSecret", "edge"),
+     "platform:databases.main.passwordSecret", "is a key of the schema"),
+    ("services_given_as_text", mutate("services", "web"), "platform:services", "expected an object"),
+    ("postgres_role_reserved", mutate("databases.main.user", "pg_shop"), "platform:databases.main.user", "reserved"),
+    ("alertmanager_zero_interval", mutate("alerting.repeatInterval", "0s"), "platform:alerting.repeatInterval",
+     "zero interval"),
 ]
 
 
@@ -134,6 +183,46 @@ def test_rejects_bad_config_with_what_was_found():
     raw["services"]["api"]["port"] = 70000
     with pytest.raises(ConfigError, match="found 70000"):
         parse_platform_config(raw, "dev")
+
+
+def test_rejects_problems_across_keys_each_at_its_own_key():
+    raw = dev()
+    raw["edge"]["httpsPort"] = 8443
+    raw["promotion"] = {"requireVerified": True}
+    with pytest.raises(ConfigError) as caught:
+        parse_platform_config(raw, "dev")
+    message = str(caught.value)
+    assert "(2 problems)" in message
+    assert "  - platform:edge.httpsPort: is 8443" in message
+    assert "  - platform:promotion.requireVerified: needs promotion.stagingStack" in message
+
+
+def test_accepts_a_whole_number_where_a_fraction_is_allowed():
+    raw = dev()
+    raw["smokeTest"] = {"delaySeconds": 2, "timeoutSeconds": 5}
+    assert parse_platform_config(raw, "dev").smoke_test.delay_seconds == 2.0
+
+
+def test_accepts_a_fraction_as_pulumi_config_set_path_stores_it():
+    # `pulumi config set --path platform:smokeTest.delaySeconds 0.2` stores "0.2" (integers it stores typed).
+    raw = dev()
+    raw["smokeTest"] = {"delaySeconds": "0.2"}
+    raw["alerting"]["thresholds"] = {"errorRate": "0.02"}
+    config = parse_platform_config(raw, "dev")
+    assert (config.smoke_test.delay_seconds, config.alerting.thresholds.error_rate) == (0.2, 0.02)
+
+
+def test_accepts_cron_names_ranges_lists_and_steps():
+    raw = dev()
+    raw["databases"]["main"]["backup"] = {"schedule": "*/30 1-5 * JAN-DEC mon-fri", "restoreDrillSchedule": "0 4 1,15 * *",
+                                          "maxAgeHours": 72}
+    assert parse_platform_config(raw, "dev").databases["main"].backup.schedule == "*/30 1-5 * JAN-DEC mon-fri"
+
+
+def test_accepts_the_restarts_threshold_spelled_as_documented():
+    raw = dev()
+    raw["alerting"]["thresholds"] = {"restarts15m": 5}
+    assert parse_platform_config(raw, "dev").alerting.thresholds.restarts_15m == 5
 
 
 def test_rejects_every_problem_in_one_message():
