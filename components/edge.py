@@ -18,12 +18,14 @@ from pulumi import ResourceOptions
 from components.config import EdgeSpec, HealthCheck, TlsSpec
 from components.tls_settings import ACME_SERVERS
 from components.release import Route
-from components.targets.base import RuntimeTarget, TlsMaterial, WorkloadSpec
+from components.targets.base import LiveConfig, RuntimeTarget, TlsMaterial, WorkloadSpec
 from components.versioning import image_reference
 
 STATIC_PATH = "/etc/traefik/traefik.yml"
-DYNAMIC_PATH = "/etc/traefik/dynamic.yml"
+DYNAMIC_PATH = "/etc/traefik/dynamic/routes.yml"  # in a directory of its own: a Docker host replaces it with mv
 ADMIN_PORT = 8082  # ping + Prometheus metrics, never published
+API_PORT = 8083  # Traefik's read-only API, never published
+SERVICES_STATUS_URL = f"http://127.0.0.1:{API_PORT}/api/http/services"
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,7 @@ class EdgeProxyArgs:
     spec: EdgeSpec
     routes: Sequence[Route]
     certificate: TlsMaterial | None = None  # issued by the target; None: Traefik handles TLS itself
+    ready: Sequence[pulumi.Resource] = ()  # the routed workloads' readiness: routes switch after it
 
 
 class EdgeProxy(pulumi.ComponentResource):
@@ -50,8 +53,9 @@ class EdgeProxy(pulumi.ComponentResource):
             # Host ports on Docker; on Kubernetes the external Service does this job.
             published_ports={80: spec.http_port, 443: spec.https_port},
             command=["traefik", f"--configFile={STATIC_PATH}"],
-            files={STATIC_PATH: self.static_config, DYNAMIC_PATH: self.dynamic_config,
-                   **(args.certificate.files if args.certificate else {})},
+            files={STATIC_PATH: self.static_config, **(args.certificate.files if args.certificate else {})},
+            live_config=LiveConfig(path=DYNAMIC_PATH, content=self.dynamic_config, status_url=SERVICES_STATUS_URL,
+                                   servers=route_servers(args.routes), after=tuple(args.ready)),
             resources=spec.resources,
             health_check=HealthCheck(path="/ping", port=ADMIN_PORT),
             log_rotation=spec.log_rotation,
@@ -76,7 +80,11 @@ def render_static_config(tls: TlsSpec, certificate: TlsMaterial | None = None) -
                 "to": "websecure", "scheme": "https", "permanent": True}}}},
             "websecure": {"address": ":443", "transport": lifecycle},
             "admin": {"address": f":{ADMIN_PORT}"},
+            # Traefik's read-only API (api.insecure serves it on this entry point): never published;
+            # a Docker host's route switch reads it to know when new routes are live.
+            "traefik": {"address": f":{API_PORT}"},
         },
+        "api": {"insecure": True, "dashboard": False},
         "providers": {"file": {"filename": DYNAMIC_PATH, "watch": True}},
         "ping": {"entryPoint": "admin"},
         "metrics": {"prometheus": {"entryPoint": "admin"}},
@@ -103,10 +111,10 @@ def render_dynamic_config(hosts: Sequence[str], routes: Sequence[Route], tls: Tl
         if route.strip_path_prefix:
             middlewares[f"{route.service}-strip-prefix"] = {"stripPrefix": {"prefixes": [route.path_prefix]}}
             routers[route.service]["middlewares"] = [f"{route.service}-strip-prefix"]
-        services[f"{route.service}-stable"] = _load_balancer(route.stable_url, route.health_path)
+        services[f"{route.service}-stable"] = _load_balancer(route.stable_servers, route.health_path)
         tracks = [{"name": f"{route.service}-stable", "weight": 100 - route.canary_weight}]
-        if route.canary_url is not None:
-            services[f"{route.service}-canary"] = _load_balancer(route.canary_url, route.health_path)
+        if route.canary_servers is not None:
+            services[f"{route.service}-canary"] = _load_balancer(route.canary_servers, route.health_path)
             tracks.append({"name": f"{route.service}-canary", "weight": route.canary_weight})
         services[route.service] = {"weighted": {"services": tracks}}
     document: dict = {"http": {"routers": routers, "services": services}}
@@ -118,8 +126,18 @@ def render_dynamic_config(hosts: Sequence[str], routes: Sequence[Route], tls: Tl
     return yaml.safe_dump(document, sort_keys=True)
 
 
-def _load_balancer(url: str, health_path: str | None) -> dict:
-    balancer: dict = {"servers": [{"url": url}]}
+def route_servers(routes: Sequence[Route]) -> dict[str, list[str]]:
+    """Each Traefik load-balancer service of the routes with its server URLs."""
+    servers = {}
+    for route in routes:
+        servers[f"{route.service}-stable"] = list(route.stable_servers)
+        if route.canary_servers is not None:
+            servers[f"{route.service}-canary"] = list(route.canary_servers)
+    return servers
+
+
+def _load_balancer(urls: Sequence[str], health_path: str | None) -> dict:
+    balancer: dict = {"servers": [{"url": url} for url in urls]}
     if health_path:
         balancer["healthCheck"] = {"path": health_path, "interval": "5s", "timeout": "3s"}
     return {"loadBalancer": balancer}

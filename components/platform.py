@@ -67,7 +67,8 @@ class Platform(pulumi.ComponentResource):
         self.certificates = EdgeCertificates(f"{name}-tls", EdgeCertificatesArgs(
             hosts=config.edge.hosts, tls=config.edge.tls), target, child)
         self.edge = EdgeProxy(f"{name}-edge", EdgeProxyArgs(
-            spec=config.edge, routes=routes, certificate=self.certificates.material), target, child)
+            spec=config.edge, routes=routes, certificate=self.certificates.material,
+            ready=[gate for channel in self.channels.values() for gate in channel.ready]), target, child)
 
         self.monitoring = Monitoring(f"{name}-monitoring", MonitoringArgs(
             alerting=config.alerting, settings=config.monitoring,

@@ -15,7 +15,7 @@ import pulumi
 from pulumi import ResourceOptions
 
 from components.config import ServiceSpec
-from components.targets.base import RuntimeTarget, WorkloadSpec
+from components.targets.base import RuntimeTarget, WorkloadHandle, WorkloadSpec
 from components.versioning import image_reference
 
 
@@ -36,8 +36,8 @@ class Route:
     service: str
     path_prefix: str
     strip_path_prefix: bool
-    stable_url: str
-    canary_url: str | None
+    stable_servers: tuple[str, ...]  # URLs
+    canary_servers: tuple[str, ...] | None
     canary_weight: int
     health_path: str | None
 
@@ -56,7 +56,9 @@ class ReleaseChannel(pulumi.ComponentResource):
         self.stable_version = pulumi.Output.from_input(spec.version)
         self.canary_version = pulumi.Output.from_input(spec.canary.version if spec.canary else None)
         self.canary_weight = pulumi.Output.from_input(spec.canary.weight if spec.canary else 0)
-        self.route = _route(args.service, spec, target) if spec.public else None
+        self.route = _route(args.service, spec, self.stable, self.canary) if spec.public else None
+        # What the edge waits for before it routes here (the new slot's readiness on a Docker host).
+        self.ready = (*self.stable.ready, *(self.canary.ready if self.canary else ()))
         self.register_outputs({
             "stable_version": self.stable_version,
             "canary_version": self.canary_version,
@@ -87,14 +89,14 @@ class ReleaseChannel(pulumi.ComponentResource):
         )
 
 
-def _route(service: str, spec: ServiceSpec, target: RuntimeTarget) -> Route:
+def _route(service: str, spec: ServiceSpec, stable: WorkloadHandle, canary_track: WorkloadHandle | None) -> Route:
     canary = spec.canary
     return Route(
         service=service,
         path_prefix=spec.path_prefix,
         strip_path_prefix=spec.strip_path_prefix and spec.path_prefix != "/",
-        stable_url=f"http://{target.service_address(service, spec.port)}",
-        canary_url=f"http://{target.service_address(f'{service}-canary', spec.port)}" if canary else None,
+        stable_servers=tuple(f"http://{endpoint}" for endpoint in stable.endpoints),
+        canary_servers=tuple(f"http://{endpoint}" for endpoint in canary_track.endpoints) if canary_track else None,
         canary_weight=canary.weight if canary else 0,
         health_path=spec.health_check.path if spec.health_check else None,
     )

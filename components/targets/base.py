@@ -58,6 +58,20 @@ class WorkloadSpec:
     external: bool = False  # reachable from outside the target (the edge)
     after: Sequence[pulumi.Resource] = ()  # created/updated only once these are done (pre-deploy backups)
     shared_volume: Volume | None = None  # a volume other workloads also mount (backups), not owned per pod
+    live_config: "LiveConfig | None" = None  # the proxy's routes, switched without restarting it
+
+
+@dataclass(frozen=True)
+class LiveConfig:
+    """A file the edge proxy watches. Kubernetes mounts it like any file (the edge rolls); a
+    Docker host replaces it inside the running edge once `after` is done, then waits until the
+    proxy reports exactly `servers`, so a release switches without recreating the edge."""
+
+    path: str
+    content: str
+    status_url: str  # inside the proxy: its loaded services as Traefik's API lists them
+    servers: Mapping[str, Sequence[str]]  # proxy service name -> server URLs it must load
+    after: Sequence[pulumi.Resource] = ()  # the readiness gates of the workloads it routes to
 
 
 @dataclass(frozen=True)
@@ -115,6 +129,10 @@ class WorkloadHandle:
 
     address: pulumi.Output[str]  # host:port other workloads use, "" when it has no port
     resources: Sequence[pulumi.Resource]
+    # host:port of each server the edge sends this workload's traffic to: one Service address on
+    # Kubernetes, one per container of the current release slot on a Docker host.
+    endpoints: Sequence[str] = ()
+    ready: Sequence[pulumi.Resource] = ()  # done once every replica answers its readiness probe
 
 
 class RuntimeTarget(Protocol):

@@ -3,14 +3,28 @@
 `frontend` carries edge -> web/api traffic; `backend` is internal (no route
 out) and is the only network databases join, so nothing outside the stack can
 reach them.
+
+Releases switch without dropping a request (docs/docker-host.md). A stateless workload (no
+published port, no volume) runs in a *release slot*: its containers are named after the version
+and a digest of everything else that defines them, so a new release is a new set of containers
+beside the old one, never a replacement (pulumi-docker replaces a container by deleting it
+first). A readiness gate (docker_gate.py) waits for the new slot; only then does the edge's
+route switch (docker_routes.py) point Traefik at it, inside the running edge; the engine
+deletes the old slot at the end of the update. A slot that never becomes ready fails the update
+before the switch, so the old slot keeps serving. Workloads that hold a published port or a
+volume (the edge, databases) keep one name and are replaced in place.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 import shlex
 from typing import Sequence
 
 import pulumi
+import pulumi_command as command
 import pulumi_docker as docker
 import yaml
 from pulumi import ResourceOptions
@@ -19,8 +33,11 @@ from components.config import DockerTarget, HealthCheck, cpu_millicores, memory_
 from components.local_ca import LocalCertificateAuthority, LocalCertificateAuthorityArgs
 from components.monitoring import prometheus_config
 from components.targets.gate import after
+from components.targets.docker_gate import Gate
+from components.targets.docker_routes import Switch
 from components.targets.base import (
     JobSpec,
+    LiveConfig,
     MonitoringBundle,
     TlsMaterial,
     Volume,
@@ -30,8 +47,11 @@ from components.targets.base import (
 )
 from components.versioning import image_reference, version_annotations
 
-# Busybox-based images have wget but rarely curl; `-T` bounds the probe like Kubernetes' timeoutSeconds.
-PROBE = "wget -q -T {timeout} -O /dev/null http://127.0.0.1:{port}{path} || exit 1"
+# Busybox-based images have wget but rarely curl. `timeout` bounds the probe like Kubernetes'
+# timeoutSeconds: busybox's own `wget -T` segfaults in the images built here.
+PROBE = "timeout {timeout} wget -q -O /dev/null http://127.0.0.1:{port}{path} || exit 1"
+GATE_COMMAND = "python -m components.targets.docker_gate"
+SWITCH_COMMAND = "python -m components.targets.docker_routes"
 # Docker's convention for secrets (as Swarm secrets and the postgres image use it): the value is a
 # file under /run/secrets and the environment only names the file (`<NAME>_FILE`).
 SECRETS_DIR = "/run/secrets"
@@ -127,17 +147,26 @@ class DockerRuntime:
             networks.append(docker.ContainerNetworksAdvancedArgs(name=self.backend.name, aliases=[name]))
         return networks
 
+    def docker_cli(self) -> list[str]:
+        """The docker CLI pointed at this stack's engine (for the gate, the switch and exec)."""
+        return ["docker", *(["--host", self.settings.host] if self.settings.host else [])]
+
     def workload(self, spec: WorkloadSpec, parent: pulumi.Resource) -> WorkloadHandle:
         image = self._image(spec.image, parent)
         labels = {**standard_labels(self.stack, spec.service, spec.component, spec.version, spec.track),
                   **version_annotations(spec.version), **spec.extra_labels}
         uploads = _uploads(spec.files, spec.secret_env)
-        containers = []
+        slot = release_slot(spec) if _slotted(spec) else None
+        base = f"{spec.name}-{slot}" if slot else spec.name
+        if slot:
+            labels["deploy.platform/slot"] = slot
+        names, containers = [], []
         for replica in range(1, spec.replicas + 1):
             suffix = f"-{replica}" if spec.replicas > 1 else ""
+            names.append(f"{self.stack}-{base}{suffix}")
             containers.append(docker.Container(
-                f"{spec.name}{suffix}",
-                name=f"{self.stack}-{spec.name}{suffix}",
+                f"{base}{suffix}",
+                name=names[-1],
                 # The reference, not the image ID: policies and operators read the version from it.
                 image=spec.image,
                 command=list(spec.command) if spec.command else None,
@@ -156,13 +185,44 @@ class DockerRuntime:
                 uploads=uploads or None,
                 volumes=self._mount(spec.volume or spec.shared_volume, spec.service, parent),
                 privileged=False,
-                # Wait for the healthcheck so a broken release fails `pulumi up` instead of serving errors.
-                wait=spec.health_check is not None,
-                wait_timeout=_wait_timeout(spec.health_check),
+                # Readiness is the gate's job (fails on the first crash or run of failed probes);
+                # the provider's own wait would only give up at its timeout.
+                wait=False,
                 opts=ResourceOptions(parent=parent, provider=self.provider, depends_on=[image, *spec.after]),
             ))
+        ready = [self._readiness_gate(base, names, spec, containers, parent)] if spec.health_check else []
+        switched = [self._switch_routes(names[0], spec.live_config, [*containers, *ready], parent)] \
+            if spec.live_config else []
         address = pulumi.Output.from_input(self.service_address(spec.name, spec.port) if spec.port else "")
-        return WorkloadHandle(address=address, resources=[image, *containers])
+        return WorkloadHandle(address=address, resources=[image, *containers, *ready, *switched],
+                              endpoints=[f"{name}:{spec.port}" for name in names] if spec.port else [],
+                              ready=ready)
+
+    def _readiness_gate(self, base: str, names: list[str], spec: WorkloadSpec,
+                        containers: list[docker.Container], parent: pulumi.Resource) -> command.local.Command:
+        check = spec.health_check
+        gate = Gate(docker=self.docker_cli(), containers=names, probe=_probe(spec),
+                    start_period_seconds=check.start_period_seconds, interval_seconds=1,
+                    timeout_seconds=check.timeout_seconds, failure_threshold=check.retries, success_threshold=1,
+                    deadline_seconds=self.settings.readiness_timeout_seconds)
+        return command.local.Command(
+            f"{base}-ready", create=GATE_COMMAND, update=GATE_COMMAND, stdin=gate.to_json(),
+            # A container replaced in place (same name, new id) is gated again.
+            triggers=[container.id for container in containers],
+            logging=command.local.Logging.STDERR,
+            opts=ResourceOptions(parent=parent, depends_on=containers))
+
+    def _switch_routes(self, proxy: str, live: LiveConfig, proxy_ready: list[pulumi.Resource],
+                       parent: pulumi.Resource) -> command.local.Command:
+        switch = Switch(docker=self.docker_cli(), edge=proxy, path=live.path, routes=live.content,
+                        status_url=live.status_url, servers=live.servers,
+                        deadline_seconds=self.settings.readiness_timeout_seconds)
+        return command.local.Command(
+            "edge-routes", create=SWITCH_COMMAND, update=SWITCH_COMMAND, stdin=switch.to_json(),
+            # A new edge container starts without routes: write them again.
+            triggers=[resource.id for resource in proxy_ready if isinstance(resource, docker.Container)],
+            logging=command.local.Logging.STDERR,
+            opts=ResourceOptions(parent=parent, depends_on=[*proxy_ready, *live.after]))
 
     def _mount(self, volume: Volume | None, service: str, parent: pulumi.Resource):
         """Named volumes are shared by name: a backup job mounts the one its database writes."""
@@ -228,15 +288,40 @@ def _network_labels(stack: str) -> list[docker.NetworkLabelArgs]:
             docker.NetworkLabelArgs(label="app.kubernetes.io/part-of", value="platform")]
 
 
+def _probe(spec: WorkloadSpec) -> list[str]:
+    """The readiness probe as argv run inside the container: the service's command, or HTTP."""
+    check = spec.health_check
+    if check.command:
+        return list(check.command)
+    return ["sh", "-c", PROBE.format(timeout=check.timeout_seconds, port=check.port or spec.port, path=check.path)]
+
+
+def _slotted(spec: WorkloadSpec) -> bool:
+    """Stateless workloads run in release slots; a published port or a volume allows one copy."""
+    return not spec.published_ports and spec.volume is None and spec.shared_volume is None
+
+
+def release_slot(spec: WorkloadSpec) -> str:
+    """`<version>-<digest>`: the digest covers every plain input that defines the containers, so
+    any change of them is a new slot beside the old one (secret values are not in it: a changed
+    secret alone is applied in place)."""
+    defining = {
+        "image": spec.image, "command": list(spec.command or []), "env": dict(spec.env),
+        "files": {path: content for path, content in spec.files.items() if isinstance(content, str)},
+        "secrets": sorted(spec.secret_env), "resources": repr(spec.resources),
+        "health": repr(spec.health_check), "restart": spec.restart_policy, "logs": repr(spec.log_rotation),
+        "track": spec.track, "clients": list(spec.clients_of), "labels": dict(spec.extra_labels),
+    }
+    digest = hashlib.sha256(json.dumps(defining, sort_keys=True).encode()).hexdigest()[:6]
+    version = re.sub(r"[^a-z0-9]+", "-", spec.version.lower()).strip("-")[:24]
+    return f"{version}-{digest}"
+
+
 def _healthcheck(spec: WorkloadSpec) -> docker.ContainerHealthcheckArgs | None:
     check = spec.health_check
     if check is None:
         return None
-    if check.command:
-        tests = ["CMD", *check.command]
-    else:
-        tests = ["CMD-SHELL", PROBE.format(timeout=check.timeout_seconds, port=check.port or spec.port,
-                                          path=check.path)]
+    tests = ["CMD", *check.command] if check.command else ["CMD", *_probe(spec)]
     return docker.ContainerHealthcheckArgs(
         tests=tests,
         interval=f"{check.interval_seconds}s",
@@ -244,12 +329,6 @@ def _healthcheck(spec: WorkloadSpec) -> docker.ContainerHealthcheckArgs | None:
         retries=check.retries,
         start_period=f"{check.start_period_seconds}s",
     )
-
-
-def _wait_timeout(check: HealthCheck | None) -> int:
-    if check is None:
-        return 60
-    return check.start_period_seconds + (check.interval_seconds + check.timeout_seconds) * (check.retries + 1)
 
 
 def _cpus(limit: str) -> str:

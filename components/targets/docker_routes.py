@@ -19,16 +19,13 @@ import time
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
-ROUTES_DIR = "/etc/traefik/dynamic"
-ROUTES_FILE = f"{ROUTES_DIR}/routes.yml"
-API_PORT = 8083  # Traefik's API, inside the edge only: never published, read by this switch
-
-
 @dataclass(frozen=True)
 class Switch:
     docker: Sequence[str]
     edge: str  # container name
+    path: str  # the routes file Traefik watches
     routes: str  # the dynamic configuration document
+    status_url: str  # Traefik's API inside the edge: /api/http/services
     servers: Mapping[str, Sequence[str]]  # Traefik service name -> the server URLs it must have
     deadline_seconds: float
 
@@ -37,7 +34,8 @@ class Switch:
         return cls(**json.loads(text))
 
     def to_json(self) -> str:
-        return json.dumps({"docker": list(self.docker), "edge": self.edge, "routes": self.routes,
+        return json.dumps({"docker": list(self.docker), "edge": self.edge, "path": self.path,
+                           "routes": self.routes, "status_url": self.status_url,
                            "servers": {k: list(v) for k, v in self.servers.items()},
                            "deadline_seconds": self.deadline_seconds}, sort_keys=True)
 
@@ -47,16 +45,16 @@ class SwitchFailed(Exception):
 
 
 def write_routes(switch: Switch) -> None:
-    script = f"cat > {ROUTES_FILE}.tmp && mv -f {ROUTES_FILE}.tmp {ROUTES_FILE}"
+    script = f"mkdir -p $(dirname {switch.path}) && cat > {switch.path}.tmp && mv -f {switch.path}.tmp {switch.path}"
     done = subprocess.run([*switch.docker, "exec", "-i", switch.edge, "sh", "-c", script],
                           input=switch.routes, capture_output=True, text=True, timeout=30)
     if done.returncode != 0:
-        raise SwitchFailed(f"could not write {ROUTES_FILE} in {switch.edge}: {done.stderr.strip()[-300:]}")
+        raise SwitchFailed(f"could not write {switch.path} in {switch.edge}: {done.stderr.strip()[-300:]}")
 
 
 def loaded_servers(switch: Switch) -> dict[str, list[str]]:
     """Traefik's view: file-provider services and their server URLs (from its API)."""
-    fetch = f"timeout 3 wget -q -O - http://127.0.0.1:{API_PORT}/api/http/services"
+    fetch = f"timeout 3 wget -q -O - {switch.status_url}"
     done = subprocess.run([*switch.docker, "exec", switch.edge, "sh", "-c", fetch],
                           capture_output=True, text=True, timeout=15)
     if done.returncode != 0:

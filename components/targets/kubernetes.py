@@ -3,6 +3,7 @@ NetworkPolicies and CronJobs in one namespace (pulumi-kubernetes)."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import posixpath
 from typing import Sequence
@@ -63,6 +64,11 @@ class KubernetesRuntime:
         return f"{name}.{self.namespace_name}.svc.cluster.local:{port}"
 
     def workload(self, spec: WorkloadSpec, parent: pulumi.Resource) -> WorkloadHandle:
+        if spec.live_config is not None:
+            # A mounted file like any other: its checksum rolls the edge, and the edge's own
+            # readiness keeps the previous pods serving until the new ones load the routes.
+            live = spec.live_config
+            spec = dataclasses.replace(spec, files={**spec.files, live.path: live.content}, live_config=None)
         labels = {**standard_labels(self.stack, spec.service, spec.component, spec.version, spec.track),
                   **spec.extra_labels, **{database_client_label(db): "client" for db in spec.clients_of}}
         selector = {"app.kubernetes.io/name": spec.service, "deploy.platform/track": spec.track}
@@ -128,7 +134,8 @@ class KubernetesRuntime:
             address = pulumi.Output.from_input(self.service_address(spec.name, spec.port))
         if spec.internal_only:
             created.append(self._internal_only_policy(spec, selector, unversioned, parent))
-        return WorkloadHandle(address=address, resources=created)
+        endpoints = [self.service_address(spec.name, spec.port)] if spec.port else []
+        return WorkloadHandle(address=address, resources=created, endpoints=endpoints)
 
     def _env(self, name, plain, secret_env, labels, parent):
         env = [core.EnvVarArgs(name=key, value=value) for key, value in sorted(plain.items())]

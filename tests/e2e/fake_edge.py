@@ -53,7 +53,7 @@ class FakeEdge:
     def _routes(self) -> dict:
         for doc in self._documents():
             if doc.get("kind") == "ConfigMap" and doc["metadata"]["name"] == "edge-files":
-                return yaml.safe_load(doc["data"]["dynamic.yml"])["http"]
+                return yaml.safe_load(doc["data"]["routes.yml"])["http"]
         return {"routers": {}, "services": {}}
 
     def answer(self, path: str) -> tuple[int, str]:

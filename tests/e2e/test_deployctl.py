@@ -38,7 +38,7 @@ def api_version(project: Project, stack: str = "staging") -> str:
 
 def edge_weights(project: Project, service: str, stack: str = "staging") -> dict[str, int]:
     path = project.dir / "rendered" / stack / "1-manifest" / f"v1-configmap-shop-{stack}-edge-files.yaml"
-    dynamic = yaml.safe_load(yaml.safe_load(path.read_text())["data"]["dynamic.yml"])
+    dynamic = yaml.safe_load(yaml.safe_load(path.read_text())["data"]["routes.yml"])
     return {t["name"]: t["weight"] for t in dynamic["http"]["services"][service]["weighted"]["services"]}
 
 

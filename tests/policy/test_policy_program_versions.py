@@ -67,8 +67,10 @@ def test_program_labels_a_digest_short_and_annotates_it_in_full_on_kubernetes():
 
 
 def test_program_labels_a_digest_short_and_in_full_on_docker():
-    api = _api(prod_resources(DIGEST, "docker"), "docker:index/container:Container", "api-1")
-    labels = {entry["label"]: entry["value"] for entry in api["labels"]}
+    containers = [props for typ, name, props in prod_resources(DIGEST, "docker")
+                  if typ == "docker:index/container:Container" and name.startswith("api-sha256-")]
+    assert containers, "the api's release slot is named after its version"
+    labels = {entry["label"]: entry["value"] for entry in containers[0]["labels"]}
     assert labels[VERSION_LABEL] == "sha256-" + "c" * 12
     assert labels[VERSION_ANNOTATION] == DIGEST
 

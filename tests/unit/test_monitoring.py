@@ -12,6 +12,14 @@ from support import DEV_SECRETS, deploy_stack, on_docker, raw_stack_config
 
 PROMETHEUS_RULE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
 CONTAINER = "docker:index/container:Container"
+
+
+def slot_container(mocks, workload: str):
+    """A stateless workload's container in its release slot (`prometheus-<version>-<digest>`)."""
+    [found] = [c for c in mocks.of_type(CONTAINER) if c.name.startswith(f"{workload}-")
+               and any(e["label"] == "deploy.platform/slot" and c.name == f"{workload}-{e['value']}"
+                       for e in c.get("labels"))]
+    return found
 WEBHOOK = "https://chat.example/hooks/T000/B000/secret-token-123"
 
 
@@ -73,7 +81,7 @@ def test_rules_the_program_renders_pass_promtool_check_and_rule_tests(mocks, tmp
 
 def test_docker_runs_prometheus_and_alertmanager_with_the_same_rules(mocks, tmp_path):
     deploy(mocks, target="docker")
-    prometheus = uploads(mocks.named(CONTAINER, "prometheus"))
+    prometheus = uploads(slot_container(mocks, "prometheus"))
     rules = yaml.safe_load(prometheus["/etc/prometheus/rules.yml"])
     config = yaml.safe_load(prometheus["/etc/prometheus/prometheus.yml"])
     assert config["rule_files"] == ["/etc/prometheus/rules.yml"]
@@ -87,7 +95,7 @@ def test_docker_runs_prometheus_and_alertmanager_with_the_same_rules(mocks, tmp_
 
 def test_docker_alertmanager_config_passes_amtool(mocks, tmp_path):
     deploy(mocks, target="docker")
-    alertmanager = uploads(mocks.named(CONTAINER, "alertmanager"))
+    alertmanager = uploads(slot_container(mocks, "alertmanager"))
     path = tmp_path / "alertmanager.yml"
     path.write_text(alertmanager["/etc/alertmanager/alertmanager.yml"])
     checked = run("amtool", "check-config", str(path), cwd=tmp_path)

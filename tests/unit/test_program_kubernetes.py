@@ -184,7 +184,7 @@ def test_every_edge_host_gets_its_own_certificate(mocks):
     certificates = mocks.of_type("kubernetes:cert-manager.io/v1:Certificate")
     hosts = sorted(c.get("spec.dnsNames")[0] for c in certificates if not c.get("spec.isCA"))
     assert hosts == ["api.staging.localhost", "shop.staging.localhost"]
-    files = mocks.named("kubernetes:core/v1:ConfigMap", "edge-files").get("data")["dynamic.yml"]
+    files = mocks.named("kubernetes:core/v1:ConfigMap", "edge-files").get("data")["routes.yml"]
     assert "/etc/traefik/certs/api-staging-localhost/tls.crt" in files
 
 
