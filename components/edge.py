@@ -8,6 +8,7 @@ tracks. Ref: https://doc.traefik.io/traefik/routing/services/#weighted-round-rob
 
 from __future__ import annotations
 
+import posixpath
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -85,7 +86,9 @@ def render_static_config(tls: TlsSpec, certificate: TlsMaterial | None = None) -
             "traefik": {"address": f":{API_PORT}"},
         },
         "api": {"insecure": True, "dashboard": False},
-        "providers": {"file": {"filename": DYNAMIC_PATH, "watch": True}},
+        # A directory, not a file: Traefik watches it from the start even while it is still empty
+        # (a Docker edge starts before its routes are written into it).
+        "providers": {"file": {"directory": posixpath.dirname(DYNAMIC_PATH), "watch": True}},
         "ping": {"entryPoint": "admin"},
         "metrics": {"prometheus": {"entryPoint": "admin"}},
         "accessLog": {},

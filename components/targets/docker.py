@@ -95,7 +95,7 @@ class DockerRuntime:
             name="prometheus", service="prometheus", component="monitoring",
             image=image_reference(settings.prometheus_image, settings.prometheus_version),
             version=settings.prometheus_version, port=9090,
-            command=["prometheus", "--config.file=/etc/prometheus/prometheus.yml",
+            command=["prometheus", "--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus",
                      "--storage.tsdb.retention.time=15d"],
             files={"/etc/prometheus/prometheus.yml": prometheus_config(
                        bundle, "/etc/prometheus/rules.yml", self.service_address("alertmanager", 9093),
@@ -169,7 +169,8 @@ class DockerRuntime:
                 name=names[-1],
                 # The reference, not the image ID: policies and operators read the version from it.
                 image=spec.image,
-                command=list(spec.command) if spec.command else None,
+                # The whole argv, as a Kubernetes `command` is: it replaces the image's entrypoint.
+                entrypoints=list(spec.command) if spec.command else None,
                 envs=_envs(spec.env, spec.secret_env),
                 labels=_labels(labels),
                 restart=spec.restart_policy,
@@ -249,7 +250,7 @@ class DockerRuntime:
             spec.name,
             name=f"{self.stack}-{spec.name}",
             image=spec.image,
-            command=["crond", "-f", "-c", "/etc/crontabs"],
+            entrypoints=["crond", "-f", "-c", "/etc/crontabs"],
             envs=_envs(spec.env, spec.secret_env),
             labels=_labels(labels),
             restart="unless-stopped",

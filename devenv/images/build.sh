@@ -181,18 +181,45 @@ build_postgres() {
     --config.label "org.debian.package.version=postgresql-$PG_MAJOR=$pgver"
 }
 
+# Prometheus and Alertmanager from the Debian packages installed on this machine (setup installs
+# them for promtool/amtool): the binary, its shared-library closure and a busybox shell, tagged
+# with the upstream version Debian packaged. The Docker target runs one of each per stack.
+build_debian_go_binary() { # image-name debian-package binary-path entrypoint-name port
+  local name=$1 package=$2 binary=$3 entry=$4 port=$5 r="$WORK/rootfs/$1" version digest lib
+  version=$(dpkg-query -W -f='${Version}' "$package" 2>/dev/null) || cdie "Debian package $package is not installed"
+  version=${version%%[+-]*}
+  digest="$(tree_digest "$binary" /bin/busybox)-$version"
+  fresh "$name" "shop/$name" "$version" "$digest" && return 0
+  busybox_root "$r"; mkdir -p "$r/usr/bin" "$r/etc/$name" "$r/$name" "$r/lib64"
+  cp -L "$binary" "$r/usr/bin/$entry"
+  ldd "$binary" 2>/dev/null | awk '/=> \//{print $3}' | while read -r lib; do
+    mkdir -p "$r$(dirname "$lib")"; cp -L "$lib" "$r$lib"
+  done
+  cp -L /lib64/ld-linux-x86-64.so.2 "$r/lib64/"
+  # The package's shared data (Alertmanager's default notification templates live there).
+  [ -d "/usr/share/prometheus/$name" ] && mkdir -p "$r/usr/share/prometheus" && cp -a "/usr/share/prometheus/$name" "$r/usr/share/prometheus/"
+  ln -sf "/usr/bin/$entry" "$r/bin/$entry"
+  chown -R 65534:65534 "$r/$name"
+  publish "$name" "shop/$name" "$version" "$r" "$digest" \
+    --config.entrypoint "/usr/bin/$entry" --config.exposedports "$port/tcp" --config.user 65534 \
+    --config.label "org.opencontainers.image.version=$version" \
+    --config.label "org.debian.package.version=$package=$(dpkg-query -W -f='${Version}' "$package")"
+}
+
 start=$SECONDS
-targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(pause shop busybox postgres coredns traefik)
+targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(pause shop busybox postgres coredns traefik prometheus alertmanager)
 for t in "${targets[@]}"; do
   case $t in
     pause) timed build_pause ;;
     postgres) timed build_postgres ;;
     coredns) timed build_coredns ;;
     traefik) timed build_traefik ;;
+    prometheus) timed build_debian_go_binary prometheus prometheus /usr/bin/prometheus prometheus 9090 ;;
+    alertmanager) timed build_debian_go_binary alertmanager prometheus-alertmanager /usr/bin/prometheus-alertmanager alertmanager 9093 ;;
     busybox) timed build_busybox ;;
     shop) SHOP_DIGEST=$(tree_digest "$IMAGES_DIR/shop-app" /bin/busybox)
           for s in "${SHOP_SERVICES[@]}"; do for v in "${SHOP_VERSIONS[@]}"; do timed build_shop "$s" "$v"; done; done ;;
-    *) cdie "unknown image $t (pause|shop|busybox|postgres|coredns|traefik)" ;;
+    *) cdie "unknown image $t (pause|shop|busybox|postgres|coredns|traefik|prometheus|alertmanager)" ;;
   esac
 done
 clog "devenv/images/build.sh done in $((SECONDS - start))s"

@@ -177,7 +177,7 @@ def test_edge_carries_its_traefik_configuration_and_tls_label(mocks):
     files = uploads(edge)
     static = yaml.safe_load(files[STATIC_PATH])
     assert static["entryPoints"]["web"]["http"]["redirections"]["entryPoint"]["to"] == "websecure"
-    assert static["providers"]["file"] == {"filename": DYNAMIC_PATH, "watch": True}
+    assert static["providers"]["file"] == {"directory": "/etc/traefik/dynamic", "watch": True}
     assert labels(edge)["deploy.platform/tls"] == "enabled"
 
 
@@ -192,7 +192,7 @@ def test_canary_weight_splits_edge_traffic(mocks):
 def test_backup_job_runs_crond_with_the_schedule_and_shares_the_backup_volume(mocks):
     deploy(mocks)
     backup = mocks.named(CONTAINER, "backup-main")
-    assert backup.get("command")[0] == "crond"
+    assert backup.get("entrypoints")[0] == "crond"
     assert uploads(backup)["/etc/crontabs/root"] == "0 2 * * * sh /etc/platform/job.sh > /proc/1/fd/1 2>&1\n"
     assert "pg_dump" in uploads(backup)["/etc/platform/job.sh"]
     assert labels(backup)["deploy.platform/database"] == "postgres-main"

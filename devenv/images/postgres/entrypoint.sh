@@ -2,8 +2,17 @@
 # Entrypoint of 127.0.0.1:5000/shop/postgres (Debian's postgresql-15 binaries).
 # Follows the official image's contract for the variables this project uses:
 # POSTGRES_USER (default postgres), POSTGRES_PASSWORD (required unless
-# POSTGRES_HOST_AUTH_METHOD=trust), POSTGRES_DB (default = user), PGDATA.
+# POSTGRES_HOST_AUTH_METHOD=trust), POSTGRES_DB (default = user), PGDATA, and like the
+# official image any of them as <NAME>_FILE: the value is read from that file (Docker secrets).
 set -e
+for name in POSTGRES_USER POSTGRES_PASSWORD POSTGRES_DB; do
+  eval "file=\${${name}_FILE:-}"
+  if [ -n "$file" ]; then
+    [ -r "$file" ] || { echo "entrypoint: ${name}_FILE=$file is not readable" >&2; exit 1; }
+    eval "export $name=\"\$(cat \"\$file\")\""
+    unset "${name}_FILE"
+  fi
+done
 : "${PGDATA:=/var/lib/postgresql/data}"
 : "${POSTGRES_USER:=postgres}"
 : "${POSTGRES_DB:=$POSTGRES_USER}"

@@ -1,0 +1,132 @@
+"""The Docker engine devenv/docker/engine.sh starts, seen from the tests: a stack pointed at it,
+`docker` against it, and a client that counts failed requests through the edge."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+
+from cluster import http_get
+from engine import ROOT, Project
+
+ENGINE = ROOT / "devenv" / "docker" / "engine.sh"
+
+
+def start_engine() -> str:
+    """Start the engine (idempotent); its DOCKER_HOST."""
+    started = subprocess.run(["bash", str(ENGINE), "start"], capture_output=True, text=True, timeout=180)
+    if started.returncode != 0:
+        raise AssertionError(f"devenv/docker/engine.sh start failed:\n{started.stdout}{started.stderr}")
+    printed = subprocess.run(["bash", str(ENGINE), "env"], capture_output=True, text=True, check=True).stdout
+    return printed.strip().split("DOCKER_HOST=", 1)[1].strip("'\"")
+
+
+@dataclass
+class DockerHost:
+    host: str
+
+    def docker(self, *args: str, check: bool = True, timeout: float = 60) -> str:
+        proc = subprocess.run(["docker", "--host", self.host, *args], capture_output=True, text=True,
+                              timeout=timeout)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"docker {' '.join(args)} exited {proc.returncode}: {proc.stderr[-2000:]}")
+        return proc.stdout
+
+    def containers(self, stack: str) -> dict[str, dict]:
+        """The stack's containers by name, from `docker inspect`."""
+        ids = self.docker("ps", "-aq", "--filter", f"label=deploy.platform/stack={stack}").split()
+        if not ids:
+            return {}
+        return {c["Name"].lstrip("/"): c for c in json.loads(self.docker("inspect", *ids))}
+
+    def forget_images(self) -> None:
+        """Drop the engine's copies of the local registry's images: devenv/images/build.sh re-pushes
+        a tag when its image changes, and a test must run what the registry holds now."""
+        references = [line for line in self.docker("images", "--format", "{{.Repository}}:{{.Tag}}").split()
+                      if line.startswith("127.0.0.1:5000/")]
+        if references:
+            self.docker("rmi", "-f", *references, check=False)
+
+    def remove_stack_leftovers(self, stack: str) -> None:
+        """Whatever an earlier run of a test stack left on the engine is gone before it deploys."""
+        ids = self.docker("ps", "-aq", "--filter", f"label=deploy.platform/stack={stack}").split()
+        if ids:
+            self.docker("rm", "-f", *ids)
+        for kind in ("network", "volume"):
+            names = self.docker(kind, "ls", "-q", "--filter", f"label=deploy.platform/stack={stack}").split()
+            if names:
+                self.docker(kind, "rm", *names, check=False)
+
+
+def deploy_to_docker(project: Project, stack: str, host: str, http_port: int, https_port: int) -> None:
+    """Point a test copy of `stack` at the engine, with its own published ports on loopback."""
+    project.pulumi("config", "rm", "platform:kubernetes", "-s", stack)
+    settings = {
+        "target": "docker",
+        "docker.host": host,
+        "edge.httpPort": http_port,
+        "edge.httpsPort": https_port,
+        "edge.tls.mode": "local-ca",
+        "smokeTest.verifyTls": False,
+    }
+    for key, value in settings.items():
+        project.set_config(stack, key, value)
+
+
+@dataclass
+class Traffic:
+    """A client sending `rate` requests per second to a URL until stopped; counts what failed."""
+
+    url: str
+    host: str
+    rate: float = 30
+    answers: list = field(default_factory=list)
+    failures: list = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + 900  # bounded whatever happens to the test
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            started = time.monotonic()
+            try:
+                answer = http_get(self.url, self.host, timeout=3)
+                (self.answers if answer.status == 200 else self.failures).append((time.time(), answer))
+            except Exception as error:  # connection refused or reset, timeout
+                self.failures.append((time.time(), repr(error)))
+            self._stop.wait(max(0.0, 1 / self.rate - (time.monotonic() - started)))
+
+    def __enter__(self) -> "Traffic":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    @property
+    def sent(self) -> int:
+        return len(self.answers) + len(self.failures)
+
+    def versions(self) -> set[str | None]:
+        return {answer.version for _, answer in self.answers}
+
+    def report(self, what: str) -> str:
+        seconds = (self.answers[-1][0] - self.answers[0][0]) if len(self.answers) > 1 else 0
+        return (f"{what}: {self.sent} requests over {seconds:.1f}s "
+                f"({self.sent / seconds if seconds else 0:.1f}/s), {len(self.failures)} failed"
+                + (f", first failures: {self.failures[:3]}" if self.failures else ""))
+
+
+def write_report(line: str) -> None:
+    """Zero-downtime counts land in the test report (pytest -s shows them; the file keeps them)."""
+    print(line)
+    path = ROOT / ".state" / "reports" / "docker-zero-downtime.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        handle.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {line}\n")
