@@ -42,7 +42,7 @@ class EdgeProxy(pulumi.ComponentResource):
                  opts: ResourceOptions | None = None):
         super().__init__("platform:edge:EdgeProxy", name, None, opts)
         spec = args.spec
-        self.static_config = render_static_config(spec.tls, args.certificate)
+        self.static_config = render_static_config(spec.tls, spec.https_port, args.certificate)
         self.dynamic_config = render_dynamic_config(spec.hosts, args.routes, spec.tls, args.certificate)
         handle = target.workload(WorkloadSpec(
             name="edge",
@@ -70,7 +70,7 @@ class EdgeProxy(pulumi.ComponentResource):
         self.register_outputs({"urls": self.urls})
 
 
-def render_static_config(tls: TlsSpec, certificate: TlsMaterial | None = None) -> str:
+def render_static_config(tls: TlsSpec, https_port: int, certificate: TlsMaterial | None = None) -> str:
     # Every routing change (a canary weight) rolls the edge. A stopping edge keeps accepting for
     # 5 s, while Kubernetes takes its address out of the Service, then finishes what it has:
     # without this, requests reaching the old pod in that window timed out during canary steps.
@@ -78,7 +78,9 @@ def render_static_config(tls: TlsSpec, certificate: TlsMaterial | None = None) -
     config: dict = {
         "entryPoints": {
             "web": {"address": ":80", "transport": lifecycle, "http": {"redirections": {"entryPoint": {
-                "to": "websecure", "scheme": "https", "permanent": True}}}},
+                # The port clients reach HTTPS on (published, node or load-balancer port), not the
+                # container's 443: naming the entry point would redirect to a port nothing serves.
+                "to": f":{https_port}", "scheme": "https", "permanent": True}}}},
             "websecure": {"address": ":443", "transport": lifecycle},
             "admin": {"address": f":{ADMIN_PORT}"},
             # Traefik's read-only API (api.insecure serves it on this entry point): never published;

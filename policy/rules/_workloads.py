@@ -26,7 +26,8 @@ TLS_LABEL = "deploy.platform/tls"
 # Application services: what staging verifies and prod must match.
 APP_COMPONENTS = frozenset({"web", "api", "worker", "edge"})
 # Run-to-completion components: no long-running process to probe.
-ONE_SHOT_COMPONENTS = frozenset({"backup", "smoke-test"})
+# Jobs, not services: on a Docker host the backup and restore-drill jobs are crond containers.
+ONE_SHOT_COMPONENTS = frozenset({"backup", "restore-drill", "smoke-test"})
 
 DOCKER_CONTAINER = "docker:index/container:Container"
 DOCKER_REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"

@@ -4,6 +4,8 @@ database network, and releases that switch with no failed request."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 import pytest
@@ -56,7 +58,7 @@ def test_from_empty_every_container_is_healthy_and_the_api_answers_over_https(st
     print(f"docker: up from empty took {stack.first_up_seconds:.1f}s")
 
 
-def test_http_redirects_to_https_on_the_published_https_port(stack):
+def test_http_redirects_to_https_on_the_port_clients_reach(stack):
     import urllib.request
 
     class NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -69,7 +71,7 @@ def test_http_redirects_to_https_on_the_published_https_port(stack):
         raise AssertionError("HTTP answered without redirecting")
     except urllib.error.HTTPError as redirect:
         assert redirect.code in (301, 308)
-        assert redirect.headers["Location"].startswith("https://")
+        assert redirect.headers["Location"] == f"https://{HOST}:{HTTPS_PORT}/api/healthz"
 
 
 def test_no_secret_value_appears_in_docker_inspect(stack, docker_host):
@@ -102,3 +104,82 @@ def test_a_broken_release_fails_fast_and_never_takes_traffic(stack, docker_host)
     assert traffic.failures == [] and traffic.versions() == {"1.5.0"}
     stack.set_config(STACK, "services.api.version", "1.5.0")
     stack.pulumi("up", "--yes", "--skip-preview", "-s", STACK, timeout=600)
+
+
+def test_latest_is_refused_by_the_policy_pack_and_no_container_changes(stack, docker_host):
+    before = {name: c["Id"] for name, c in docker_host.containers(STACK).items()}
+    stack.set_config(STACK, "services.web.version", "latest")
+    refused = stack.deployctl("deploy", STACK, check=False)
+    stack.set_config(STACK, "services.web.version", "1.4.2")
+    assert refused.code != 0 and "latest" in refused.output
+    assert {name: c["Id"] for name, c in docker_host.containers(STACK).items()} == before
+
+
+def test_a_failed_deploy_rolls_back_automatically_with_no_failed_request(stack, docker_host):
+    stack.set_config(STACK, "services.api.version", "1.7.1-mislabeled")
+    with Traffic(API, HOST) as traffic:
+        deployed = stack.deployctl("deploy", STACK, check=False)
+    write_report(traffic.report("docker failed deploy + automatic rollback (mislabeled release)"))
+    assert deployed.code != 0 and "rolled back to version" in deployed.output
+    assert traffic.failures == []
+    assert {http_get(API, HOST).version for _ in range(10)} == {"1.5.0"}
+    history = stack.history(STACK)
+    assert history[0]["message"].startswith("rollback to ") and history[1]["result"] == "failed"
+
+
+def test_deployctl_rollback_serves_the_previous_version_with_no_failed_request(stack):
+    stack.set_config(STACK, "services.api.version", "1.6.0")
+    stack.pulumi("up", "--yes", "--skip-preview", "-s", STACK, timeout=600)
+    assert http_get(API, HOST).version == "1.6.0"
+    with Traffic(API, HOST) as traffic:
+        stack.deployctl("rollback", STACK, "--last-good")
+    write_report(traffic.report("docker deployctl rollback 1.6.0 -> 1.5.0"))
+    assert traffic.failures == []
+    assert {http_get(API, HOST).version for _ in range(10)} == {"1.5.0"}
+
+
+def test_a_canary_at_ten_percent_gets_about_a_tenth_and_abort_returns_none(stack):
+    stack.set_config(STACK, "services.api.canary.version", "1.6.0")
+    stack.set_config(STACK, "services.api.canary.weight", 10)
+    stack.pulumi("up", "--yes", "--skip-preview", "-s", STACK, timeout=600)
+    versions = [http_get(API, HOST).version for _ in range(1000)]
+    share = versions.count("1.6.0") / len(versions)
+    write_report(f"docker canary at 10%: {share:.1%} of 1000 requests reached 1.6.0")
+    assert 0.07 <= share <= 0.13
+    stack.deployctl("rollout", STACK, "api", "--abort")
+    assert [http_get(API, HOST).version for _ in range(200)].count("1.6.0") == 0
+    stack.pulumi("config", "rm", "--path", "platform:services.api.canary", "-s", STACK)
+    stack.pulumi("up", "--yes", "--skip-preview", "-s", STACK, timeout=600)
+
+
+def test_log_rotation_and_restart_policy_are_what_docker_inspect_shows(stack, docker_host):
+    for name, container in docker_host.containers(STACK).items():
+        log = container["HostConfig"]["LogConfig"]
+        assert log["Type"] == "json-file" and log["Config"].get("max-size"), name
+        assert container["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped", name
+
+
+def test_a_container_whose_process_is_killed_comes_back(stack, docker_host):
+    [web] = [name for name in docker_host.containers(STACK) if name.startswith(f"{STACK}-web-")]
+    # The process dies (`docker kill` would count as an operator's stop, which restart policies honour).
+    os.kill(docker_host.containers(STACK)[web]["State"]["Pid"], signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        state = docker_host.containers(STACK)[web]["State"]
+        if state["Running"] and state.get("Health", {}).get("Status") == "healthy":
+            break
+        time.sleep(1)
+    assert state["Running"] and docker_host.containers(STACK)[web]["RestartCount"] >= 1
+
+
+def test_the_database_is_not_reachable_from_the_frontend_network(stack, docker_host):
+    probe = docker_host.docker(
+        "run", "--rm", "--network", f"{STACK}-frontend", "--entrypoint", "sh", "127.0.0.1:5000/shop/busybox:1.35.0",
+        "-c", "if timeout 3 nc -z postgres-main 5432; then echo reachable; else echo unreachable; fi",
+        check=False, timeout=60)
+    assert probe.strip().endswith("unreachable"), probe
+    from_backend = docker_host.docker(
+        "run", "--rm", "--network", f"{STACK}-backend", "--entrypoint", "sh", "127.0.0.1:5000/shop/busybox:1.35.0",
+        "-c", "if timeout 3 nc -z postgres-main 5432; then echo reachable; else echo unreachable; fi",
+        check=False, timeout=60)
+    assert from_backend.strip().endswith("reachable") and "unreachable" not in from_backend  # the probe itself works

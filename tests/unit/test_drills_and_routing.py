@@ -110,7 +110,7 @@ def test_rollout_settings_default_to_ten_fifty_hundred_with_95_percent_success()
 
 def test_a_stopping_edge_keeps_accepting_while_it_leaves_the_service():
     from components.edge import render_static_config
-    entry_points = yaml.safe_load(render_static_config(dev_config().edge.tls))["entryPoints"]
+    entry_points = yaml.safe_load(render_static_config(dev_config().edge.tls, 30443))["entryPoints"]
     for name in ("web", "websecure"):
         assert entry_points[name]["transport"]["lifeCycle"]["requestAcceptGraceTimeout"] == "5s"
 

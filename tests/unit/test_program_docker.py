@@ -176,7 +176,7 @@ def test_edge_carries_its_traefik_configuration_and_tls_label(mocks):
     edge = container(mocks, "edge")
     files = uploads(edge)
     static = yaml.safe_load(files[STATIC_PATH])
-    assert static["entryPoints"]["web"]["http"]["redirections"]["entryPoint"]["to"] == "websecure"
+    assert static["entryPoints"]["web"]["http"]["redirections"]["entryPoint"]["to"] == ":31443"  # the published port
     assert static["providers"]["file"] == {"directory": "/etc/traefik/dynamic", "watch": True}
     assert labels(edge)["deploy.platform/tls"] == "enabled"
 
