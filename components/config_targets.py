@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from typing import Literal
 
@@ -53,6 +54,23 @@ class DockerTarget(Model):
     # How long a new release slot may take to answer its readiness probe before the release fails
     # (and the edge stays on the previous slot); Kamal's deploy_timeout is 30 s.
     readiness_timeout_seconds: int = Field(30, ge=5, le=1800)
+    # The internal (database) network's subnet. Docker picks one from its pools when unset; a host
+    # whose firewall isolates internal networks by address (devenv/docker/engine.sh guards
+    # 172.30.128.0/17) names one inside the guarded range, one per stack.
+    internal_subnet: str | None = None
+
+    @field_validator("internal_subnet")
+    @classmethod
+    def _subnet(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            network = ipaddress.ip_network(value, strict=True)
+        except ValueError:
+            raise ValueError("expected an IPv4 network in CIDR form with its host bits zero, such as 172.30.130.0/24") from None
+        if network.version != 4 or network.prefixlen > 28:
+            raise ValueError("expected an IPv4 network of at least 16 addresses (/28 or wider), such as 172.30.130.0/24")
+        return value
 
     @field_validator("host")
     @classmethod

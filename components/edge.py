@@ -131,13 +131,17 @@ def render_dynamic_config(hosts: Sequence[str], routes: Sequence[Route], tls: Tl
     return yaml.safe_dump(document, sort_keys=True)
 
 
-def route_servers(routes: Sequence[Route]) -> dict[str, list[str]]:
-    """Each Traefik load-balancer service of the routes with its server URLs."""
-    servers = {}
+def route_servers(routes: Sequence[Route]) -> dict[str, list[str] | dict[str, int]]:
+    """What the proxy must report once it serves these routes: each track's server URLs and
+    each service's track weights (a canary step changes only the weights)."""
+    servers: dict[str, list[str] | dict[str, int]] = {}
     for route in routes:
         servers[f"{route.service}-stable"] = list(route.stable_servers)
+        weights = {f"{route.service}-stable": 100 - route.canary_weight}
         if route.canary_servers is not None:
             servers[f"{route.service}-canary"] = list(route.canary_servers)
+            weights[f"{route.service}-canary"] = route.canary_weight
+        servers[route.service] = weights
     return servers
 
 

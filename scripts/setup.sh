@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One command from a fresh clone to a deployed dev stack:
 #   system tools, Python environment, offline Pulumi toolchain, the local Kubernetes cluster
-#   (built from Go modules, images in a local registry; docs/cluster.md), local file backend,
+#   (built from Go modules, images in a local registry; docs/cluster.md), a Docker engine beside
+#   it (devenv/docker/), local file backend,
 #   per-machine secrets passphrase, the three stacks, dev secrets, then `pulumi up -s dev`
 #   deploying the whole product to that cluster.
 # Idempotent; `--no-up` stops before the deploy (the test command uses that).
@@ -94,6 +95,9 @@ step "building and starting the local Kubernetes cluster (cached in $DEPLOY_CACH
 bash devenv/cluster/build.sh
 bash devenv/images/build.sh
 bash devenv/cluster/cluster.sh start
+step "starting the Docker engine for the Docker target (devenv/docker/README.md)"
+bash devenv/docker/engine.sh install
+bash devenv/docker/engine.sh start
 passphrase
 git_filter
 backend_and_stacks

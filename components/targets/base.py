@@ -70,7 +70,7 @@ class LiveConfig:
     path: str
     content: str
     status_url: str  # inside the proxy: its loaded services as Traefik's API lists them
-    servers: Mapping[str, Sequence[str]]  # proxy service name -> server URLs it must load
+    servers: Mapping[str, Sequence[str] | Mapping[str, int]]  # proxy service -> server URLs or track weights it must report
     after: Sequence[pulumi.Resource] = ()  # the readiness gates of the workloads it routes to
 
 

@@ -71,7 +71,9 @@ class DockerRuntime:
         self.frontend = docker.Network(
             "frontend", name=f"{stack}-frontend", labels=_network_labels(stack), opts=opts)
         self.backend = docker.Network(
-            "backend", name=f"{stack}-backend", internal=True, labels=_network_labels(stack), opts=opts)
+            "backend", name=f"{stack}-backend", internal=True, labels=_network_labels(stack),
+            ipam_configs=[docker.NetworkIpamConfigArgs(subnet=settings.internal_subnet)]
+            if settings.internal_subnet else None, opts=opts)
         self._images: dict[str, docker.RemoteImage] = {}
         self._volumes: dict[str, docker.Volume] = {}
 

@@ -26,7 +26,9 @@ class Switch:
     path: str  # the routes file Traefik watches
     routes: str  # the dynamic configuration document
     status_url: str  # Traefik's API inside the edge: /api/http/services
-    servers: Mapping[str, Sequence[str]]  # Traefik service name -> the server URLs it must have
+    # Traefik service name -> what it must report: its server URLs (a load balancer) or its
+    # tracks' weights (a weighted service); a weight change alone changes no server.
+    servers: Mapping[str, Sequence[str] | Mapping[str, int]]
     deadline_seconds: float
 
     @classmethod
@@ -36,7 +38,7 @@ class Switch:
     def to_json(self) -> str:
         return json.dumps({"docker": list(self.docker), "edge": self.edge, "path": self.path,
                            "routes": self.routes, "status_url": self.status_url,
-                           "servers": {k: list(v) for k, v in self.servers.items()},
+                           "servers": {k: v if isinstance(v, Mapping) else list(v) for k, v in self.servers.items()},
                            "deadline_seconds": self.deadline_seconds}, sort_keys=True)
 
 
@@ -52,8 +54,9 @@ def write_routes(switch: Switch) -> None:
         raise SwitchFailed(f"could not write {switch.path} in {switch.edge}: {done.stderr.strip()[-300:]}")
 
 
-def loaded_servers(switch: Switch) -> dict[str, list[str]]:
-    """Traefik's view: file-provider services and their server URLs (from its API)."""
+def loaded_servers(switch: Switch) -> dict[str, list[str] | dict[str, int]]:
+    """Traefik's view of its file-provider services (from its API): a load balancer's server
+    URLs, a weighted service's track weights."""
     fetch = f"timeout 3 wget -q -O - {switch.status_url}"
     done = subprocess.run([*switch.docker, "exec", switch.edge, "sh", "-c", fetch],
                           capture_output=True, text=True, timeout=15)
@@ -62,8 +65,13 @@ def loaded_servers(switch: Switch) -> dict[str, list[str]]:
     services = {}
     for service in json.loads(done.stdout or "[]"):
         name = service.get("name", "")
-        if name.endswith("@file") and "loadBalancer" in service:
+        if not name.endswith("@file"):
+            continue
+        if "loadBalancer" in service:
             services[name.removesuffix("@file")] = sorted(s["url"] for s in service["loadBalancer"].get("servers", []))
+        elif "weighted" in service:
+            services[name.removesuffix("@file")] = {track["name"].removesuffix("@file"): track.get("weight", 1)
+                                                    for track in service["weighted"].get("services", [])}
     return services
 
 
@@ -71,7 +79,7 @@ def switch_routes(switch: Switch) -> float:
     """Write the routes, then wait until Traefik serves exactly them; seconds it took."""
     started = time.monotonic()
     write_routes(switch)
-    wanted = {name: sorted(urls) for name, urls in switch.servers.items()}
+    wanted = {name: dict(want) if isinstance(want, Mapping) else sorted(want) for name, want in switch.servers.items()}
     seen: dict[str, list[str]] = {}
     while time.monotonic() - started < switch.deadline_seconds:
         seen = loaded_servers(switch)

@@ -61,8 +61,10 @@ class DockerHost:
                 self.docker(kind, "rm", *names, check=False)
 
 
-def deploy_to_docker(project: Project, stack: str, host: str, http_port: int, https_port: int) -> None:
-    """Point a test copy of `stack` at the engine, with its own published ports on loopback."""
+def deploy_to_docker(project: Project, stack: str, host: str, http_port: int, https_port: int,
+                     internal_subnet: str) -> None:
+    """Point a test copy of `stack` at the engine, with its own published ports on loopback and
+    its database network inside the range the engine's host guard isolates (172.30.128.0/17)."""
     project.pulumi("config", "rm", "platform:kubernetes", "-s", stack)
     settings = {
         "target": "docker",
@@ -71,6 +73,7 @@ def deploy_to_docker(project: Project, stack: str, host: str, http_port: int, ht
         "edge.httpsPort": https_port,
         "edge.tls.mode": "local-ca",
         "smokeTest.verifyTls": False,
+        "docker.internalSubnet": internal_subnet,
     }
     for key, value in settings.items():
         project.set_config(stack, key, value)
@@ -78,20 +81,23 @@ def deploy_to_docker(project: Project, stack: str, host: str, http_port: int, ht
 
 @dataclass
 class Traffic:
-    """A client sending `rate` requests per second to a URL until stopped; counts what failed."""
+    """Clients sending `rate` requests per second in all to a URL until stopped; counts what
+    failed. Several clients, so a slow answer on a busy machine does not lower the rate."""
 
     url: str
     host: str
     rate: float = 30
+    clients: int = 3
     answers: list = field(default_factory=list)
     failures: list = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(self.clients)]
 
     def _run(self) -> None:
         deadline = time.monotonic() + 900  # bounded whatever happens to the test
+        interval = self.clients / self.rate
         while not self._stop.is_set() and time.monotonic() < deadline:
             started = time.monotonic()
             try:
@@ -99,28 +105,35 @@ class Traffic:
                 (self.answers if answer.status == 200 else self.failures).append((time.time(), answer))
             except Exception as error:  # connection refused or reset, timeout
                 self.failures.append((time.time(), repr(error)))
-            self._stop.wait(max(0.0, 1 / self.rate - (time.monotonic() - started)))
+            self._stop.wait(max(0.0, interval - (time.monotonic() - started)))
 
     def __enter__(self) -> "Traffic":
-        self._thread.start()
+        self.started = time.time()
+        for thread in self._threads:
+            thread.start()
         return self
 
     def __exit__(self, *_exc) -> None:
         self._stop.set()
-        self._thread.join(timeout=10)
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self.stopped = time.time()
 
     @property
     def sent(self) -> int:
         return len(self.answers) + len(self.failures)
 
+    @property
+    def per_second(self) -> float:
+        return self.sent / (self.stopped - self.started)
+
     def versions(self) -> set[str | None]:
         return {answer.version for _, answer in self.answers}
 
     def report(self, what: str) -> str:
-        seconds = (self.answers[-1][0] - self.answers[0][0]) if len(self.answers) > 1 else 0
-        return (f"{what}: {self.sent} requests over {seconds:.1f}s "
-                f"({self.sent / seconds if seconds else 0:.1f}/s), {len(self.failures)} failed"
-                + (f", first failures: {self.failures[:3]}" if self.failures else ""))
+        seconds = self.stopped - self.started
+        return (f"{what}: {self.sent} requests over {seconds:.1f}s ({self.sent / seconds:.1f}/s), "
+                f"{len(self.failures)} failed" + (f", first failures: {self.failures[:3]}" if self.failures else ""))
 
 
 def write_report(line: str) -> None:

@@ -427,6 +427,9 @@ CORPUS: list[Case] = [
     case("docker.bindAddress", "", "an empty address"),
     case("docker.readinessTimeoutSeconds", 4, "less time than a container needs to start"),
     case("docker.readinessTimeoutSeconds", "30", "a number given as a string"),
+    case("docker.internalSubnet", "172.30.130.1/24", "host bits set"),
+    case("docker.internalSubnet", "not-a-network", "not a network"),
+    case("docker.internalSubnet", "172.30.130.0/30", "too small for a stack"),
 ]
 
 
