@@ -50,13 +50,15 @@ class Lease:
 
 
 def process_start(pid: int) -> str:
-    """The kernel's start time of a process (field 22 of /proc/PID/stat): a pid reused by another
-    process has another start time, so a lease never outlives its holder through pid reuse."""
+    """The kernel's start time of a live process (field 22 of /proc/PID/stat), "" when there is
+    none: a pid reused by another process has another start time, so a lease never outlives its
+    holder through pid reuse; a zombie (killed, not yet reaped) counts as gone."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return ""
-    return stat.rsplit(")", 1)[1].split()[19]
+    fields = stat.rsplit(")", 1)[1].split()
+    return "" if fields[0] in ("Z", "X") else fields[19]
 
 
 def holder_alive(lease: Lease) -> bool | None:

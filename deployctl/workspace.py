@@ -17,7 +17,7 @@ import yaml
 from pulumi import automation as auto
 
 from deployctl.history import Release, releases_from_history
-from deployctl.lease import LeaseStore
+from deployctl.lease import LeaseStore, process_start
 
 
 class DeployError(Exception):
@@ -50,9 +50,10 @@ class UpdateNotStarted(DeployError):
 
 
 def process_is(pid: int, command: str) -> bool:
-    """Whether PID is alive on this host and runs COMMAND (a reused pid runs something else)."""
+    """Whether PID is alive on this host and runs COMMAND (a reused pid runs something else; a
+    killed process its parent has not reaped yet is a zombie, not alive)."""
     try:
-        return Path(f"/proc/{pid}/comm").read_text().strip() == command
+        return bool(process_start(pid)) and Path(f"/proc/{pid}/comm").read_text().strip() == command
     except OSError:
         return False
 

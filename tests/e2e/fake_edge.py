@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -21,9 +22,14 @@ class FakeEdge:
         self.manifests = manifests  # .../rendered/<stack>/1-manifest
         edge = self
         self.hits: dict[str, int] = {}
+        self.delay_seconds = 0.0  # a slow edge keeps a smoke test running (to interrupt it there)
+        self.requests = threading.Event()  # set once any request arrived
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802 (http.server API)
+                edge.requests.set()
+                if edge.delay_seconds:
+                    time.sleep(edge.delay_seconds)
                 status, body = edge.answer(self.path)
                 self.send_response(status)
                 self.send_header("X-App-Version", body)

@@ -218,3 +218,12 @@ def test_lease_holder_keeps_renewing_it(tmp_path):
         first = store.read("prod").expires
         time.sleep(0.5)
         assert store.read("prod").expires > first
+
+
+def test_a_killed_holder_not_yet_reaped_counts_as_gone(tmp_path):
+    zombie = subprocess.Popen([sys.executable, "-c", "pass"])  # exits; not waited for: a zombie
+    deadline = time.time() + 10
+    while Path(f"/proc/{zombie.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z" and time.time() < deadline:
+        time.sleep(0.05)
+    assert process_start(zombie.pid) == ""
+    zombie.wait()
