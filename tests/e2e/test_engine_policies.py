@@ -115,3 +115,12 @@ def test_policy_pack_alone_stops_an_unpinned_image_from_any_program(tmp_path):
     assert "disallow-latest-tag" in result.output
     assert "mandatory" in result.output
     assert not (fixture / "rendered").exists()
+
+
+def test_prod_preview_with_no_policy_config_at_all_refuses_an_unverified_version(tmp_path):
+    project = Project(tmp_path)
+    rendering_stack(project, "prod")
+    project.pulumi("config", "rm", "platform:promotion", "-s", "prod")  # only the pack can stop it now
+    result = project.pulumi("preview", "-s", "prod", "--policy-pack", "policy", check=False)
+    assert result.code != 0
+    assert "require-verified-version" in result.output and "mandatory" in result.output
