@@ -304,7 +304,7 @@ def general_rules(t: AlertingThresholds) -> list[AlertRule]:
     return [
         _rule(
             # kube-prometheus gives Watchdog severity "none"; our severities are critical/warning/info
-            # (STYLE.md habit 10), so it is "info". Alertmanager routes it by alertname before any severity route.
+            # (the shared style guide, habit 10), so it is "info". Alertmanager routes it by alertname before any severity route.
             # Ref: https://github.com/prometheus-operator/kube-prometheus/blob/main/manifests/kubePrometheus-prometheusRule.yaml
             t, name="Watchdog", severity="info", for_="1m",
             expr="vector(1)",

@@ -1,7 +1,7 @@
 """Typed alert definitions: thresholds, rules, rule groups and the fixtures that prove each rule.
 
 Pure data, no Pulumi: the monitoring components, the promtool tests and the runbook tests all read
-these models, so an alert is defined exactly once (STYLE.md habit 10, kube-prometheus conventions).
+these models, so an alert is defined exactly once (the shared style guide, habit 10, kube-prometheus conventions).
 """
 
 from __future__ import annotations
