@@ -178,6 +178,8 @@ class DockerRuntime:
                 restart=spec.restart_policy,
                 healthcheck=_healthcheck(spec),
                 memory=int(memory_mebibytes(spec.resources.memory_limit)),
+                # No swap beyond the limit; also what the engine reports back, so no perpetual diff.
+                memory_swap=int(memory_mebibytes(spec.resources.memory_limit)),
                 memory_reservation=int(memory_mebibytes(spec.resources.memory_request)),
                 cpus=_cpus(spec.resources.cpu_limit),
                 log_driver="json-file",
@@ -257,6 +259,7 @@ class DockerRuntime:
             labels=_labels(labels),
             restart="unless-stopped",
             memory=int(memory_mebibytes(spec.resources.memory_limit)),
+            memory_swap=int(memory_mebibytes(spec.resources.memory_limit)),
             cpus=_cpus(spec.resources.cpu_limit),
             log_driver="json-file",
             log_opts={"max-size": "10m", "max-file": "5"},
@@ -335,7 +338,10 @@ def _healthcheck(spec: WorkloadSpec) -> docker.ContainerHealthcheckArgs | None:
 
 
 def _cpus(limit: str) -> str:
-    return f"{cpu_millicores(limit) / 1000:g}"
+    """CPUs as the provider reads them back from the engine ("1.0", "0.5"): any other spelling of
+    the same number is a diff on every `pulumi up`, which replaces the container in place."""
+    cpus = cpu_millicores(limit) / 1000
+    return f"{cpus:.1f}" if cpus == int(cpus) else f"{cpus:g}"
 
 
 def _resource_safe(reference: str) -> str:

@@ -120,7 +120,13 @@ def test_logs_rotate_by_size_and_count(mocks):
 def test_limits_become_memory_and_cpus(mocks):
     deploy(mocks)
     api = container(mocks, "api", 1)
-    assert (api.get("memory"), api.get("memoryReservation"), api.get("cpus")) == (512, 128, "1")
+    assert (api.get("memory"), api.get("memoryReservation"), api.get("cpus")) == (512, 128, "1.0")
+    assert api.get("memorySwap") == 512  # no swap, and what the engine reports back
+
+
+def test_cpus_are_spelled_as_the_engine_reports_them_so_an_unchanged_stack_has_no_diff(mocks):
+    deploy(mocks)
+    assert container(mocks, "web").get("cpus") == "0.5" and container(mocks, "api", 1).get("cpus") == "1.0"
 
 
 def test_restart_policy_comes_from_config(mocks):
