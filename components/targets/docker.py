@@ -327,9 +327,8 @@ def _healthcheck(spec: WorkloadSpec) -> docker.ContainerHealthcheckArgs | None:
     check = spec.health_check
     if check is None:
         return None
-    tests = ["CMD", *check.command] if check.command else ["CMD", *_probe(spec)]
     return docker.ContainerHealthcheckArgs(
-        tests=tests,
+        tests=["CMD", *_probe(spec)],
         interval=f"{check.interval_seconds}s",
         timeout=f"{check.timeout_seconds}s",
         retries=check.retries,

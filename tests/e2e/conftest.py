@@ -5,6 +5,11 @@ from __future__ import annotations
 import pytest
 
 from cluster import Cluster
+from engine import Project
+from fake_edge import FakeEdge
+
+# Test-only secret values for the stacks the e2e tests create (never real ones).
+SECRETS = {"mainDbPassword": "e2e-db-password-7f3a", "sessionSigningKey": "e2e-signing-key-91bc"}
 
 
 @pytest.fixture(scope="session")
@@ -13,3 +18,15 @@ def cluster() -> Cluster:
     cluster = Cluster()
     cluster.require_ready()
     return cluster
+
+
+@pytest.fixture
+def staging(tmp_path):
+    """A staging stack rendering to a directory, smoke-tested through the fake edge."""
+    project = Project(tmp_path)
+    project.init_stack("staging", SECRETS)
+    edge = FakeEdge(project.dir / "rendered" / "staging" / "1-manifest")
+    project.render_only("staging", smoke_base_url=edge.url)
+    project.edge = edge
+    yield project
+    edge.close()

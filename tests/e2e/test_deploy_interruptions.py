@@ -15,23 +15,14 @@ from pathlib import Path
 import pytest
 
 from engine import ROOT, Project
-from fake_edge import FakeEdge
 
 pytestmark = pytest.mark.e2e
 
-SECRETS = {"mainDbPassword": "e2e-db-password-7f3a", "sessionSigningKey": "e2e-signing-key-91bc"}
-
-
 @pytest.fixture
-def staging(tmp_path):
-    project = Project(tmp_path)
-    project.init_stack("staging", SECRETS)
-    edge = FakeEdge(project.dir / "rendered" / "staging" / "1-manifest")
-    project.render_only("staging", smoke_base_url=edge.url)
-    project.edge = edge
-    project.pulumi("up", "--yes", "-s", "staging", "--message", "api 1.4.2")
-    yield project
-    edge.close()
+def staging(staging):
+    """The rendering staging stack (conftest.py), deployed once at 1.4.2."""
+    staging.pulumi("up", "--yes", "-s", "staging", "--message", "api 1.4.2")
+    return staging
 
 
 def start_deploy(project: Project) -> subprocess.Popen:

@@ -12,23 +12,12 @@ import pytest
 import yaml
 
 from engine import Project
-from fake_edge import FakeEdge
 
 pytestmark = pytest.mark.e2e
 
 SECRETS = {"mainDbPassword": "e2e-db-password-7f3a", "sessionSigningKey": "e2e-signing-key-91bc"}
 
 
-@pytest.fixture
-def staging(tmp_path):
-    """A staging stack rendering to a directory, smoke-tested through the fake edge."""
-    project = Project(tmp_path)
-    project.init_stack("staging", SECRETS)
-    edge = FakeEdge(project.dir / "rendered" / "staging" / "1-manifest")
-    project.render_only("staging", smoke_base_url=edge.url)
-    project.edge = edge
-    yield project
-    edge.close()
 
 
 def api_version(project: Project, stack: str = "staging") -> str:
