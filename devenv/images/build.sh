@@ -13,6 +13,7 @@
 # Each image: a rootfs directory -> umoci (OCI layout) -> skopeo copy to the registry.
 # Idempotent: an image is rebuilt and pushed only when its inputs change or the
 # registry lacks it. Work files: $CLUSTER_CACHE/images. Usage: devenv/images/build.sh [NAME...]
+# Further images live in devenv/images/images.d/*.sh (one file per concern).
 set -euo pipefail
 IMAGES_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$IMAGES_DIR/../cluster/lib.sh"
@@ -206,8 +207,17 @@ build_debian_go_binary() { # image-name debian-package binary-path entrypoint-na
     --config.label "org.debian.package.version=$package=$(dpkg-query -W -f='${Version}' "$package")"
 }
 
+# More images, one file per concern: devenv/images/images.d/<name>.sh defines image_<name>()
+# functions (using publish/tree_digest above); each is built by default and by name.
+EXTRA_IMAGES=()
+for extra in "$IMAGES_DIR"/images.d/*.sh; do
+  [ -e "$extra" ] || continue
+  source "$extra"
+done
+while read -r fn; do EXTRA_IMAGES+=("${fn#image_}"); done < <(declare -F | awk '$3 ~ /^image_/ {print $3}')
+
 start=$SECONDS
-targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(pause shop busybox postgres coredns traefik prometheus alertmanager)
+targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(pause shop busybox postgres coredns traefik prometheus alertmanager "${EXTRA_IMAGES[@]}")
 for t in "${targets[@]}"; do
   case $t in
     pause) timed build_pause ;;
@@ -219,7 +229,8 @@ for t in "${targets[@]}"; do
     busybox) timed build_busybox ;;
     shop) SHOP_DIGEST=$(tree_digest "$IMAGES_DIR/shop-app" /bin/busybox)
           for s in "${SHOP_SERVICES[@]}"; do for v in "${SHOP_VERSIONS[@]}"; do timed build_shop "$s" "$v"; done; done ;;
-    *) cdie "unknown image $t (pause|shop|busybox|postgres|coredns|traefik|prometheus|alertmanager)" ;;
+    *) declare -F "image_$t" >/dev/null && { timed "image_$t"; continue; }
+       cdie "unknown image $t (pause|shop|busybox|postgres|coredns|traefik|prometheus|alertmanager${EXTRA_IMAGES[*]:+|}$(IFS='|'; echo "${EXTRA_IMAGES[*]}"))" ;;
   esac
 done
 clog "devenv/images/build.sh done in $((SECONDS - start))s"
