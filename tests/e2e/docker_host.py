@@ -42,13 +42,14 @@ class DockerHost:
             return {}
         return {c["Name"].lstrip("/"): c for c in json.loads(self.docker("inspect", *ids))}
 
-    def forget_images(self) -> None:
-        """Drop the engine's copies of the local registry's images: devenv/images/build.sh re-pushes
-        a tag when its image changes, and a test must run what the registry holds now."""
+    def refresh_images(self) -> None:
+        """Bring the engine's copies of the local registry's images up to date: devenv/images/build.sh
+        re-pushes a tag when its image changes, and a test must run what the registry holds now.
+        Pulling (not removing) leaves images other stacks' running containers use in place."""
         references = [line for line in self.docker("images", "--format", "{{.Repository}}:{{.Tag}}").split()
                       if line.startswith("127.0.0.1:5000/")]
-        if references:
-            self.docker("rmi", "-f", *references, check=False)
+        for reference in references:
+            self.docker("pull", "-q", reference, check=False)
 
     def remove_stack_leftovers(self, stack: str) -> None:
         """Whatever an earlier run of a test stack left on the engine is gone before it deploys."""

@@ -35,7 +35,7 @@ def docker_host() -> DockerHost:
 def stack(tmp_path_factory, docker_host):
     """staging on the Docker engine, deployed once from empty for the module's tests."""
     docker_host.remove_stack_leftovers(STACK)
-    docker_host.forget_images()
+    docker_host.refresh_images()
     project = Project(tmp_path_factory.mktemp("docker-host"))
     project.init_stack(STACK, SECRETS)
     deploy_to_docker(project, STACK, docker_host.host, HTTP_PORT, HTTPS_PORT, "172.30.140.0/24")
