@@ -23,17 +23,20 @@ step() { printf '\n==> %s\n' "$*"; }
 started=$SECONDS
 
 system_packages() {
-  # promtool/amtool validate the alert rules and routing the program renders.
+  # promtool/amtool validate the alert rules and routing the program renders; the tests start
+  # their own sshd.
   local missing=()
   command -v promtool >/dev/null || missing+=(prometheus)
   command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
+  # sshd: the Docker target's ssh:// host is tested through a real sshd on a loopback port.
+  [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
   [ ${#missing[@]} -eq 0 ] && return 0
   step "installing ${missing[*]} (Debian packages)"
   local sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # The packages start daemons we do not want; the tests run the tools only.
-  $sudo systemctl disable --now prometheus prometheus-alertmanager >/dev/null 2>&1 || true
+  $sudo systemctl disable --now prometheus prometheus-alertmanager ssh >/dev/null 2>&1 || true
 }
 
 python_env() {
