@@ -35,6 +35,8 @@ from components.config_model import (
 )
 from components.config_release import DrillsSpec, PromotionSpec, RolloutSpec, SmokeTestSpec
 from components.config_targets import NODE_PORTS, DockerTarget, KubernetesTarget
+from components.notifications_config import NotificationsSpec
+from components.preflight_config import PreflightSpec
 
 NAME_RE = re.compile(r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$")
 QUANTITY_CPU_RE = re.compile(r"^\d+(\.\d+)?m?$")
@@ -362,6 +364,8 @@ class PlatformConfig(Model):
     promotion: PromotionSpec = Field(default_factory=PromotionSpec)
     drills: DrillsSpec = Field(default_factory=DrillsSpec)
     rollout: RolloutSpec = Field(default_factory=RolloutSpec)
+    notifications: NotificationsSpec = Field(default_factory=NotificationsSpec)
+    preflight: PreflightSpec = Field(default_factory=PreflightSpec)
     kubernetes: KubernetesTarget | None = None
     docker: DockerTarget | None = None
 
