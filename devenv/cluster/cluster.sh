@@ -342,10 +342,12 @@ apply_addons() {
 
 # The custom resource definitions the platform program creates objects of, taken from the
 # projects' own Go modules (same versions as docs/cluster.md says), so those objects are
-# validated by the real API server. Controllers are not run (see docs/cluster.md).
+# validated by the real API server. monitoring.coreos.com: every kind the Prometheus Operator
+# add-on (addons/prometheus-operator, same version) reconciles or watches for a stack's
+# Prometheus and Alertmanager (docs/monitoring-kubernetes.md); not the agent and Thanos kinds.
 CRD_MODULES=(
   "github.com/cert-manager/cert-manager@v1.19.1:deploy/crds:*.yaml"
-  "github.com/prometheus-operator/prometheus-operator@v0.79.2:example/prometheus-operator-crd:monitoring.coreos.com_prometheusrules.yaml monitoring.coreos.com_podmonitors.yaml"
+  "github.com/prometheus-operator/prometheus-operator@v0.79.2:example/prometheus-operator-crd:monitoring.coreos.com_prometheusrules.yaml monitoring.coreos.com_podmonitors.yaml monitoring.coreos.com_servicemonitors.yaml monitoring.coreos.com_probes.yaml monitoring.coreos.com_scrapeconfigs.yaml monitoring.coreos.com_prometheuses.yaml monitoring.coreos.com_alertmanagers.yaml monitoring.coreos.com_alertmanagerconfigs.yaml"
 )
 install_crds() {
   local entry module dir files f names paths=()
