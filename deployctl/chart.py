@@ -6,7 +6,7 @@ import base64
 import io
 from datetime import datetime
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import matplotlib
 
@@ -21,7 +21,9 @@ def _time(release: Release) -> datetime:
     return datetime.fromisoformat(release.start_time.replace("Z", "+00:00"))
 
 
-def draw(releases: Sequence[Release], stack: str, path: Path) -> Path:
+def draw(releases: Sequence[Release], stack: str, path: Path, records: Sequence[dict[str, Any]] = ()) -> Path:
+    """The timeline; with release records, each update deployctl made is labelled with its actor."""
+    actors = {number: record.get("actor") for record in records for number in record.get("updates") or []}
     updates = [r for r in releases if r.kind == "update"]
     services = sorted({service for r in updates for service in r.versions})
     figure, axis = plt.subplots(figsize=(11, 1.2 + 0.7 * max(len(services), 1)))
@@ -42,6 +44,9 @@ def draw(releases: Sequence[Release], stack: str, path: Path) -> Path:
     for release in updates:
         if release.is_rollback:
             axis.axvline(_time(release), color="#8e44ad", alpha=0.3, linestyle="--")
+        if actors.get(release.number):
+            axis.annotate(actors[release.number], (_time(release), -0.5), textcoords="offset points",
+                          xytext=(0, -2), ha="center", fontsize=7, color="#555555")
     axis.set_yticks(range(len(services)), services)
     axis.set_ylim(-0.7, len(services) - 0.3)
     axis.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M"))

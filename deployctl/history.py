@@ -29,6 +29,8 @@ class Release:
     config: dict[str, dict[str, Any]] = field(repr=False)
     # The engine's counts by operation (`same`, `create`, `update`, ...); None when history has none.
     resource_changes: dict[str, int] | None = None
+    # The update's environment metadata (`ci.build.id` is deployctl's correlation id, see records.py).
+    environment: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def succeeded(self) -> bool:
@@ -58,12 +60,12 @@ class Release:
 
     @property
     def versions(self) -> dict[str, str]:
-        versions = {name: spec.get("version", "?") for name, spec in self._object("services").items()
-                    if isinstance(spec, dict)}
-        edge = self._object("edge")
-        if edge.get("version"):
-            versions["edge"] = edge["version"]
-        return versions
+        return versions_of(self._object("services"), self._object("edge"))
+
+    @property
+    def correlation_id(self) -> str | None:
+        """The id deployctl gave the operation that made this update (None: not made by deployctl)."""
+        return self.environment.get("ci.build.id") if self.environment.get("ci.system") == "deployctl" else None
 
     @property
     def canaries(self) -> dict[str, dict]:
@@ -88,6 +90,14 @@ class Release:
                 "canaries": self.canaries}
 
 
+def versions_of(services: dict[str, Any], edge: dict[str, Any]) -> dict[str, str]:
+    """Service name (and `edge`) -> version, from the `services` and `edge` config objects."""
+    versions = {name: spec.get("version", "?") for name, spec in services.items() if isinstance(spec, dict)}
+    if isinstance(edge, dict) and edge.get("version"):
+        versions["edge"] = edge["version"]
+    return versions
+
+
 def releases_from_history(entries: Sequence[dict]) -> list[Release]:
     """Numbered releases, oldest first, from `pulumi stack history --json` (newest first)."""
     total = len(entries)
@@ -102,8 +112,38 @@ def releases_from_history(entries: Sequence[dict]) -> list[Release]:
             end_time=entry.get("endTime"),
             config=entry.get("config") or {},
             resource_changes=entry.get("resourceChanges"),
+            environment=entry.get("environment") or {},
         ))
     return sorted(releases, key=lambda release: release.number)
+
+
+def attach_records(releases: Sequence[Release], records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each release's summary with the release record of the deployctl operation that made it
+    (`record`: who, why, outcome, digests...), oldest first. A record's `updates` name the
+    history versions it made; an update with deployctl's correlation id but no record file
+    still shows that id."""
+    by_update: dict[int, dict[str, Any]] = {}
+    for record in records:
+        for number in record.get("updates") or []:
+            by_update[number] = record
+    entries = []
+    for release in releases:
+        entry = release.summary()
+        record = by_update.get(release.number)
+        if record is not None:
+            entry["record"] = {
+                "operation": record.get("operation"), "actor": record.get("actor"), "reason": record.get("reason"),
+                "correlationId": record.get("correlation_id"), "outcome": record.get("outcome"),
+                "versionsBefore": record.get("versions_before"), "versionsAfter": record.get("versions_after"),
+                "digests": {name: image.get("digest") for name, image in (record.get("images") or {}).items()},
+                "versionSetSha256": record.get("version_set_sha256"), "durations": record.get("durations"),
+                "smoke": (record.get("smoke") or {}).get("result"), "policy": record.get("policy"),
+                "analysis": record.get("analysis"), "file": record.get("file"),
+            }
+        elif release.correlation_id:
+            entry["record"] = {"correlationId": release.correlation_id}
+        entries.append(entry)
+    return entries
 
 
 def find(releases: Sequence[Release], number: int, stack: str) -> Release:

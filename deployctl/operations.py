@@ -17,6 +17,8 @@ from components.stack_config import ConfigError, parse_platform_config
 from deployctl.evidence import Evidence
 from deployctl.history import HistoryError, Release, find, last_good, newest_good
 from deployctl.lease import LeaseHeld
+from deployctl.records import Audit, ReleaseRecord
+from deployctl.recording import attach_evidence, prepare, recorded, update_results
 from deployctl.workspace import DeployError, Engine, UpdateNotStarted
 
 
@@ -66,19 +68,44 @@ def up(engine: Engine, stack: str, before: Before, message: str, policy_config: 
         raise
 
 
-def rollback(engine: Engine, stack: str, *, to_version: int | None = None) -> tuple[Release, Evidence]:
+def rollback(engine: Engine, stack: str, *, to_version: int | None = None,
+             audit: Audit | None = None) -> tuple[Release, Evidence]:
     """Re-apply the configuration of a succeeded update (the newest good one by default)."""
-    with changing(engine, stack, "rollback") as before:
-        try:
-            target = (find(before.releases, to_version, stack) if to_version is not None
-                      else last_good(before.releases, stack))
-        except HistoryError as error:
-            raise UpdateNotStarted(str(error)) from None
-        evidence = Evidence(kind="rollback", stack=stack, threshold_seconds=rollback_threshold(engine, stack))
-        apply_release_config(engine, stack, target)
-        up(engine, stack, before, f"rollback to {target.number}", policy_config_for(engine, stack))
-        evidence.finish(to_version=target.number, versions=target.versions)
-        return target, evidence
+    with changing(engine, stack, "rollback") as before, \
+            recorded(engine, stack, "rollback", audit, before.releases) as record:
+        return _rollback(engine, stack, before, record, audit, to_version)
+
+
+def _rollback(engine: Engine, stack: str, before: Before, record: ReleaseRecord, audit: Audit | None,
+              to_version: int | None) -> tuple[Release, Evidence]:
+    try:
+        target = (find(before.releases, to_version, stack) if to_version is not None
+                  else last_good(before.releases, stack))
+    except HistoryError as error:
+        raise UpdateNotStarted(str(error)) from None
+    evidence = Evidence(kind="rollback", stack=stack, threshold_seconds=rollback_threshold(engine, stack))
+    apply_release_config(engine, stack, target)
+    prepare(engine, stack, record, audit)
+    record.rolled_back_to = target.number
+    _up(engine, stack, before, record, f"rollback to {target.number}", policy_config_for(engine, stack))
+    evidence.finish(to_version=target.number, versions=target.versions)
+    attach_evidence(engine, record, evidence, audit)
+    return target, evidence
+
+
+def _up(engine: Engine, stack: str, before: Before, record: ReleaseRecord, message: str,
+        policy_config: Path | None, phase: str = "update") -> None:
+    """`up` with its duration, policy and smoke-test results in the record."""
+    failure = None
+    try:
+        with record.phase(phase):
+            up(engine, stack, before, message, policy_config)
+    except DeployError as error:
+        failure = str(error)
+        raise
+    finally:
+        if not isinstance(failure, str) or "did not start" not in failure:
+            update_results(engine, stack, record, failure)
 
 
 def apply_release_config(engine: Engine, stack: str, release: Release) -> None:
@@ -151,19 +178,35 @@ def source_verified(engine: Engine, source: str) -> dict[str, str]:
     return verified
 
 
-def promote(engine: Engine, source: str, target: str, *, preview_only: bool = False) -> dict[str, str]:
+def promote(engine: Engine, source: str, target: str, *, preview_only: bool = False,
+            audit: Audit | None = None) -> dict[str, str]:
     """Set the target's versions to what the source verified, then preview or deploy it."""
     with changing(engine, target, f"promote {source} -> {target}") as before:
-        try:
-            return _promote(engine, source, target, before, preview_only)
-        except DeployError as error:
-            if preview_only:  # a preview changes no resource: leave the stack file as it was
-                restore_stack_file(engine, target, before)
-            raise error
+        if preview_only:  # a preview changes nothing, so it leaves no record
+            try:
+                return _promote(engine, source, target, before, True, ReleaseRecord("preview", target, "", None, ""),
+                                None)
+            except DeployError:
+                restore_stack_file(engine, target, before)  # leave the stack file as it was
+                raise
+        with recorded(engine, target, "promote", audit, before.releases) as record:
+            record.details["source"] = source
+            return _promote(engine, source, target, before, False, record, audit)
 
 
-def _promote(engine: Engine, source: str, target: str, before: Before, preview_only: bool) -> dict[str, str]:
+def overrides_of(engine: Engine, stack: str) -> dict[str, Any]:
+    return (platform_config(engine, stack).get("promotion") or {}).get("overrides") or {}
+
+
+def _promote(engine: Engine, source: str, target: str, before: Before, preview_only: bool,
+             record: ReleaseRecord, audit: Audit | None) -> dict[str, str]:
+    overrides = overrides_of(engine, target)
+    if overrides and audit is not None and not audit.reason:
+        raise UpdateNotStarted(f"{target} has promotion overrides ({', '.join(sorted(overrides))}): "
+                               "an unverified version goes out, so say why with --reason")
+    record.details["overrides"] = overrides
     verified = source_verified(engine, source)
+    record.details["verified"] = verified
     services = platform_config(engine, target).get("services") or {}
     for service, version in sorted(verified.items()):
         if service == "edge":
@@ -174,9 +217,17 @@ def _promote(engine: Engine, source: str, target: str, before: Before, preview_o
         engine, target, {service: [version] for service, version in verified.items()})
     if preview_only:
         engine.preview(target, policy_config)
-    else:
-        up(engine, target, before, f"promote {source} -> {target}: " +
-           ", ".join(f"{s}={v}" for s, v in sorted(verified.items())), policy_config)
+        return verified
+    prepare(engine, target, record, audit)
+    try:
+        with record.phase("preview"):
+            engine.preview(target, policy_config)
+        record.policy["preview"] = "passed"
+    except DeployError as refused:  # a policy violation: nothing ran
+        record.policy.update(preview="refused", violations=str(refused))
+        raise UpdateNotStarted(str(refused)) from None
+    _up(engine, target, before, record, f"promote {source} -> {target}: " +
+        ", ".join(f"{s}={v}" for s, v in sorted(verified.items())), policy_config)
     return verified
 
 
@@ -187,18 +238,27 @@ class DeployOutcome:
     rolled_back_to: Release | None
 
 
-def deploy(engine: Engine, stack: str, message: str) -> DeployOutcome:
-    """Preview with the policy pack, then up. If the update ran and changed something, re-apply
-    the configuration that was running before it. A deploy that never started (lease or engine
-    lock held, preview or policy failure, bad config) changes nothing, configuration included."""
-    with changing(engine, stack, "deploy") as before:
+def deploy(engine: Engine, stack: str, message: str, audit: Audit | None = None) -> DeployOutcome:
+    """Preflight, preview with the policy pack, then up. If the update ran and changed something,
+    re-apply the configuration that was running before it. A deploy that never started (lease or
+    engine lock held, a failed preflight check, preview or policy failure, bad config) changes
+    nothing, configuration included."""
+    with changing(engine, stack, "deploy") as before, \
+            recorded(engine, stack, "deploy", audit, before.releases) as record:
+        record.details["message"] = message
+        if audit is not None and not audit.preflight and not audit.reason:
+            raise UpdateNotStarted("a forced deploy (--force skips the preflight checks) needs --reason")
+        prepare(engine, stack, record, audit)
         policy_config = policy_config_for(engine, stack)
         try:
-            engine.preview(stack, policy_config)
+            with record.phase("preview"):
+                engine.preview(stack, policy_config)
+            record.policy["preview"] = "passed"
         except DeployError as refused:  # a policy violation or a config error: nothing ran
+            record.policy.update(preview="refused", violations=str(refused))
             raise UpdateNotStarted(str(refused)) from None
         try:
-            up(engine, stack, before, message, policy_config)
+            _up(engine, stack, before, record, message, policy_config)
             return DeployOutcome(ok=True, failure=None, rolled_back_to=None)
         except UpdateNotStarted:
             raise
@@ -212,7 +272,10 @@ def deploy(engine: Engine, stack: str, message: str) -> DeployOutcome:
             except HistoryError as error:
                 raise DeployError(f"{failure}\n\nand no rollback was possible: {error}") from None
             apply_release_config(engine, stack, good)
-            engine.up(stack, message=f"rollback to {good.number}", policy_config=policy_config)
+            with record.phase("rollback"):
+                engine.up(stack, message=f"rollback to {good.number}", policy_config=policy_config)
+            record.rolled_back_to = good.number
+            record.finish("rolled-back", str(failure))
             return DeployOutcome(ok=False, failure=str(failure), rolled_back_to=good)
 
 
@@ -275,69 +338,122 @@ def canary_of(engine: Engine, stack: str, service: str) -> dict[str, Any]:
     return {"weight": 0, **canary, "spec": services[service]}
 
 
-def rollout_step(engine: Engine, stack: str, service: str, probe_url: str | None, host: str | None
-                 ) -> tuple[int, Analysis | None]:
-    with changing(engine, stack, f"rollout {service} step") as before:
-        return _rollout_step(engine, stack, service, probe_url, host, before)
+def rollout_step(engine: Engine, stack: str, service: str, probe_url: str | None, host: str | None,
+                 audit: Audit | None = None) -> tuple[int, Analysis | None]:
+    with changing(engine, stack, f"rollout {service} step") as before, \
+            recorded(engine, stack, "rollout-step", audit, before.releases) as record:
+        record.details["service"] = service
+        return _rollout_step(engine, stack, service, probe_url, host, before, record, audit)
 
 
 def _rollout_step(engine: Engine, stack: str, service: str, probe_url: str | None, host: str | None,
-                  before: Before) -> tuple[int, Analysis | None]:
+                  before: Before, record: ReleaseRecord, audit: Audit | None) -> tuple[int, Analysis | None]:
     canary = canary_of(engine, stack, service)
     settings = platform_model(engine, stack).rollout
     weight = int(canary.get("weight", 0))
     analysis = None
     if weight > 0 and probe_url:
-        analysis = analyse(probe_url, host, settings.requests, settings.timeout_seconds)
-        if not analysis.passes(settings.success_rate, settings.timeout_rate):
-            rollout_abort(engine, stack, service)
+        with record.phase("analysis"):
+            analysis = analyse(probe_url, host, settings.requests, settings.timeout_seconds)
+        passed = analysis.passes(settings.success_rate, settings.timeout_rate)
+        record.analysis = {"url": probe_url, "weight": weight, "requests": analysis.requests,
+                           "successes": analysis.successes, "timeouts": analysis.timeouts,
+                           "success_rate": round(analysis.success_rate, 4),
+                           "timeout_rate": round(analysis.timeout_rate, 4),
+                           "min_success_rate": settings.success_rate, "max_timeout_rate": settings.timeout_rate,
+                           "passed": passed}
+        if not passed:
+            rollout_abort(engine, stack, service, audit=_linked(audit))
             raise DeployError(
                 f"analysis failed at {weight}%: success rate {analysis.success_rate:.1%} "
                 f"(needs >= {settings.success_rate:.0%}), timeout rate {analysis.timeout_rate:.1%} "
                 f"(needs <= {settings.timeout_rate:.0%}); aborted: all traffic is back on stable")
     new_weight = next_weight(weight, settings.steps)
+    record.details.update(canary=canary["version"], weight_before=weight, weight_after=new_weight)
     engine.set_path(stack, f"services.{service}.canary.weight", new_weight)
-    up(engine, stack, before, f"rollout {service} canary {canary['version']} to {new_weight}%",
-       policy_config_for(engine, stack))
+    prepare(engine, stack, record, audit)
+    _up(engine, stack, before, record, f"rollout {service} canary {canary['version']} to {new_weight}%",
+        policy_config_for(engine, stack))
     return new_weight, analysis
 
 
-def rollout_abort(engine: Engine, stack: str, service: str) -> None:
-    with changing(engine, stack, f"rollout {service} abort") as before:
+def _linked(audit: Audit | None) -> Audit | None:
+    """The same actor and correlation id for an operation another one starts (an analysis's abort)."""
+    if audit is None:
+        return None
+    return Audit(actor=audit.actor, reason=audit.reason or "canary analysis failed",
+                 correlation_id=audit.correlation_id, store=audit.store, notify=audit.notify, preflight=False)
+
+
+def rollout_abort(engine: Engine, stack: str, service: str, audit: Audit | None = None) -> None:
+    with changing(engine, stack, f"rollout {service} abort") as before, \
+            recorded(engine, stack, "rollout-abort", audit, before.releases) as record:
         canary = canary_of(engine, stack, service)
+        record.details.update(service=service, canary=canary["version"], weight_before=canary.get("weight", 0),
+                              weight_after=0)
         engine.set_path(stack, f"services.{service}.canary.weight", 0)
-        up(engine, stack, before, f"rollout {service} abort: canary {canary['version']} to 0%",
-           policy_config_for(engine, stack))
+        prepare(engine, stack, record, audit, check=False)  # taking traffic off a canary is never refused
+        _up(engine, stack, before, record, f"rollout {service} abort: canary {canary['version']} to 0%",
+            policy_config_for(engine, stack))
 
 
-def rollout_promote(engine: Engine, stack: str, service: str) -> str:
-    with changing(engine, stack, f"rollout {service} promote") as before:
+def rollout_promote(engine: Engine, stack: str, service: str, audit: Audit | None = None) -> str:
+    with changing(engine, stack, f"rollout {service} promote") as before, \
+            recorded(engine, stack, "rollout-promote", audit, before.releases) as record:
         canary = canary_of(engine, stack, service)
+        record.details.update(service=service, canary=canary["version"])
         engine.set_path(stack, f"services.{service}.version", canary["version"])
         engine.remove_path(stack, f"services.{service}.canary")
-        up(engine, stack, before, f"rollout {service} promote: {canary['version']} is stable",
-           policy_config_for(engine, stack))
+        prepare(engine, stack, record, audit)
+        _up(engine, stack, before, record, f"rollout {service} promote: {canary['version']} is stable",
+            policy_config_for(engine, stack))
         return canary["version"]
 
 
-def rollback_drill(engine: Engine, stack: str) -> Evidence:
+def rollback_drill(engine: Engine, stack: str, audit: Audit | None = None) -> Evidence:
     """Roll back to the last good release and forward again, measuring both; the stack ends as it began."""
-    with changing(engine, stack, "drill rollback") as before:
-        return _rollback_drill(engine, stack, before)
+    with changing(engine, stack, "drill rollback") as before, \
+            recorded(engine, stack, "drill-rollback", audit, before.releases) as record:
+        return _rollback_drill(engine, stack, before, record, audit)
 
 
-def _rollback_drill(engine: Engine, stack: str, before: Before) -> Evidence:
+def _rollback_drill(engine: Engine, stack: str, before: Before, record: ReleaseRecord,
+                    audit: Audit | None) -> Evidence:
     releases = before.releases
     current = releases[-1] if releases else None
     if current is None or not current.succeeded:
         raise DeployError(f"{stack}: the newest update did not succeed; fix or roll back before drilling")
     evidence = Evidence(kind="drill-rollback", stack=stack, threshold_seconds=rollback_threshold(engine, stack))
-    target, rolled = rollback(engine, stack)
+    with record.phase("rollback"):
+        target, rolled = _rollback(engine, stack, before, record, None, None)
     started = time.monotonic()
     apply_release_config(engine, stack, current)
-    engine.up(stack, message=f"drill: roll forward to {current.number}", policy_config=policy_config_for(engine, stack))
+    with record.phase("roll-forward"):
+        engine.up(stack, message=f"drill: roll forward to {current.number}",
+                  policy_config=policy_config_for(engine, stack))
+    prepare(engine, stack, record, audit, check=False)  # the digests of what runs again
     evidence.finish(passed=rolled.duration_seconds <= evidence.threshold_seconds,
                     rolled_back_to=target.number, rollback_seconds=rolled.duration_seconds,
                     roll_forward_seconds=round(time.monotonic() - started, 3), restored_version=current.number)
     evidence.duration_seconds = rolled.duration_seconds  # the RTO is the rollback, not the way back
+    record.details.update(rollback_seconds=rolled.duration_seconds, threshold_seconds=evidence.threshold_seconds,
+                          passed=evidence.passed)
+    attach_evidence(engine, record, evidence, audit)
+    if not evidence.passed:
+        record.finish("failed", f"the rollback took {rolled.duration_seconds:.1f}s, target "
+                                f"<= {evidence.threshold_seconds:.0f}s")
     return evidence
+
+
+def record_drill(engine: Engine, stack: str, evidence: Evidence, audit: Audit | None,
+                 releases_before: list[Release] | None = None) -> ReleaseRecord:
+    """The release record of a drill run outside the operations above (the restore drill,
+    deployctl/drills.py): its evidence written, signed and linked; outcome from the evidence."""
+    releases = releases_before if releases_before is not None else engine.releases(stack)
+    with recorded(engine, stack, evidence.kind, audit, releases) as record:
+        record.details.update(threshold_seconds=evidence.threshold_seconds, passed=evidence.passed,
+                              **{key: value for key, value in evidence.details.items() if key == "databases"})
+        attach_evidence(engine, record, evidence, audit)
+        if not evidence.passed:
+            record.finish("failed", "the drill missed its targets (see its evidence)")
+    return record
