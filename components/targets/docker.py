@@ -29,10 +29,19 @@ import pulumi_docker as docker
 import yaml
 from pulumi import ResourceOptions
 
-from components.config import DockerTarget, HealthCheck, cpu_millicores, memory_mebibytes
+from components.config import DockerTarget, HealthCheck, Resources, cpu_millicores, memory_mebibytes
 from components.local_ca import LocalCertificateAuthority, LocalCertificateAuthorityArgs
-from components.monitoring import prometheus_config
+from components.monitoring import (
+    BLACKBOX_CONFIG,
+    BLACKBOX_EXPORTER_PORT,
+    NODE_EXPORTER_PORT,
+    POSTGRES_EXPORTER_PORT,
+    blackbox_config,
+    postgres_exporter_name,
+    prometheus_config,
+)
 from components.targets.gate import after
+from components.targets.jobs import JOB_SCRIPT, docker_container, docker_job_command
 from components.targets.docker_gate import Gate
 from components.targets.docker_routes import Switch
 from components.targets.base import (
@@ -55,7 +64,6 @@ SWITCH_COMMAND = "python -m components.targets.docker_routes"
 # Docker's convention for secrets (as Swarm secrets and the postgres image use it): the value is a
 # file under /run/secrets and the environment only names the file (`<NAME>_FILE`).
 SECRETS_DIR = "/run/secrets"
-JOB_SCRIPT = "/etc/platform/job.sh"
 
 
 class DockerRuntime:
@@ -82,7 +90,8 @@ class DockerRuntime:
         return f"{name}:{port}"
 
     def monitoring(self, bundle: MonitoringBundle, parent: pulumi.Resource) -> Sequence[pulumi.Resource]:
-        """The stack's own Prometheus and Alertmanager, with the same rules rendered to a file."""
+        """The stack's own Prometheus and Alertmanager, with the same rules rendered to a file, and the
+        exporters the rules read (node disk, database connections, HTTPS probes through the edge)."""
         settings = bundle.settings
         alertmanager = self.workload(WorkloadSpec(
             name="alertmanager", service="alertmanager", component="monitoring",
@@ -93,6 +102,7 @@ class DockerRuntime:
             files={"/etc/alertmanager/alertmanager.yml": bundle.alertmanager_config},
             health_check=HealthCheck(path="/-/ready"),
         ), parent)
+        exporters = self._monitoring_exporters(bundle, parent)
         prometheus = self.workload(WorkloadSpec(
             name="prometheus", service="prometheus", component="monitoring",
             image=image_reference(settings.prometheus_image, settings.prometheus_version),
@@ -101,11 +111,55 @@ class DockerRuntime:
                      "--storage.tsdb.retention.time=15d"],
             files={"/etc/prometheus/prometheus.yml": prometheus_config(
                        bundle, "/etc/prometheus/rules.yml", self.service_address("alertmanager", 9093),
-                       self.service_address),
+                       self.service_address, exporters=True),
                    "/etc/prometheus/rules.yml": yaml.safe_dump(dict(bundle.rule_file), sort_keys=False)},
             health_check=HealthCheck(path="/-/ready"),
         ), parent)
-        return [*alertmanager.resources, *prometheus.resources]
+        return [*alertmanager.resources, *exporters, *prometheus.resources]
+
+    def _monitoring_exporters(self, bundle: MonitoringBundle, parent: pulumi.Resource) -> list[pulumi.Resource]:
+        settings, created = bundle.settings, []
+        # node_exporter reads the host's filesystems through a read-only bind mount of its root.
+        node_image = image_reference(settings.node_exporter_image, settings.node_exporter_version)
+        image = self._image(node_image, parent)
+        labels = {**standard_labels(self.stack, "node-exporter", "monitoring", settings.node_exporter_version),
+                  **version_annotations(settings.node_exporter_version)}
+        created += [image, docker.Container(
+            "node-exporter", name=f"{self.stack}-node-exporter", image=node_image,
+            entrypoints=["node-exporter", "--path.rootfs=/host", f"--web.listen-address=:{NODE_EXPORTER_PORT}",
+                         "--collector.textfile.directory="],
+            labels=_labels(labels), restart="unless-stopped", memory=64, memory_swap=64, cpus=_cpus("200m"),
+            log_driver="json-file", log_opts={"max-size": "10m", "max-file": "3"},
+            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=self.backend.name, aliases=["node-exporter"])],
+            mounts=[docker.ContainerMountArgs(type="bind", source="/", target="/host", read_only=True,
+                                              bind_options=docker.ContainerMountBindOptionsArgs(propagation="rslave"))],
+            wait=False, opts=ResourceOptions(parent=parent, provider=self.provider, depends_on=[image]))]
+        pg_image = image_reference(settings.postgres_exporter_image, settings.postgres_exporter_version)
+        for db in bundle.databases:
+            created += self.workload(WorkloadSpec(
+                name=postgres_exporter_name(db.database), service=postgres_exporter_name(db.database),
+                component="monitoring", image=pg_image, version=settings.postgres_exporter_version,
+                port=POSTGRES_EXPORTER_PORT,
+                command=["postgres-exporter", f"--web.listen-address=:{POSTGRES_EXPORTER_PORT}"],
+                env={"DATA_SOURCE_URI": f"{db.host}:{db.port}/{db.dbname}?sslmode=disable",
+                     "DATA_SOURCE_USER": db.user},
+                secret_env={"DATA_SOURCE_PASS": db.password},  # DATA_SOURCE_PASS_FILE names the file
+                resources=Resources(cpu_request="10m", cpu_limit="200m", memory_request="32Mi", memory_limit="64Mi"),
+                health_check=HealthCheck(path="/metrics", port=POSTGRES_EXPORTER_PORT),
+                clients_of=(db.labels.get("service", ""),),
+            ), parent).resources
+        if bundle.probes:
+            created += self.workload(WorkloadSpec(
+                name="blackbox-exporter", service="blackbox-exporter", component="monitoring",
+                image=image_reference(settings.blackbox_exporter_image, settings.blackbox_exporter_version),
+                version=settings.blackbox_exporter_version, port=BLACKBOX_EXPORTER_PORT,
+                command=["blackbox-exporter", f"--config.file={BLACKBOX_CONFIG}",
+                         f"--web.listen-address=:{BLACKBOX_EXPORTER_PORT}"],
+                files={BLACKBOX_CONFIG: blackbox_config(bundle)},
+                resources=Resources(cpu_request="10m", cpu_limit="200m", memory_request="32Mi", memory_limit="64Mi"),
+                health_check=HealthCheck(path="/-/healthy", port=BLACKBOX_EXPORTER_PORT),
+            ), parent).resources
+        return created
 
     def _docker_exec(self, container: str) -> list[str]:
         return ["docker", *(["--host", self.settings.host] if self.settings.host else []),
@@ -116,7 +170,7 @@ class DockerRuntime:
 
     def backup_now_command(self, job_name: str) -> list[str] | None:
         # The same script crond runs on schedule, run now inside the backup container.
-        return [*self._docker_exec(job_name), "sh", JOB_SCRIPT]
+        return docker_job_command(self.settings.host, self.stack, job_name)
 
     def edge_tls(self, hosts, tls, parent: pulumi.Resource) -> TlsMaterial | None:
         if tls.mode == "acme":
@@ -252,7 +306,7 @@ class DockerRuntime:
         crontab = f"{spec.schedule} sh {JOB_SCRIPT} > /proc/1/fd/1 2>&1\n"
         job = docker.Container(
             spec.name,
-            name=f"{self.stack}-{spec.name}",
+            name=docker_container(self.stack, spec.name),
             image=spec.image,
             entrypoints=["crond", "-f", "-c", "/etc/crontabs"],
             envs=_envs(spec.env, spec.secret_env),

@@ -116,8 +116,8 @@ def test_a_stopping_edge_keeps_accepting_while_it_leaves_the_service():
 
 
 def test_a_failed_job_whose_pods_are_gone_is_reported_by_its_failure_condition(monkeypatch):
-    from deployctl import drills
-    jobs = drills.KubernetesJobs(dev_config().kubernetes, "dev")
+    from components.targets.jobs import JobError, KubernetesJobs
+    jobs = KubernetesJobs(dev_config().kubernetes, "dev")
     failed = {"status": {"conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
                                          "message": "Job has reached the specified backoff limit"}]}}
 
@@ -125,10 +125,31 @@ def test_a_failed_job_whose_pods_are_gone_is_reported_by_its_failure_condition(m
         if args[0] == "get":
             return json.dumps(failed)
         if args[0] == "logs":
-            raise DeployError("dev: kubectl logs failed: timed out waiting for the condition")
+            raise JobError("dev: kubectl logs failed: timed out waiting for the condition")
         return ""
 
     monkeypatch.setattr(jobs, "_kubectl", kubectl)
     result = jobs.run("restore-drill-main", timeout=60)
     assert not result.succeeded
     assert result.log.startswith("BackoffLimitExceeded: Job has reached the specified backoff limit")
+
+
+def test_the_docker_target_runs_a_job_inside_its_crond_container_bounded_by_the_timeout():
+    from components.targets.jobs import JOB_SCRIPT, docker_job_command
+    assert docker_job_command("ssh://ops@host", "staging", "restore-drill-main", timeout=3600) == [
+        "docker", "--host", "ssh://ops@host", "exec", "staging-restore-drill-main",
+        "timeout", "3600", "sh", JOB_SCRIPT]
+
+
+def test_a_drill_on_a_docker_stack_whose_job_container_is_missing_names_the_container(monkeypatch):
+    import subprocess
+    from components.targets.jobs import DockerJobs, JobError
+    from components.config import DockerTarget
+
+    def no_container(argv, **kwargs):
+        return subprocess.CompletedProcess(argv, 1, "", "Error response from daemon: No such container: "
+                                           "staging-backup-main")
+
+    monkeypatch.setattr(subprocess, "run", no_container)
+    with pytest.raises(JobError, match="staging-backup-main is not running"):
+        DockerJobs(DockerTarget(), "staging").run("backup-main", timeout=60)
