@@ -62,7 +62,7 @@ def test_rollback_refuses_unknown_and_failed_versions(staging):
     staging.set_config("staging", "services.api.version", "1.7.0-broken")
     staging.pulumi("up", "--yes", "-s", "staging", check=False)
     failed = staging.deployctl("rollback", "staging", "--to-version", "2", check=False)
-    assert failed.code != 0 and "failed" in failed.output
+    assert failed.code != 0 and "version 2 is a update that failed; roll back to a succeeded update" in failed.output
 
 
 def test_staging_exports_only_versions_its_smoke_test_passed(staging):

@@ -129,9 +129,15 @@ def test_cpus_are_spelled_as_the_engine_reports_them_so_an_unchanged_stack_has_n
     assert container(mocks, "web").get("cpus") == "0.5" and container(mocks, "api", 1).get("cpus") == "1.0"
 
 
-def test_restart_policy_comes_from_config(mocks):
+def test_restart_policy_defaults_to_unless_stopped(mocks):
     deploy(mocks)
     assert container(mocks, "web").get("restart") == "unless-stopped"
+
+
+def test_restart_policy_comes_from_config(mocks):
+    deploy(mocks, lambda raw: raw["services"]["web"].update(restartPolicy="on-failure"))
+    assert container(mocks, "web").get("restart") == "on-failure"
+    assert container(mocks, "api", 1).get("restart") == "unless-stopped"
 
 
 def test_database_joins_only_the_internal_network(mocks):
