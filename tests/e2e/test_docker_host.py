@@ -127,17 +127,22 @@ def test_a_version_update_switches_with_no_failed_request(stack, docker_host):
     assert names and all(name.startswith(f"{STACK}-api-1-5-0-") for name in names)  # the old slot is gone
 
 
-def test_a_broken_release_fails_fast_and_never_takes_traffic(stack, docker_host):
+def test_a_broken_release_fails_fast_never_takes_traffic_and_is_rolled_back(stack, docker_host):
     stack.set_config(STACK, "services.api.version", "1.7.0-broken")
     with Traffic(API, HOST) as traffic:
         started = time.monotonic()
-        failed = stack.pulumi("up", "--yes", "--skip-preview", "-s", STACK, check=False, timeout=600)
+        deployed = stack.deployctl("deploy", STACK, check=False)
         seconds = time.monotonic() - started
-    write_report(traffic.report(f"docker broken release (update failed after {seconds:.1f}s)"))
-    assert failed.code != 0 and "release not ready" in failed.output
+    write_report(traffic.report(f"docker broken release: deployctl deploy failed and rolled back in {seconds:.1f}s"))
+    assert deployed.code != 0 and "release not ready" in deployed.output and "rolled back to version" in deployed.output
     assert traffic.per_second >= 20 and traffic.failures == [] and traffic.versions() == {"1.5.0"}
-    stack.set_config(STACK, "services.api.version", "1.5.0")
-    stack.pulumi("up", "--yes", "--skip-preview", "-s", STACK, timeout=600)
+    # Every replica serves the last good version again, and the broken slot is gone.
+    assert {http_get(API, HOST).version for _ in range(10)} == {"1.5.0"}
+    names = [name for name in docker_host.containers(STACK) if name.startswith(f"{STACK}-api-")]
+    assert names and all(name.startswith(f"{STACK}-api-1-5-0-") for name in names), names
+    history = stack.history(STACK)
+    assert history[0]["message"].startswith("rollback to ") and history[1]["result"] == "failed"
+    assert stack.pulumi("config", "get", "--path", "platform:services.api.version", "-s", STACK).stdout.strip() == "1.5.0"
 
 
 def test_latest_is_refused_by_the_policy_pack_and_no_container_changes(stack, docker_host):
