@@ -349,6 +349,14 @@ class MonitoringSpec(Model):
     # busybox httpd serves each backup's result file (backup_script writes it) as /metrics.
     exporter_image: ImageRepository = "127.0.0.1:5000/shop/busybox"
     exporter_version: Version = "1.35.0"
+    # The exporters the rules need on Docker (devenv/images/images.d/exporters.sh builds them from Debian).
+    node_exporter_image: ImageRepository = "127.0.0.1:5000/shop/node-exporter"
+    node_exporter_version: Version = "1.5.0"
+    postgres_exporter_image: ImageRepository = "127.0.0.1:5000/shop/postgres-exporter"
+    postgres_exporter_version: Version = "0.11.1"
+    blackbox_exporter_image: ImageRepository = "127.0.0.1:5000/shop/blackbox-exporter"
+    blackbox_exporter_version: Version = "0.23.0"
+    # Also the rule evaluation interval: an alert's delay is about one interval plus its `for:`.
     scrape_interval_seconds: int = Field(15, ge=5, le=300)
 
 

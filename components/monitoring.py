@@ -1,11 +1,16 @@
 """Monitoring: the alert rules and Alertmanager routing from components/alerting, delivered to
 the target — a PrometheusRule and an Alertmanager secret for the cluster's Prometheus Operator
-on Kubernetes, the stack's own Prometheus and Alertmanager containers on Docker."""
+on Kubernetes, the stack's own Prometheus, Alertmanager and exporters on Docker.
+
+Every alert names the stack (Prometheus' external label `stack`), the service and the version
+running when it fired (the scrape target labels `service` and `version`, set from the stack's
+config; docs/alerting.md)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import pulumi
 import yaml
@@ -16,8 +21,21 @@ from components.alerting import (
     render_alertmanager_config,
     render_prometheus_rule_file,
 )
-from components.config import AlertingSpec, MonitoringSpec
-from components.targets.base import MonitoringBundle, RuntimeTarget, ScrapeTarget
+from components.config import AlertingSpec, MonitoringSpec, PlatformConfig
+from components.targets.base import (
+    MonitoringBundle,
+    PostgresExporterTarget,
+    ProbeTarget,
+    RuntimeTarget,
+    ScrapeTarget,
+)
+
+# Where the Docker target's exporters listen (their upstream default ports).
+NODE_EXPORTER_PORT = 9100
+POSTGRES_EXPORTER_PORT = 9187
+BLACKBOX_EXPORTER_PORT = 9115
+EDGE_TLS_PORT = 443  # the edge's HTTPS entry point inside the stack's network
+BLACKBOX_CONFIG = "/etc/blackbox/blackbox.yml"
 
 
 @dataclass(frozen=True)
@@ -28,13 +46,21 @@ class MonitoringArgs:
     databases: Sequence[str]
     scrape_targets: Sequence[ScrapeTarget]
     secrets: Mapping[str, pulumi.Output[str]]
+    stack: str
+    config: PlatformConfig
+    database_workloads: Mapping[str, Any]  # database name -> PostgresDatabase (workload_name, host, port)
 
 
 class Monitoring(pulumi.ComponentResource):
     def __init__(self, name: str, args: MonitoringArgs, target: RuntimeTarget,
                  opts: ResourceOptions | None = None):
         super().__init__("platform:monitoring:Monitoring", name, None, opts)
-        groups = build_rule_groups(args.alerting.thresholds, list(args.services), list(args.databases))
+        jobs = {t.job for t in args.scrape_targets}
+        # Only scraped services have an `up` series: a service without a port (the worker) is not watched by
+        # ServiceDown, where it could never fire; its container still counts for the restart rule.
+        scraped = [service for service in args.services if service in jobs]
+        containers = [*args.services, *(args.database_workloads[db].workload_name for db in args.databases)]
+        groups = build_rule_groups(args.alerting.thresholds, scraped, list(args.databases), containers)
         self.rule_file = render_prometheus_rule_file(groups)
         self.alert_names = [rule.name for group in groups for rule in group.rules]
         alertmanager_config = _alertmanager_yaml(args.alerting, args.secrets)
@@ -43,8 +69,36 @@ class Monitoring(pulumi.ComponentResource):
             alertmanager_config=alertmanager_config,
             scrape_targets=args.scrape_targets,
             settings=args.settings,
+            external_labels={"stack": args.stack},
+            probes=probe_targets(args.config),
+            databases=[_postgres_target(db, args.config, args.database_workloads[db], args.secrets)
+                       for db in args.databases],
+            edge_tls_verified=args.config.edge.tls.mode != "local-ca",
         ), parent=self)
         self.register_outputs({"alert_names": self.alert_names})
+
+
+def probe_targets(config: PlatformConfig) -> list[ProbeTarget]:
+    """Every public endpoint on every edge host, as users reach it: the service's health path under its prefix."""
+    probes = []
+    for host in config.edge.hosts:
+        for service, spec in sorted(config.services.items()):
+            if not spec.public:
+                continue
+            # The smoke test's URL: the health path under the service's prefix.
+            health = spec.health_check.path if spec.health_check and spec.health_check.path else "/"
+            path = spec.path_prefix.rstrip("/") + health
+            probes.append(ProbeTarget(url=f"https://{host}:{config.edge.https_port}{path}", host=host, path=path,
+                                      labels={"service": service, "version": spec.version}))
+    return probes
+
+
+def _postgres_target(db: str, config: PlatformConfig, database, secrets) -> PostgresExporterTarget:
+    spec = config.databases[db]
+    return PostgresExporterTarget(
+        database=db, host=database.host, port=database.port, user=spec.user, dbname=spec.database,
+        password=secrets[spec.password_secret],
+        labels={"database": db, "service": database.workload_name, "version": spec.version})
 
 
 def _alertmanager_yaml(alerting: AlertingSpec, secrets: Mapping[str, pulumi.Output[str]]) -> pulumi.Output[str]:
@@ -59,13 +113,78 @@ def _alertmanager_yaml(alerting: AlertingSpec, secrets: Mapping[str, pulumi.Outp
         alerting, webhook_url=values[0], smtp_password=values[1], heartbeat_url=values[2]), sort_keys=False)))
 
 
-def prometheus_config(bundle: MonitoringBundle, rule_path: str, alertmanager: str, address) -> str:
-    """prometheus.yml for a target that runs its own Prometheus (`address(workload, port)` -> host:port)."""
+def module_name(host: str) -> str:
+    """The blackbox module probing one edge host (its Host header and TLS server name)."""
+    return "https_" + re.sub(r"[^a-z0-9]+", "_", host.lower()).strip("_")
+
+
+def blackbox_config(bundle: MonitoringBundle) -> str:
+    """blackbox.yml: one HTTPS module per edge host, so the probe sends the host's name (SNI and Host)."""
+    modules = {}
+    for host in sorted({probe.host for probe in bundle.probes}):
+        modules[module_name(host)] = {"prober": "http", "timeout": "5s", "http": {
+            "preferred_ip_protocol": "ip4", "fail_if_not_ssl": True,
+            "headers": {"Host": host},
+            # local-ca: no public CA signed the edge's certificate; its expiry is still measured.
+            "tls_config": {"server_name": host, "insecure_skip_verify": not bundle.edge_tls_verified}}}
+    return yaml.safe_dump({"modules": modules or {"https": {"prober": "http"}}}, sort_keys=True)
+
+
+def prometheus_config(bundle: MonitoringBundle, rule_path: str, alertmanager: str,
+                      address: Callable[[str, int], str], exporters: bool = False) -> str:
+    """prometheus.yml for a target that runs its own Prometheus (`address(workload, port)` -> host:port).
+
+    `exporters`: the target also runs the node, postgres and blackbox exporters (monitoring_exporters)."""
     interval = f"{bundle.settings.scrape_interval_seconds}s"
+    jobs = []
+    for t in sorted(bundle.scrape_targets, key=lambda t: (t.job, t.workload)):
+        canary = t.labels.get("track") == "canary"
+        job: dict[str, Any] = {"job_name": f"{t.job}-canary" if canary else t.job,
+                               "static_configs": [{"targets": [address(t.workload, t.port)], **_labels(t.labels)}]}
+        if canary:  # its own scrape job (names are unique), the service's `job` label
+            job["relabel_configs"] = [{"target_label": "job", "replacement": t.job}]
+        jobs.append(job)
+    if exporters:
+        jobs += _exporter_jobs(bundle, address)
     return yaml.safe_dump({
-        "global": {"scrape_interval": interval, "evaluation_interval": interval},
+        "global": {"scrape_interval": interval, "evaluation_interval": interval,
+                   "external_labels": dict(bundle.external_labels)},
         "rule_files": [rule_path],
         "alerting": {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]},
-        "scrape_configs": [{"job_name": t.job, "static_configs": [{"targets": [address(t.workload, t.port)]}]}
-                           for t in sorted(bundle.scrape_targets, key=lambda t: t.job)],
+        "scrape_configs": jobs,
     }, sort_keys=False)
+
+
+def _labels(labels: Mapping[str, str]) -> dict[str, Any]:
+    return {"labels": dict(labels)} if labels else {}
+
+
+def node_exporter_labels(settings: MonitoringSpec) -> dict[str, str]:
+    return {"service": "node-exporter", "version": settings.node_exporter_version}
+
+
+def postgres_exporter_name(database: str) -> str:
+    return f"postgres-exporter-{database}"
+
+
+def _exporter_jobs(bundle: MonitoringBundle, address) -> list[dict[str, Any]]:
+    jobs: list[dict[str, Any]] = [{
+        "job_name": "node",
+        "static_configs": [{"targets": [address("node-exporter", NODE_EXPORTER_PORT)],
+                            "labels": node_exporter_labels(bundle.settings)}]}]
+    jobs += [{"job_name": f"postgres-{db.database}",
+              "static_configs": [{"targets": [address(postgres_exporter_name(db.database), POSTGRES_EXPORTER_PORT)],
+                                  "labels": dict(db.labels)}]}
+             for db in bundle.databases]
+    if bundle.probes:
+        # The blackbox exporter reaches the edge inside the stack's network; `instance` is the public URL.
+        jobs.append({
+            "job_name": "blackbox", "metrics_path": "/probe",
+            "static_configs": [{"targets": [f"https://{address('edge', EDGE_TLS_PORT)}{probe.path}"],
+                                "labels": {"instance": probe.url, "__param_module": module_name(probe.host),
+                                           **probe.labels}} for probe in bundle.probes],
+            "relabel_configs": [
+                {"source_labels": ["__address__"], "target_label": "__param_target"},
+                {"target_label": "__address__", "replacement": address("blackbox-exporter", BLACKBOX_EXPORTER_PORT)},
+            ]})
+    return jobs

@@ -73,7 +73,8 @@ class Platform(pulumi.ComponentResource):
         self.monitoring = Monitoring(f"{name}-monitoring", MonitoringArgs(
             alerting=config.alerting, settings=config.monitoring,
             services=["edge", *config.services], databases=list(config.databases),
-            scrape_targets=self._scrape_targets(config), secrets=args.secrets), target, child)
+            scrape_targets=self._scrape_targets(config), secrets=args.secrets,
+            stack=args.stack, config=config, database_workloads=self.databases), target, child)
 
         self.smoke_test = self._smoke_test(name, config, target, child)
         self.target = target.name
@@ -132,10 +133,18 @@ class Platform(pulumi.ComponentResource):
     def _scrape_targets(self, config: PlatformConfig) -> list[ScrapeTarget]:
         # Services serve /metrics on their HTTP port; the edge on Traefik's admin entry point;
         # each database's backup results through its backup-metrics exporter.
-        targets = [ScrapeTarget(job=service, workload=service, port=spec.port)
+        # Each target's labels name the service and the version deployed there, so alerts name them too.
+        targets = [ScrapeTarget(job=service, workload=service, port=spec.port,
+                                labels={"service": service, "version": spec.version, "track": "stable"})
                    for service, spec in config.services.items() if spec.port]
-        targets.append(ScrapeTarget(job="edge", workload="edge", port=ADMIN_PORT))
-        targets += [ScrapeTarget(job=f"backup-{db}", workload=backup.exporter_name, port=backup.exporter_port)
+        targets += [ScrapeTarget(job=service, workload=f"{service}-canary", port=spec.port,
+                                 labels={"service": service, "version": spec.canary.version, "track": "canary"})
+                    for service, spec in config.services.items() if spec.port and spec.canary]
+        targets.append(ScrapeTarget(job="edge", workload="edge", port=ADMIN_PORT,
+                                    labels={"service": "edge", "version": config.edge.version}))
+        targets += [ScrapeTarget(job=f"backup-{db}", workload=backup.exporter_name, port=backup.exporter_port,
+                                 labels={"service": self.databases[db].workload_name,
+                                         "version": config.databases[db].version})
                     for db, backup in self.backups.items()]
         return targets
 

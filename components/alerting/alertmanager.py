@@ -27,6 +27,14 @@ from .models import duration_seconds
 # SC-004 of the product spec: a critical alert reaches the on-call engineer within 5 minutes of firing.
 CRITICAL_NOTIFY_WITHIN_SECONDS = 5 * 60
 
+# Every notification names the stack, the service and the version (labels the scrape and Prometheus'
+# external_labels put on each alert; the webhook payload carries them as alert labels).
+EMAIL_SUBJECT = (
+    '[{{ .Status | toUpper }}] {{ .CommonLabels.stack }}: {{ .CommonLabels.alertname }} '
+    '{{ .CommonLabels.service }} {{ .CommonLabels.version }}'
+)
+GROUP_BY = ["alertname", "stack", "service"]
+
 _EMAIL_RE = re.compile(r"^[^@\s,]+@[^@\s,]+\.[^@\s,]+$")
 _SMARTHOST_RE = re.compile(r"^[A-Za-z0-9.-]+:\d{1,5}$")
 _CONFIG_KEY_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
@@ -122,7 +130,7 @@ def render_alertmanager_config(
     """The full alertmanager.yml as a dict. Contains the secrets in plain text: see the module docstring."""
     webhook = _secret_url("webhook_url", routing.webhook_url_secret_key, webhook_url)
     heartbeat = _secret_url("heartbeat_url", routing.heartbeat_url_secret_key, heartbeat_url)
-    email = {"to": ", ".join(routing.email_to), "send_resolved": True}
+    email = {"to": ", ".join(routing.email_to), "send_resolved": True, "headers": {"Subject": EMAIL_SUBJECT}}
     critical: dict[str, Any] = {"name": "critical", "email_configs": [email]}
     if webhook:
         critical["webhook_configs"] = [{"url": webhook, "send_resolved": True}]
@@ -159,7 +167,8 @@ def _global(routing: AlertRouting, smtp_password: str | None) -> dict[str, Any]:
 def _route(routing: AlertRouting) -> dict[str, Any]:
     return {
         "receiver": "email",
-        "group_by": ["alertname"],
+        # One notification per alert, stack and service, so its common labels name all three (and the version).
+        "group_by": GROUP_BY,
         "group_wait": routing.group_wait,
         "group_interval": routing.group_interval,
         "repeat_interval": routing.repeat_interval,

@@ -1,14 +1,17 @@
 """The alert catalogue: one function per component, each returning its rules with their fixtures.
 
 Metric contract (what the monitoring components must scrape for these rules to work):
-- every service target is scraped with `job="<service>"`; services export `http_requests_total{service, code}`
-  and `http_request_duration_seconds_bucket{service, le}` (the scrape config sets `service` from
-  `app.kubernetes.io/name`);
+- every service with a port is scraped with `job="<service>"`; the scrape config (Docker) or PodMonitor relabeling
+  (Kubernetes) adds `service` (and `version`, the deployed version) to every series, so `up` carries them too;
+  services export `http_requests_total{code, version}` and `http_request_duration_seconds_bucket{le, version}`
+  (devenv/images/shop-app/handler.sh); a service without a port (the worker) is not scraped, so no `up` watches it;
 - blackbox_exporter probes each public HTTPS endpoint (`probe_ssl_earliest_cert_expiry`): it sees the certificate
   users see, whether the edge proxy's ACME or cert-manager issued it, so it works on Docker and Kubernetes;
 - the backup job publishes `platform_backup_last_success_timestamp_seconds{database}` and
   `platform_backup_last_run_status{database}` (1 ok, 0 failed), e.g. through node_exporter's textfile collector;
 - node_exporter on every host/node; postgres_exporter per database, with `database="<name>"` added by the scrape config;
+- the certificate and database alerts also fire when their exporter's series are missing (`absent()`, `unless`),
+  so a missing exporter alerts instead of silencing them;
 - kube-state-metrics (Kubernetes) or cAdvisor with its default `--store_container_labels` (Docker) for restarts.
 """
 
@@ -17,7 +20,19 @@ from __future__ import annotations
 import math
 import re
 
-from .models import AlertFixture, AlertingThresholds, AlertRule, ExpectedAlert, Series, runbook_url
+from .models import (
+    AlertFixture,
+    AlertingThresholds,
+    AlertRule,
+    ExpectedAlert,
+    FiringCase,
+    Series,
+    duration_seconds,
+    runbook_url,
+)
+
+# The version the fixtures' targets run (any version string: the rules never match on it).
+FIXTURE_VERSION = "1.4.2"
 
 _NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9_]*[a-z0-9])?$")
 
@@ -44,69 +59,90 @@ def _above(ratio: float) -> float:
     return (ratio + 1) / 2
 
 
+def _minutes(duration: str) -> int:
+    return math.ceil(duration_seconds(duration) / 60)
+
+
+def _past(duration: str, slack_minutes: int = 3) -> str:
+    """A promtool eval_time safely past a `for:` duration (fixtures sample once a minute)."""
+    return f"{_minutes(duration) + slack_minutes}m"
+
+
+def _span(duration: str, value: str) -> str:
+    """A constant series lasting past _past(duration)."""
+    return f"{value}x{_minutes(duration) + 10}"
+
+
 def _rule(t: AlertingThresholds, **fields) -> AlertRule:
     return AlertRule(runbook=runbook_url(t.runbook_base_url, fields["name"]), **fields)
 
 
 def service_rules(t: AlertingThresholds, services: list[str]) -> list[AlertRule]:
     svc, sel = services[0], f'service=~"{_any_of(services)}"'
-    target = {"job": svc, "instance": f"{svc}:8080"}
+    # What a scrape of the service yields: job/instance from Prometheus, service/version from the target labels.
+    target = {"job": svc, "instance": f"{svc}:8080", "service": svc, "version": FIXTURE_VERSION, "track": "stable"}
+    # The app's own `version` label, renamed by the scrape (the target's deployed version wins).
+    exported = {**target, "exported_version": FIXTURE_VERSION}
 
     def traffic(ratio: float) -> list[Series]:
         return [
-            Series(metric="http_requests_total", labels={"service": svc, "code": "500"}, values=f"0+{_num(100 * ratio)}x30"),
-            Series(metric="http_requests_total", labels={"service": svc, "code": "200"}, values=f"0+{_num(100 * (1 - ratio))}x30"),
+            Series(metric="http_requests_total", labels={**exported, "code": "500"}, values=f"0+{_num(100 * ratio)}x30"),
+            Series(metric="http_requests_total", labels={**exported, "code": "200"}, values=f"0+{_num(100 * (1 - ratio))}x30"),
         ]
 
     def latency(le_with_all: float) -> list[Series]:
         # 10 requests a minute, all of them at or below `le_with_all`, none at or below the bucket before it.
         edges = [t.p95_latency_seconds / 2, t.p95_latency_seconds, 2 * t.p95_latency_seconds]
         buckets = [(_num(le), "0+10x30" if le >= le_with_all else "0x30") for le in edges] + [("+Inf", "0+10x30")]
-        return [Series(metric="http_request_duration_seconds_bucket", labels={"service": svc, "le": le}, values=v) for le, v in buckets]
+        return [Series(metric="http_request_duration_seconds_bucket", labels={**exported, "le": le}, values=v) for le, v in buckets]
 
     fire_ratio = _above(t.error_rate)
+    versioned = {"service": svc, "version": FIXTURE_VERSION}
     return [
         _rule(
-            t, name="ServiceDown", severity="critical", for_="2m",
+            t, name="ServiceDown", severity="critical", for_=t.service_down_for,
             expr=f'up{{job=~"{_any_of(services)}"}} == 0',
             summary="A service cannot be scraped.",
-            description="Prometheus has failed to scrape {{ $labels.job }} at {{ $labels.instance }} for more than 2 minutes.",
+            description=(
+                "Prometheus has failed to scrape {{ $labels.service }} {{ $labels.version }} at {{ $labels.instance }} "
+                f"for more than {t.service_down_for}."
+            ),
             fixture=AlertFixture(
-                eval_time="5m", firing=[Series(metric="up", labels=target, values="0x10")],
-                expected=[ExpectedAlert(labels=target)], healthy=[Series(metric="up", labels=target, values="1x10")],
+                eval_time=_past(t.service_down_for), firing=[Series(metric="up", labels=target, values=_span(t.service_down_for, "0"))],
+                expected=[ExpectedAlert(labels=target)], healthy=[Series(metric="up", labels=target, values=_span(t.service_down_for, "1"))],
             ),
         ),
         _rule(
             t, name="ServiceHighErrorRate", severity="critical", for_="5m",
             expr=(
-                f'sum by (service) (rate(http_requests_total{{{sel}, code=~"5.."}}[5m]))'
-                f" / sum by (service) (rate(http_requests_total{{{sel}}}[5m])) > {_num(t.error_rate)}"
+                f'sum by (service, version) (rate(http_requests_total{{{sel}, code=~"5.."}}[5m]))'
+                f" / sum by (service, version) (rate(http_requests_total{{{sel}}}[5m])) > {_num(t.error_rate)}"
             ),
             summary="A service answers too many requests with a server error.",
             description=(
-                "{{ $labels.service }} answered {{ $value | humanizePercentage }} of requests with a 5xx status "
+                "{{ $labels.service }} {{ $labels.version }} answered {{ $value | humanizePercentage }} of requests with a 5xx status "
                 f"over the last 5 minutes (threshold {_pct(t.error_rate)})."
             ),
             fixture=AlertFixture(
                 eval_time="10m", firing=traffic(fire_ratio),
-                expected=[ExpectedAlert(labels={"service": svc}, value=fire_ratio)], healthy=traffic(t.error_rate / 2),
+                expected=[ExpectedAlert(labels=versioned, value=fire_ratio)], healthy=traffic(t.error_rate / 2),
             ),
         ),
         _rule(
             t, name="ServiceHighLatency", severity="warning", for_="10m",
             expr=(
-                "histogram_quantile(0.95, sum by (le, service) "
+                "histogram_quantile(0.95, sum by (le, service, version) "
                 f"(rate(http_request_duration_seconds_bucket{{{sel}}}[5m]))) > {_num(t.p95_latency_seconds)}"
             ),
             summary="A service answers slowly.",
             description=(
-                "The 95th percentile latency of {{ $labels.service }} is {{ $value | humanizeDuration }} "
+                "The 95th percentile latency of {{ $labels.service }} {{ $labels.version }} is {{ $value | humanizeDuration }} "
                 f"over the last 5 minutes (threshold {_num(t.p95_latency_seconds)}s)."
             ),
             fixture=AlertFixture(
                 # All requests in (T, 2T]: histogram_quantile interpolates p95 to T + 0.95 T.
                 eval_time="15m", firing=latency(2 * t.p95_latency_seconds),
-                expected=[ExpectedAlert(labels={"service": svc}, value=1.95 * t.p95_latency_seconds)],
+                expected=[ExpectedAlert(labels=versioned, value=1.95 * t.p95_latency_seconds)],
                 healthy=latency(t.p95_latency_seconds / 2),
             ),
         ),
@@ -116,8 +152,12 @@ def service_rules(t: AlertingThresholds, services: list[str]) -> list[AlertRule]
 def certificate_rules(t: AlertingThresholds) -> list[AlertRule]:
     # blackbox_exporter's probe_ssl_earliest_cert_expiry rather than cert-manager's metric: it also covers the
     # Docker edge proxy's ACME certificates. Ref: https://github.com/prometheus/blackbox_exporter
-    left, probe = "probe_ssl_earliest_cert_expiry - time()", {"instance": "https://edge.example.test", "job": "blackbox"}
+    left = "probe_ssl_earliest_cert_expiry - time()"
+    # A probe as the blackbox scrape config yields it: the public URL as instance, the probed service's labels.
+    probe = {"job": "blackbox", "instance": "https://shop.example.test/api/healthz", "service": "api",
+             "version": FIXTURE_VERSION}
     eval_seconds = 20 * 60
+    NO_PROBE = "any public endpoint (no blackbox probe is scraped)"  # noqa: N806 - the absent() branch's instance
 
     def expiring_in(days: float) -> list[Series]:
         # Constant expiry timestamp chosen so that exactly `days` remain at eval_time (promtool starts at t=0).
@@ -125,6 +165,7 @@ def certificate_rules(t: AlertingThresholds) -> list[AlertRule]:
 
     description = "The certificate served at {{ $labels.instance }} expires in {{ $value | humanizeDuration }}."
     warn_days = (t.cert_warning_days + t.cert_critical_days) / 2
+    probed = [Series(metric="up", labels=probe, values="1x30")]
     return [
         _rule(
             t, name="CertificateExpiringSoon", severity="warning", for_="15m",
@@ -148,37 +189,61 @@ def certificate_rules(t: AlertingThresholds) -> list[AlertRule]:
                 healthy=expiring_in(warn_days),  # still in the warning range: the critical alert stays quiet
             ),
         ),
+        _rule(
+            # The guard of the two above: a probe without a certificate (TLS failed, the endpoint is gone) or no
+            # blackbox scrape at all would otherwise leave both silent while the certificate runs out.
+            t, name="CertificateExpiryUnknown", severity="warning", for_="15m",
+            expr=(
+                'up{job="blackbox"} unless on (instance) probe_ssl_earliest_cert_expiry{job="blackbox"}'
+                f' or label_replace(absent(up{{job="blackbox"}}), "instance", "{NO_PROBE}", "", "")'
+            ),
+            summary="No certificate expiry is known for a public endpoint.",
+            description=(
+                "The {{ $labels.job }} probes report no certificate expiry for {{ $labels.instance }}: the probe "
+                "cannot complete a TLS handshake there, or no probe runs at all."
+            ),
+            fixture=AlertFixture(
+                eval_time="20m", firing=probed,
+                expected=[ExpectedAlert(labels=probe, value=1)], healthy=[*probed, *expiring_in(2 * t.cert_warning_days)],
+                # No blackbox scrape at all: absent() fires with only the selector's label.
+                more_firing=[FiringCase(firing=[], expected=[ExpectedAlert(labels={"job": "blackbox", "instance": NO_PROBE}, value=1)])],
+            ),
+        ),
     ]
 
 
 def backup_rules(t: AlertingThresholds, databases: list[str]) -> list[AlertRule]:
     db, sel = databases[0], f'database=~"{_any_of(databases)}"'
-    max_age, eval_seconds = t.backup_max_age_hours * 3600, 10 * 60
+    max_age, eval_minutes = t.backup_max_age_hours * 3600, _minutes(t.backup_for) + 5
+    eval_seconds, samples = eval_minutes * 60, eval_minutes + 10
+    # The backup job writes `database`; the backup-metrics scrape adds job/instance and the database's service/version.
+    scraped = {"database": db, "job": f"backup-{db}", "instance": f"backup-metrics-{db}:9102",
+               "service": f"postgres-{db}", "version": "15.18.0"}
 
     def last_success(age_seconds: float) -> list[Series]:
-        return [Series(metric="platform_backup_last_success_timestamp_seconds", labels={"database": db}, values=f"{_num(eval_seconds - age_seconds)}x20")]
+        return [Series(metric="platform_backup_last_success_timestamp_seconds", labels=scraped, values=f"{_num(eval_seconds - age_seconds)}x{samples}")]
 
     def last_run(status: int) -> list[Series]:
-        return [Series(metric="platform_backup_last_run_status", labels={"database": db}, values=f"{status}x20")]
+        return [Series(metric="platform_backup_last_run_status", labels=scraped, values=f"{status}x{samples}")]
 
     return [
         _rule(
-            t, name="BackupStale", severity="critical", for_="5m",
+            t, name="BackupStale", severity="critical", for_=t.backup_for,
             expr=f"time() - platform_backup_last_success_timestamp_seconds{{{sel}}} > {_num(t.backup_max_age_hours)} * 3600",
             summary=f"A database has no successful backup from the last {_num(t.backup_max_age_hours)} hours.",
             description="The last successful backup of {{ $labels.database }} finished {{ $value | humanizeDuration }} ago.",
             fixture=AlertFixture(
-                eval_time="10m", firing=last_success(2 * max_age),
-                expected=[ExpectedAlert(labels={"database": db}, value=2 * max_age)], healthy=last_success(max_age / 2),
+                eval_time=f"{eval_minutes}m", firing=last_success(2 * max_age),
+                expected=[ExpectedAlert(labels=scraped, value=2 * max_age)], healthy=last_success(max_age / 2),
             ),
         ),
         _rule(
-            t, name="BackupFailed", severity="warning", for_="5m",
+            t, name="BackupFailed", severity="warning", for_=t.backup_for,
             expr=f"platform_backup_last_run_status{{{sel}}} == 0",
             summary="The last backup run of a database failed.",
             description="The last backup run of {{ $labels.database }} failed; the previous good backup is getting older.",
             fixture=AlertFixture(
-                eval_time="10m", firing=last_run(0), expected=[ExpectedAlert(labels={"database": db})], healthy=last_run(1),
+                eval_time=f"{eval_minutes}m", firing=last_run(0), expected=[ExpectedAlert(labels=scraped)], healthy=last_run(1),
             ),
         ),
     ]
@@ -187,7 +252,9 @@ def backup_rules(t: AlertingThresholds, databases: list[str]) -> list[AlertRule]
 def node_rules(t: AlertingThresholds) -> list[AlertRule]:
     # Pseudo and container-layer filesystems fill and empty on their own; only real disks matter here.
     fs_sel = 'fstype!~"tmpfs|overlay|squashfs|nsfs|ramfs"'
-    fs = {"instance": "node-1:9100", "device": "/dev/sda1", "fstype": "ext4", "mountpoint": "/"}
+    # node_exporter's filesystem labels plus what its scrape adds (job, instance, service, version).
+    fs = {"job": "node", "instance": "node-exporter:9100", "service": "node-exporter", "version": "1.5.0",
+          "device": "/dev/sda1", "fstype": "ext4", "mountpoint": "/"}
     size = 1000
 
     def filesystem(used: int) -> list[Series]:
@@ -217,34 +284,53 @@ def node_rules(t: AlertingThresholds) -> list[AlertRule]:
 
 def database_rules(t: AlertingThresholds, databases: list[str]) -> list[AlertRule]:
     db, sel = databases[0], f'database=~"{_any_of(databases)}"'
-    exporter = {"database": db, "instance": f"{db}-exporter:9187"}
+    # postgres_exporter's series plus what its scrape adds: `database`, and the database's service and version.
+    def scraped(name: str) -> dict[str, str]:
+        return {"job": f"postgres-{name}", "instance": f"postgres-exporter-{name}:9187", "database": name,
+                "service": f"postgres-{name}", "version": "15.18.0"}
+
+    exporter = scraped(db)
+
+    def pg_up(first: int | None) -> list[Series]:
+        """pg_up of every database: the first at `first` (None: not reported), the others up."""
+        return [Series(metric="pg_up", labels=scraped(name), values=_span(t.service_down_for, str(1 if i else first)))
+                for i, name in enumerate(databases) if i or first is not None]
+
     max_connections = 100
+    # One absent() per database: absent() of a regex selector would stay quiet while any one database reports.
+    missing = " or ".join(f'absent(pg_up{{database="{name}"}})' for name in databases)
 
     def connections(used: int) -> list[Series]:
         active = used // 2
         return [
-            Series(metric="pg_stat_activity_count", labels={"database": db, "datname": "app", "state": "active"}, values=f"{active}x30"),
-            Series(metric="pg_stat_activity_count", labels={"database": db, "datname": "app", "state": "idle"}, values=f"{used - active}x30"),
-            Series(metric="pg_settings_max_connections", labels={"database": db}, values=f"{max_connections}x30"),
+            Series(metric="pg_stat_activity_count", labels={**exporter, "datname": "app", "state": "active"}, values=f"{active}x30"),
+            Series(metric="pg_stat_activity_count", labels={**exporter, "datname": "app", "state": "idle"}, values=f"{used - active}x30"),
+            Series(metric="pg_settings_max_connections", labels=exporter, values=f"{max_connections}x30"),
         ]
 
     used = math.ceil(_above(t.db_connections_ratio) * max_connections)
+    by = "database, service, version"
     return [
         _rule(
-            t, name="DatabaseDown", severity="critical", for_="2m",
-            expr=f"pg_up{{{sel}}} == 0",
-            summary="postgres_exporter cannot reach a database.",
-            description="postgres_exporter at {{ $labels.instance }} has been unable to connect to {{ $labels.database }} for more than 2 minutes.",
+            t, name="DatabaseDown", severity="critical", for_=t.service_down_for,
+            # absent(): with no exporter reporting on the database, this (and DatabaseConnectionsHigh) would stay silent.
+            expr=f"pg_up{{{sel}}} == 0 or {missing}",
+            summary="postgres_exporter cannot reach a database, or nothing reports on it.",
+            description=(
+                "postgres_exporter has been unable to connect to {{ $labels.database }}, or no exporter has reported "
+                f"on it, for more than {t.service_down_for}."
+            ),
             fixture=AlertFixture(
-                eval_time="5m", firing=[Series(metric="pg_up", labels=exporter, values="0x10")],
-                expected=[ExpectedAlert(labels=exporter)], healthy=[Series(metric="pg_up", labels=exporter, values="1x10")],
+                eval_time=_past(t.service_down_for), firing=pg_up(0), expected=[ExpectedAlert(labels=exporter)], healthy=pg_up(1),
+                # No exporter reports on the database: absent() fires with the database label alone.
+                more_firing=[FiringCase(firing=pg_up(None), expected=[ExpectedAlert(labels={"database": db})])],
             ),
         ),
         _rule(
             t, name="DatabaseConnectionsHigh", severity="warning", for_="10m",
             expr=(
-                f"sum by (database) (pg_stat_activity_count{{{sel}}})"
-                f" / max by (database) (pg_settings_max_connections{{{sel}}}) > {_num(t.db_connections_ratio)}"
+                f"sum by ({by}) (pg_stat_activity_count{{{sel}}})"
+                f" / max by ({by}) (pg_settings_max_connections{{{sel}}}) > {_num(t.db_connections_ratio)}"
             ),
             summary="A database is running out of connections.",
             description=(
@@ -253,7 +339,8 @@ def database_rules(t: AlertingThresholds, databases: list[str]) -> list[AlertRul
             ),
             fixture=AlertFixture(
                 eval_time="15m", firing=connections(used),
-                expected=[ExpectedAlert(labels={"database": db}, value=used / max_connections)],
+                expected=[ExpectedAlert(labels={"database": db, "service": exporter["service"], "version": exporter["version"]},
+                                        value=used / max_connections)],
                 healthy=connections(math.floor(t.db_connections_ratio / 2 * max_connections)),
             ),
         ),
@@ -261,7 +348,9 @@ def database_rules(t: AlertingThresholds, databases: list[str]) -> list[AlertRul
 
 
 def container_rules(t: AlertingThresholds, names: list[str]) -> list[AlertRule]:
-    name, n = names[0], t.restarts_15m
+    # The fixture restarts the last container named: a stack lists its database workloads (postgres-<db>) last,
+    # whose container names differ from the database names the other rules use.
+    name, n = names[-1], t.restarts_15m
     kube = {"namespace": "platform", "pod": f"{name}-7d9f8b6c5-x2x4z", "container": name}
     docker = {"name": f"platform-{name}-1", "container_label_app_kubernetes_io_name": name}
     # n + 1 restarts at minutes 11..11+n (n <= 6): the alert is true from minute 17 at the latest, so firing

@@ -71,12 +71,24 @@ class AlertingThresholds(BaseModel):
     restarts_15m: int = Field(
         3, ge=1, le=6, description="Container restarts within 15 minutes above which ContainerRestartingOften fires."
     )
+    # How long a condition must hold before its alert fires (`for:`). The defaults ride out one bad scrape or a
+    # slow dump; a test stack shortens them to see the alerts within minutes.
+    service_down_for: str = Field(
+        "2m", description="How long a service must fail its scrapes before ServiceDown (and DatabaseDown) fire."
+    )
+    backup_for: str = Field("5m", description="How long BackupFailed and BackupStale must hold before they fire.")
     # Relative by default so the links work in the repository browser; set an absolute URL
     # (e.g. https://git.example.com/org/platform/blob/main/docs/runbooks/alerts.md) to make them clickable in emails.
     runbook_base_url: str = Field(
         DEFAULT_RUNBOOK_BASE_URL, min_length=1,
         description="URL of docs/runbooks/alerts.md; each alert links to <runbook_base_url>#<alertname lowercased>.",
     )
+
+    @field_validator("service_down_for", "backup_for")
+    @classmethod
+    def _for_duration(cls, value: str) -> str:
+        duration_seconds(value)
+        return value
 
     @field_validator("runbook_base_url")
     @classmethod
@@ -118,6 +130,15 @@ class ExpectedAlert(BaseModel):
     value: float | None = Field(None, description="The expression's value, rendered through the description's {{ $value }}.")
 
 
+class FiringCase(BaseModel):
+    """A further way a rule fires (e.g. its absent() guard), checked at the fixture's eval_time."""
+
+    model_config = ConfigDict(frozen=True)
+
+    firing: list[Series]
+    expected: list[ExpectedAlert] = Field(min_length=1)
+
+
 class AlertFixture(BaseModel):
     """Synthetic data proving a rule: series that make it fire, series where it stays quiet."""
 
@@ -126,6 +147,7 @@ class AlertFixture(BaseModel):
     eval_time: str = Field(description="When promtool checks the alerts; must be past the rule's `for:`.")
     firing: list[Series]
     expected: list[ExpectedAlert] = Field(min_length=1)
+    more_firing: list[FiringCase] = Field(default_factory=list, description="Other branches of the rule that fire.")
     # None only for Watchdog, which by design never stays quiet.
     healthy: list[Series] | None
     interval: str = "1m"

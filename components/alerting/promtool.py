@@ -24,6 +24,8 @@ def render_promtool_tests(groups: list[RuleGroup], rule_file: str = "rules.yaml"
     for group in groups:
         for rule in group.rules:
             tests.append(_test(rule, rule.fixture.firing, [_expected(rule, alert) for alert in rule.fixture.expected]))
+            for case in rule.fixture.more_firing:
+                tests.append(_test(rule, case.firing, [_expected(rule, alert) for alert in case.expected]))
             if rule.fixture.healthy is not None:
                 tests.append(_test(rule, rule.fixture.healthy, []))
     return {"rule_files": [rule_file], "evaluation_interval": "1m", "tests": tests}

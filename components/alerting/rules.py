@@ -1,6 +1,7 @@
 """Alert rules for the platform: build them once, render them for Prometheus or the Prometheus Operator.
 
-    groups = build_rule_groups(AlertingThresholds(), services=["edge", "web", "api", "worker"], databases=["postgres-main"])
+    groups = build_rule_groups(AlertingThresholds(), services=["edge", "web", "api"], databases=["main"],
+                               containers=["edge", "web", "api", "worker", "postgres-main"])
     render_prometheus_rule_file(groups)   # the `groups:` document promtool and a plain Prometheus read
     render_prometheus_rule_spec(groups)   # `spec` of a monitoring.coreos.com/v1 PrometheusRule
 
@@ -17,6 +18,7 @@ from .models import (
     AlertingThresholds,
     AlertRule,
     ExpectedAlert,
+    FiringCase,
     RuleGroup,
     Series,
     Severity,
@@ -29,6 +31,7 @@ __all__ = [
     "AlertRule",
     "AlertingThresholds",
     "ExpectedAlert",
+    "FiringCase",
     "RuleGroup",
     "Series",
     "Severity",
@@ -40,9 +43,14 @@ __all__ = [
 ]
 
 
-def build_rule_groups(settings: AlertingThresholds, services: list[str], databases: list[str]) -> list[RuleGroup]:
-    """One `<component>.rules` group per component, for the given services and databases.
+def build_rule_groups(settings: AlertingThresholds, services: list[str], databases: list[str],
+                      containers: list[str]) -> list[RuleGroup]:
+    """One `<component>.rules` group per component.
 
+    `services`: the services Prometheus scrapes (job = service name; a service without a port, such as the
+    worker, has no `up` series and is not listed). `databases`: the configured database names (the `database`
+    label of backup and postgres_exporter series). `containers`: every workload's container name, databases'
+    included (`postgres-<db>`), for the restart rule.
     With no databases, `backups.rules` and `database.rules` are left out: there is nothing to back up or watch.
     """
     if not services:
@@ -58,7 +66,7 @@ def build_rule_groups(settings: AlertingThresholds, services: list[str], databas
         ]
     groups += [
         RuleGroup(name="node.rules", rules=catalogue.node_rules(settings)),
-        RuleGroup(name="containers.rules", rules=catalogue.container_rules(settings, [*services, *databases])),
+        RuleGroup(name="containers.rules", rules=catalogue.container_rules(settings, list(containers))),
         RuleGroup(name="general.rules", rules=catalogue.general_rules(settings)),
     ]
     _require_unique_names(groups)

@@ -83,6 +83,9 @@ class TlsMaterial:
     files: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)  # path -> content (secret key)
     resources: Sequence[pulumi.Resource] = ()  # what the edge waits for (the Secret it mounts)
     issuer: str = "cert-manager"
+    # host -> URL of the HTTP-01 solver that answers its ACME challenges (cert-manager's solver
+    # pods): the edge routes http://<host>/.well-known/acme-challenge/ there instead of redirecting.
+    challenge_routes: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,31 @@ class ScrapeTarget:
     job: str
     workload: str
     port: int
+    # Added to every series of the target (`service`, `version`, `track`): alerts name what fired.
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProbeTarget:
+    """A public endpoint the blackbox exporter probes through the edge, as users reach it."""
+
+    url: str  # https://<edge host>:<public port><path>, the `instance` of the probe's series
+    host: str  # the edge host (Host header and TLS server name)
+    path: str
+    labels: Mapping[str, str] = field(default_factory=dict)  # the probed service's `service` and `version`
+
+
+@dataclass(frozen=True)
+class PostgresExporterTarget:
+    """One database as postgres_exporter connects to it."""
+
+    database: str  # the configured name: the `database` label the rules select on
+    host: str
+    port: int
+    user: str
+    dbname: str
+    password: pulumi.Input[str]
+    labels: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -102,6 +130,10 @@ class MonitoringBundle:
     alertmanager_config: pulumi.Output[str]  # secret alertmanager.yml
     scrape_targets: Sequence[ScrapeTarget]
     settings: MonitoringSpec
+    external_labels: Mapping[str, str] = field(default_factory=dict)  # on every alert: the stack
+    probes: Sequence[ProbeTarget] = ()
+    databases: Sequence[PostgresExporterTarget] = ()
+    edge_tls_verified: bool = True  # False: the edge serves a certificate no public CA signed (local-ca)
 
 
 @dataclass(frozen=True)

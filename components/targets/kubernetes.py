@@ -228,13 +228,22 @@ class KubernetesRuntime:
             metadata={"name": "platform-alerts", "namespace": self.namespace_name, "labels": labels},
             spec=dict(bundle.rule_file), opts=self._opts(parent))]
         for target in bundle.scrape_targets:
-            # One PodMonitor per job: the rules select by `job`, so it is set explicitly.
+            if target.labels.get("track") == "canary":
+                continue  # canary pods carry the service's app.kubernetes.io/name: its PodMonitor scrapes them
+            # One PodMonitor per job: the rules select by `job`, so it is set explicitly; `service` and
+            # `version` come from the pod's own labels, so an alert names what ran in the pod that fired.
             created.append(k8s.apiextensions.CustomResource(
                 f"scrape-{target.job}", api_version="monitoring.coreos.com/v1", kind="PodMonitor",
                 metadata={"name": f"platform-{target.job}", "namespace": self.namespace_name, "labels": labels},
                 spec={"selector": {"matchLabels": {"app.kubernetes.io/name": target.workload}},
-                      "podMetricsEndpoints": [{"targetPort": target.port, "path": "/metrics",
-                                               "relabelings": [{"targetLabel": "job", "replacement": target.job}]}]},
+                      "podMetricsEndpoints": [{"targetPort": target.port, "path": "/metrics", "relabelings": [
+                          {"targetLabel": "job", "replacement": target.job},
+                          {"targetLabel": "service", "replacement": target.labels.get("service", target.job)},
+                          {"sourceLabels": ["__meta_kubernetes_pod_label_app_kubernetes_io_version"],
+                           "targetLabel": "version"},
+                          {"sourceLabels": ["__meta_kubernetes_pod_label_deploy_platform_track"],
+                           "targetLabel": "track"},
+                      ]}]},
                 opts=self._opts(parent)))
         if not self.settings.render_to_directory:
             # alertmanager-<name> with alertmanager.yaml is the Prometheus Operator's convention.

@@ -15,12 +15,12 @@ if str(REPO_ROOT) not in sys.path:
 from components.alerting.models import AlertRule, RuleGroup  # noqa: E402
 from components.alerting.rules import AlertingThresholds, build_rule_groups  # noqa: E402
 
-from .tooling import DATABASES, SERVICES  # noqa: E402
+from .tooling import CONTAINERS, DATABASES, SERVICES  # noqa: E402
 
 
 @pytest.fixture
 def groups() -> list[RuleGroup]:
-    return build_rule_groups(AlertingThresholds(), SERVICES, DATABASES)
+    return build_rule_groups(AlertingThresholds(), SERVICES, DATABASES, CONTAINERS)
 
 
 @pytest.fixture

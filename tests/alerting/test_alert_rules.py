@@ -8,12 +8,12 @@ import pytest
 
 from components.alerting.rules import AlertingThresholds, build_rule_groups, render_prometheus_rule_file
 
-from .tooling import DATABASES, SERVICES
+from .tooling import CONTAINERS, DATABASES, SERVICES
 
 REQUIRED_ALERTS = {
     "ServiceDown", "ServiceHighErrorRate", "ServiceHighLatency", "CertificateExpiringSoon",
     "CertificateExpiryImminent", "BackupStale", "BackupFailed", "NodeDiskAlmostFull", "DatabaseDown",
-    "DatabaseConnectionsHigh", "ContainerRestartingOften", "Watchdog",
+    "DatabaseConnectionsHigh", "ContainerRestartingOften", "Watchdog", "CertificateExpiryUnknown",
 }
 
 
@@ -62,7 +62,7 @@ def test_runbook_urls_follow_the_one_pattern(rules):
 
 def test_runbook_base_url_is_configurable():
     base = "https://git.example.test/org/platform/blob/main/docs/runbooks/alerts.md"
-    groups = build_rule_groups(AlertingThresholds(runbook_base_url=base), SERVICES, DATABASES)
+    groups = build_rule_groups(AlertingThresholds(runbook_base_url=base), SERVICES, DATABASES, CONTAINERS)
     assert groups[0].rules[0].runbook == f"{base}#servicedown"
 
 
@@ -75,13 +75,33 @@ def test_every_alert_except_watchdog_has_a_quiet_fixture(rules):
     assert [r.name for r in rules if r.fixture.healthy is None] == ["Watchdog"]
 
 
-def test_service_down_watches_exactly_the_configured_services(rules):
-    assert next(r for r in rules if r.name == "ServiceDown").expr == 'up{job=~"edge|web|api|worker"} == 0'
+def test_service_down_watches_exactly_the_scraped_services(rules):
+    assert next(r for r in rules if r.name == "ServiceDown").expr == 'up{job=~"edge|web|api"} == 0'
 
 
 def test_backup_and_database_rules_watch_the_configured_databases(rules):
     for name in ("BackupStale", "BackupFailed", "DatabaseDown", "DatabaseConnectionsHigh"):
-        assert 'database=~"postgres-main"' in next(r for r in rules if r.name == name).expr, name
+        assert 'database=~"main"' in next(r for r in rules if r.name == name).expr, name
+
+
+def test_container_restarts_match_the_database_container_name(rules):
+    # PromQL regexes are anchored: the database's container is postgres-main, not main.
+    expr = next(r for r in rules if r.name == "ContainerRestartingOften").expr
+    assert expr.count('=~"edge|web|api|worker|postgres-main"') == 2, expr
+
+
+def test_database_down_fires_when_no_exporter_reports_on_a_database(rules):
+    assert 'absent(pg_up{database="main"})' in next(r for r in rules if r.name == "DatabaseDown").expr
+
+
+def test_certificate_expiry_is_guarded_against_a_missing_probe(rules):
+    expr = next(r for r in rules if r.name == "CertificateExpiryUnknown").expr
+    assert "unless on (instance) probe_ssl_earliest_cert_expiry" in expr and 'absent(up{job="blackbox"})' in expr
+
+
+def test_service_rules_aggregate_by_service_and_version(rules):
+    for name in ("ServiceHighErrorRate", "ServiceHighLatency"):
+        assert "by (service, version)" in next(r for r in rules if r.name == name).expr.replace("le, ", ""), name
 
 
 @pytest.mark.parametrize(
@@ -98,20 +118,29 @@ def test_backup_and_database_rules_watch_the_configured_databases(rules):
     ],
 )
 def test_thresholds_reach_the_rule_expressions(field, value, alert, fragment):
-    groups = build_rule_groups(AlertingThresholds(**{field: value}), SERVICES, DATABASES)
+    groups = build_rule_groups(AlertingThresholds(**{field: value}), SERVICES, DATABASES, CONTAINERS)
     assert fragment in next(r for g in groups for r in g.rules if r.name == alert).expr
 
 
+@pytest.mark.parametrize(
+    ("field", "alerts"),
+    [("service_down_for", ("ServiceDown", "DatabaseDown")), ("backup_for", ("BackupFailed", "BackupStale"))],
+)
+def test_pending_durations_reach_the_rules(field, alerts):
+    groups = build_rule_groups(AlertingThresholds(**{field: "45s"}), SERVICES, DATABASES, CONTAINERS)
+    assert {r.name: r.for_ for g in groups for r in g.rules if r.name in alerts} == dict.fromkeys(alerts, "45s")
+
+
 def test_stack_without_databases_has_no_backup_or_database_rules():
-    names = [g.name for g in build_rule_groups(AlertingThresholds(), SERVICES, [])]
+    names = [g.name for g in build_rule_groups(AlertingThresholds(), SERVICES, [], CONTAINERS)]
     assert "backups.rules" not in names and "database.rules" not in names
 
 
 def test_rejects_an_empty_service_list():
     with pytest.raises(ValueError, match="services must name at least one service"):
-        build_rule_groups(AlertingThresholds(), [], DATABASES)
+        build_rule_groups(AlertingThresholds(), [], DATABASES, CONTAINERS)
 
 
 def test_rejects_a_service_name_that_would_change_the_regex():
     with pytest.raises(ValueError, match=r"got 'api\|\.\*'"):
-        build_rule_groups(AlertingThresholds(), ["api|.*"], DATABASES)
+        build_rule_groups(AlertingThresholds(), ["api|.*"], DATABASES, CONTAINERS)

@@ -12,7 +12,7 @@ def test_defaults_match_the_design():
     assert AlertingThresholds().model_dump() == {
         "error_rate": 0.05, "p95_latency_seconds": 0.5, "cert_warning_days": 21, "cert_critical_days": 7,
         "backup_max_age_hours": 26, "disk_usage_ratio": 0.8, "db_connections_ratio": 0.8, "restarts_15m": 3,
-        "runbook_base_url": "docs/runbooks/alerts.md",
+        "service_down_for": "2m", "backup_for": "5m", "runbook_base_url": "docs/runbooks/alerts.md",
     }
 
 

@@ -13,7 +13,7 @@ from components.alerting.rules import (
     render_prometheus_rule_spec,
 )
 
-from .tooling import DATABASES, SERVICES, report, require_tool, run_tool, write_yaml
+from .tooling import CONTAINERS, DATABASES, SERVICES, report, require_tool, run_tool, write_yaml
 
 ROUTING = AlertRouting(
     email_to=["oncall@example.test"], email_from="alerts@example.test", smarthost="smtp.example.test:587",
@@ -21,7 +21,7 @@ ROUTING = AlertRouting(
 )
 CUSTOM = AlertingThresholds(
     error_rate=0.013, p95_latency_seconds=1.7, cert_warning_days=30, cert_critical_days=5, backup_max_age_hours=49.5,
-    disk_usage_ratio=0.93, db_connections_ratio=0.61, restarts_15m=6,
+    disk_usage_ratio=0.93, db_connections_ratio=0.61, restarts_15m=6, service_down_for="30s", backup_for="1m30s",
 )
 
 
@@ -65,13 +65,13 @@ def test_generated_promtool_tests_pass(tmp_path, groups):
 
 
 def test_generated_promtool_tests_pass_with_non_default_thresholds(tmp_path):
-    result = promtool_test(tmp_path, build_rule_groups(CUSTOM, SERVICES, [*DATABASES, "postgres-audit"]))
+    result = promtool_test(tmp_path, build_rule_groups(CUSTOM, SERVICES, [*DATABASES, "audit"], [*CONTAINERS, "postgres-audit"]))
     assert result.returncode == 0, report(result)
 
 
 def test_fails_generated_promtool_tests_when_a_rule_no_longer_fires(tmp_path, groups):
     document = render_prometheus_rule_file(groups)
-    document["groups"][0]["rules"][0]["expr"] = 'up{job=~"edge|web|api|worker"} == 2'  # ServiceDown, broken
+    document["groups"][0]["rules"][0]["expr"] = 'up{job=~"edge|web|api"} == 2'  # ServiceDown, broken
     result = promtool_test(tmp_path, groups, rule_file=document)
     assert result.returncode != 0 and "ServiceDown" in result.stdout + result.stderr, report(result)
 

@@ -12,9 +12,11 @@ import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-# The services and databases of the stacks the tests render for.
-SERVICES = ["edge", "web", "api", "worker"]
-DATABASES = ["postgres-main"]
+# The stacks the tests render for: scraped services (the worker has no port), configured database names,
+# and every container (a database runs as postgres-<name>).
+SERVICES = ["edge", "web", "api"]
+DATABASES = ["main"]
+CONTAINERS = ["edge", "web", "api", "worker", "postgres-main"]
 
 SETUP_HINT = (
     "run the setup script (scripts/setup.sh): it installs the Debian packages 'prometheus' (promtool) and "

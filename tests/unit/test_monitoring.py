@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from components.alerting import build_rule_groups, render_promtool_tests
+from components.alerting import build_rule_groups, render_prometheus_rule_file, render_promtool_tests
 from components.config import AlertThresholds
 from support import DEV_SECRETS, deploy_stack, on_docker, raw_stack_config
 
@@ -72,7 +72,9 @@ def test_rules_the_program_renders_pass_promtool_check_and_rule_tests(mocks, tmp
     assert checked.returncode == 0, checked.stdout + checked.stderr
     # The rule tests come from the same definitions the program rendered from.
     config = load_staging_alerting()
-    groups = build_rule_groups(config, ["edge", "web", "api", "worker"], ["main"])
+    # Scraped services (the worker has no port), database names, and every container (postgres-main).
+    groups = build_rule_groups(config, ["edge", "web", "api"], ["main"], ["edge", "web", "api", "worker", "postgres-main"])
+    assert spec == render_prometheus_rule_file(groups)
     tests = tmp_path / "tests.yaml"
     tests.write_text(yaml.safe_dump(render_promtool_tests(groups, rule_file="rules.yaml"), sort_keys=False))
     tested = run("promtool", "test", "rules", "tests.yaml", cwd=tmp_path)
@@ -85,7 +87,8 @@ def test_docker_runs_prometheus_and_alertmanager_with_the_same_rules(mocks, tmp_
     rules = yaml.safe_load(prometheus["/etc/prometheus/rules.yml"])
     config = yaml.safe_load(prometheus["/etc/prometheus/prometheus.yml"])
     assert config["rule_files"] == ["/etc/prometheus/rules.yml"]
-    assert {job["job_name"] for job in config["scrape_configs"]} == {"web", "api", "edge", "backup-main"}
+    assert {job["job_name"] for job in config["scrape_configs"]} == {
+        "web", "api", "edge", "backup-main", "node", "postgres-main", "blackbox"}
     (tmp_path / "prometheus.yml").write_text(prometheus["/etc/prometheus/prometheus.yml"].replace(
         "/etc/prometheus/rules.yml", str(tmp_path / "rules.yml")))
     (tmp_path / "rules.yml").write_text(yaml.safe_dump(rules))
