@@ -35,6 +35,7 @@ from components.config_model import (
 )
 from components.config_release import DrillsSpec, PromotionSpec, RolloutSpec, SmokeTestSpec
 from components.config_targets import NODE_PORTS, DockerTarget, KubernetesTarget
+from components.tls_settings import AcmeDirectoryUrl
 from components.notifications_config import NotificationsSpec
 from components.preflight_config import PreflightSpec
 
@@ -248,9 +249,16 @@ class TlsSpec(Model):
     #   clusters without cert-manager's controller (the embedded local cluster).
     mode: Literal["acme", "self-signed", "local-ca"] = "self-signed"
     email: EmailAddress | None = Field(None, description="ACME account e-mail.")
-    acme_server: Literal["staging", "production"] = "staging"
+    # Let's Encrypt's staging or production directory, or another ACME directory's https URL (the
+    # development machine's Pebble, devenv/acme/pebble.sh; docs/tls.md).
+    acme_server: Literal["staging", "production"] | AcmeDirectoryUrl = "staging"
+    # PEM file of the CA that signed a private ACME directory's own TLS certificate (Pebble's).
+    acme_ca_bundle_file: str | None = None
     # cert-manager's default is 2/3 of the lifetime; 30 days leaves time for a human if renewal breaks.
     renew_before_days: int = Field(30, ge=1, le=89)
+    # The lifetime cert-manager asks for (ACME: the order's notAfter). Shorter than renewBeforeDays,
+    # renewal comes at 2/3 of it: a short-lived certificate exercises renewal and the expiry alert.
+    duration_hours: int = Field(2160, ge=1, le=2160)
 
     @model_validator(mode="after")
     def _acme_needs_email(self) -> "TlsSpec":
