@@ -1,5 +1,13 @@
 """Kubernetes target: Deployments/StatefulSets, Services, Secrets, ConfigMaps,
-NetworkPolicies and CronJobs in one namespace (pulumi-kubernetes)."""
+NetworkPolicies, PodDisruptionBudgets and CronJobs in one namespace (pulumi-kubernetes).
+
+Hardened by default (docs/security.md, components/hardening.py): every pod runs as a non-root
+user with RuntimeDefault seccomp, a read-only root filesystem (emptyDirs where it writes), no
+capabilities and no privilege escalation; readiness and liveness probe different things; the
+namespace denies all traffic but the paths opened here (DNS, the world -> edge -> public
+services, database clients -> database, Prometheus -> metrics ports); the public path keeps a
+PodDisruptionBudget and, in prod, at least two replicas.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +21,14 @@ import pulumi_kubernetes as k8s
 from pulumi import ResourceOptions
 
 from components.config import KubernetesTarget, Resources
+from components.hardening import (
+    DATABASE_UID,
+    SCRATCH_SIZE,
+    UNPRIVILEGED_PORT_SYSCTL,
+    UNPRIVILEGED_UID,
+    WRITABLE_PATHS,
+    KubernetesHardening,
+)
 from components.targets.gate import after
 from components.targets.kubernetes_tls import issue_edge_certificate, issue_local_ca_certificate
 from components.versioning import VERSION_LABEL, version_annotations
@@ -28,14 +44,21 @@ from components.targets.base import (
 
 meta = k8s.meta.v1
 core = k8s.core.v1
+net = k8s.networking.v1
+
+NAME_LABEL = "app.kubernetes.io/name"
+TRACK_LABEL = "deploy.platform/track"
+# Marks the public path (the edge and the services it routes to): PodDisruptionBudgets, replicas.
+EXPOSURE_LABEL = "deploy.platform/exposure"
 
 
 class KubernetesRuntime:
     name = "kubernetes"
 
     def __init__(self, settings: KubernetesTarget, stack: str, parent: pulumi.Resource,
-                 gate: pulumi.Output | None = None):
+                 gate: pulumi.Output | None = None, hardening: KubernetesHardening | None = None):
         self.settings = settings
+        self.hardening = hardening or KubernetesHardening()
         self.stack = stack
         self.namespace_name = settings.namespace
         self._claims: dict[str, core.PersistentVolumeClaim] = {}
@@ -53,6 +76,22 @@ class KubernetesRuntime:
             metadata=meta.ObjectMetaArgs(name=settings.namespace, labels={"app.kubernetes.io/part-of": "platform"}),
             opts=ResourceOptions(parent=parent, provider=self.provider),
         )
+        self._namespace_policies(parent)
+
+    def _namespace_policies(self, parent: pulumi.Resource) -> None:
+        """Default deny, both directions, for every pod of the namespace; then DNS for all.
+        Each path a workload needs is opened next to that workload."""
+        labels = {"app.kubernetes.io/part-of": "platform", "deploy.platform/stack": self.stack}
+        net.NetworkPolicy("default-deny", metadata=self._metadata("default-deny", labels), spec=net.NetworkPolicySpecArgs(
+            pod_selector=meta.LabelSelectorArgs(), policy_types=["Ingress", "Egress"]), opts=self._opts(parent))
+        dns = net.NetworkPolicyPeerArgs(
+            namespace_selector=meta.LabelSelectorArgs(match_labels={"kubernetes.io/metadata.name": "kube-system"}),
+            pod_selector=meta.LabelSelectorArgs(match_labels={"k8s-app": "kube-dns"}))
+        net.NetworkPolicy("allow-dns", metadata=self._metadata("allow-dns", labels), spec=net.NetworkPolicySpecArgs(
+            pod_selector=meta.LabelSelectorArgs(), policy_types=["Egress"],
+            egress=[net.NetworkPolicyEgressRuleArgs(to=[dns], ports=[
+                net.NetworkPolicyPortArgs(port=53, protocol="UDP"), net.NetworkPolicyPortArgs(port=53, protocol="TCP")])]),
+            opts=self._opts(parent))
 
     def _opts(self, parent: pulumi.Resource, depends_on: Sequence[pulumi.Resource] = ()) -> ResourceOptions:
         return ResourceOptions(parent=parent, provider=self.provider, depends_on=[self.namespace, *depends_on])
@@ -71,8 +110,9 @@ class KubernetesRuntime:
             spec = dataclasses.replace(spec, files={**spec.files, live.path: live.content}, live_config=None)
         labels = {**standard_labels(self.stack, spec.service, spec.component, spec.version, spec.track),
                   **spec.extra_labels, **{database_client_label(db): "client" for db in spec.clients_of}}
-        selector = {"app.kubernetes.io/name": spec.service, "deploy.platform/track": spec.track}
+        selector = {NAME_LABEL: spec.service, TRACK_LABEL: spec.track}
         unversioned = _without_version(labels)
+        public = spec.external or spec.service in self.hardening.public_services
         created: list[pulumi.Resource] = []
         env, secret = self._env(spec.name, spec.env, spec.secret_env, unversioned, parent)
         if secret:
@@ -80,17 +120,22 @@ class KubernetesRuntime:
         volumes, mounts, config_map = self._files(spec, unversioned, parent)
         if config_map:
             created.append(config_map)
+        owned: list[tuple[str, bool]] = []  # (mount path, recursively) the pod's user must own
         if spec.volume:
             mounts.append(core.VolumeMountArgs(name=spec.volume.name, mount_path=spec.volume.mount_path))
+            owned.append((spec.volume.mount_path, False))
         if spec.shared_volume:
             shared = spec.shared_volume
             created.append(self._claim(shared, unversioned, parent))
             volumes.append(core.VolumeArgs(name=shared.name, persistent_volume_claim=core.PersistentVolumeClaimVolumeSourceArgs(
                 claim_name=shared.name)))
             mounts.append(core.VolumeMountArgs(name=shared.name, mount_path=shared.mount_path))
+            owned.append((shared.mount_path, True))
         for secret_name, directory in sorted(spec.secret_mounts.items()):
             volumes.append(core.VolumeArgs(name=secret_name, secret=core.SecretVolumeSourceArgs(secret_name=secret_name)))
             mounts.append(core.VolumeMountArgs(name=secret_name, mount_path=directory, read_only=True))
+        _scratch(spec.component, volumes, mounts)
+        uid = DATABASE_UID if owned else UNPRIVILEGED_UID
         container = core.ContainerArgs(
             name=spec.service,
             image=spec.image,
@@ -98,10 +143,10 @@ class KubernetesRuntime:
             ports=[core.ContainerPortArgs(container_port=spec.port, name="http")] if spec.port else None,
             env=env or None,
             resources=_resources(spec.resources),
-            readiness_probe=_probe(spec, initial=True),
-            liveness_probe=_probe(spec, initial=False),
+            readiness_probe=_readiness_probe(spec),
+            liveness_probe=_liveness_probe(spec),
             volume_mounts=mounts or None,
-            security_context=core.SecurityContextArgs(allow_privilege_escalation=False, privileged=False),
+            security_context=_container_security(),
         )
         pod_annotations: dict[str, pulumi.Input[str]] = {**version_annotations(spec.version)}
         if spec.files:
@@ -110,14 +155,27 @@ class KubernetesRuntime:
                 *[spec.files[path] for path in sorted(spec.files)]).apply(_digest)
         template = core.PodTemplateSpecArgs(
             metadata=meta.ObjectMetaArgs(labels=labels, annotations=pod_annotations),
-            spec=core.PodSpecArgs(containers=[container], volumes=volumes or None),
+            spec=core.PodSpecArgs(
+                containers=[container], volumes=volumes or None,
+                init_containers=[_volume_owner(spec.image, uid, owned, mounts)] if owned else None,
+                # Listening on 80/443 without root (the edge): a namespaced sysctl, no capability.
+                security_context=_pod_security(uid, bool(owned), sysctls=[UNPRIVILEGED_PORT_SYSCTL] if spec.external else ()),
+                automount_service_account_token=False,
+            ),
         )
         depends = list(created)
         if spec.volume:
             created.append(self._stateful_set(spec, labels, unversioned, selector, template, parent,
                                               [*depends, *spec.after]))
         else:
-            created.append(self._deployment(spec, labels, selector, template, parent, [*depends, *spec.after]))
+            replicas = spec.replicas
+            if public and spec.track == "stable":
+                replicas = max(replicas, self.hardening.min_public_replicas)
+            object_labels = {**labels, EXPOSURE_LABEL: "public"} if public else labels
+            created.append(self._deployment(dataclasses.replace(spec, replicas=replicas), object_labels, selector,
+                                            template, parent, [*depends, *spec.after]))
+            if public:
+                created.append(self._disruption_budget(spec, unversioned, selector, parent))
         address = pulumi.Output.from_input("")
         if spec.port:
             created.append(core.Service(
@@ -132,10 +190,46 @@ class KubernetesRuntime:
                 opts=self._opts(parent),
             ))
             address = pulumi.Output.from_input(self.service_address(spec.name, spec.port))
-        if spec.internal_only:
-            created.append(self._internal_only_policy(spec, selector, unversioned, parent))
+        created += self._network_paths(spec, selector, unversioned, public, parent)
         endpoints = [self.service_address(spec.name, spec.port)] if spec.port else []
         return WorkloadHandle(address=address, resources=created, endpoints=endpoints)
+
+    def _policy(self, name: str, labels, parent, pod_selector: dict[str, str], *,
+                ingress=None, egress=None) -> net.NetworkPolicy:
+        types = (["Ingress"] if ingress is not None else []) + (["Egress"] if egress is not None else [])
+        return net.NetworkPolicy(name, metadata=self._metadata(name, labels), spec=net.NetworkPolicySpecArgs(
+            pod_selector=meta.LabelSelectorArgs(match_labels=pod_selector), policy_types=types,
+            ingress=ingress, egress=egress), opts=self._opts(parent))
+
+    def _network_paths(self, spec: WorkloadSpec, selector, labels, public: bool, parent) -> list[pulumi.Resource]:
+        """The paths this workload needs through the namespace's default deny."""
+        created: list[pulumi.Resource] = []
+        edge = net.NetworkPolicyPeerArgs(pod_selector=meta.LabelSelectorArgs(match_labels={NAME_LABEL: "edge"}))
+        if spec.external:
+            # Anyone may reach the edge's HTTP and HTTPS ports (Service ports land on these).
+            created.append(self._policy(f"{spec.name}-from-anywhere", labels, parent, selector, ingress=[
+                net.NetworkPolicyIngressRuleArgs(ports=[net.NetworkPolicyPortArgs(port=port, protocol="TCP")
+                                                        for port in (80, 443)])]))
+            # ...and the edge reaches the services it routes to, on their ports only.
+            created.append(self._policy(f"{spec.name}-to-services", labels, parent, selector, egress=[
+                net.NetworkPolicyEgressRuleArgs(
+                    to=[net.NetworkPolicyPeerArgs(pod_selector=meta.LabelSelectorArgs(match_labels={NAME_LABEL: name}))],
+                    ports=[net.NetworkPolicyPortArgs(port=port, protocol="TCP")])
+                for name, port in sorted(self.hardening.public_ports.items())] or None))
+        elif public and spec.port:
+            created.append(self._policy(f"{spec.name}-from-edge", labels, parent, selector, ingress=[
+                net.NetworkPolicyIngressRuleArgs(from_=[edge], ports=[net.NetworkPolicyPortArgs(port=spec.port, protocol="TCP")])]))
+        if spec.internal_only:
+            created += self._internal_only_policies(spec, selector, labels, parent)
+        return created
+
+    def _disruption_budget(self, spec: WorkloadSpec, labels, selector, parent) -> pulumi.Resource:
+        # One pod at a time: a node drain never takes the public path down (with >= 2 replicas).
+        return k8s.policy.v1.PodDisruptionBudget(
+            spec.name, metadata=self._metadata(spec.name, labels),
+            spec=k8s.policy.v1.PodDisruptionBudgetSpecArgs(
+                max_unavailable=1, selector=meta.LabelSelectorArgs(match_labels=selector)),
+            opts=self._opts(parent))
 
     def _env(self, name, plain, secret_env, labels, parent):
         env = [core.EnvVarArgs(name=key, value=value) for key, value in sorted(plain.items())]
@@ -245,12 +339,23 @@ class KubernetesRuntime:
                            "targetLabel": "track"},
                       ]}]},
                 opts=self._opts(parent)))
+            created.append(self._scrape_policy(target, labels, parent))
         if not self.settings.render_to_directory:
             # alertmanager-<name> with alertmanager.yaml is the Prometheus Operator's convention.
             created.append(core.Secret(
                 "alertmanager-config", metadata=self._metadata("alertmanager-platform", labels),
                 string_data={"alertmanager.yaml": bundle.alertmanager_config}, opts=self._opts(parent)))
         return created
+
+    def _scrape_policy(self, target, labels, parent) -> pulumi.Resource:
+        """Prometheus, in its own namespace or this one, reaches a workload's metrics port."""
+        prometheus = [
+            net.NetworkPolicyPeerArgs(namespace_selector=meta.LabelSelectorArgs(
+                match_labels={"kubernetes.io/metadata.name": self.hardening.monitoring_namespace})),
+            net.NetworkPolicyPeerArgs(pod_selector=meta.LabelSelectorArgs(match_labels={NAME_LABEL: "prometheus"})),
+        ]
+        return self._policy(f"scrape-{target.job}", labels, parent, {NAME_LABEL: target.workload}, ingress=[
+            net.NetworkPolicyIngressRuleArgs(from_=prometheus, ports=[net.NetworkPolicyPortArgs(port=target.port, protocol="TCP")])])
 
     def exec_command(self, workload: str, script: str, stateful: bool = False) -> list[str] | None:
         if self.settings.render_to_directory:
@@ -289,24 +394,28 @@ class KubernetesRuntime:
             )
         return self._claims[volume.name]
 
-    def _internal_only_policy(self, spec, selector, labels, parent):
-        return k8s.networking.v1.NetworkPolicy(
-            f"{spec.name}-internal-only",
-            metadata=self._metadata(f"{spec.name}-internal-only", labels),
-            spec=k8s.networking.v1.NetworkPolicySpecArgs(
-                pod_selector=meta.LabelSelectorArgs(match_labels=selector),
-                policy_types=["Ingress"],
-                ingress=[k8s.networking.v1.NetworkPolicyIngressRuleArgs(
-                    from_=[k8s.networking.v1.NetworkPolicyPeerArgs(pod_selector=meta.LabelSelectorArgs(
-                        match_labels={database_client_label(spec.service): "client"}))],
-                    ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=spec.port, protocol="TCP")],
-                )],
-            ),
-            opts=self._opts(parent),
-        )
+    def _internal_only_policies(self, spec, selector, labels, parent) -> list[pulumi.Resource]:
+        """A database: reachable on its port by its declared clients (and itself: the connection
+        check runs psql inside it through the Service), and they may reach it."""
+        clients = {database_client_label(spec.service): "client"}
+        port = [net.NetworkPolicyPortArgs(port=spec.port, protocol="TCP")]
+        own = net.NetworkPolicyPeerArgs(pod_selector=meta.LabelSelectorArgs(match_labels=selector))
+        return [
+            self._policy(f"{spec.name}-internal-only", labels, parent, selector, ingress=[
+                net.NetworkPolicyIngressRuleArgs(from_=[net.NetworkPolicyPeerArgs(
+                    pod_selector=meta.LabelSelectorArgs(match_labels=clients))], ports=port),
+                net.NetworkPolicyIngressRuleArgs(from_=[own], ports=port)]),
+            self._policy(f"{spec.name}-clients-egress", labels, parent, clients,
+                         egress=[net.NetworkPolicyEgressRuleArgs(to=[own], ports=port)]),
+            self._policy(f"{spec.name}-self-egress", labels, parent, selector,
+                         egress=[net.NetworkPolicyEgressRuleArgs(to=[own], ports=port)]),
+        ]
 
     def scheduled_job(self, spec: JobSpec, parent: pulumi.Resource) -> Sequence[pulumi.Resource]:
-        labels = {**standard_labels(self.stack, spec.service, spec.component, spec.version),
+        # A job's pods have an identity of their own (app.kubernetes.io/name: the job), so the
+        # database's Service and NetworkPolicy, which select its name, never include them; which
+        # database a job serves is its deploy.platform/database label.
+        labels = {**standard_labels(self.stack, spec.name, spec.component, spec.version),
                   **spec.extra_labels, **{database_client_label(db): "client" for db in spec.clients_of}}
         unversioned = _without_version(labels)
         env, secret = self._env(spec.name, spec.env, spec.secret_env, unversioned, parent)
@@ -315,6 +424,9 @@ class KubernetesRuntime:
             volumes = [core.VolumeArgs(name=spec.volume.name, persistent_volume_claim=core.PersistentVolumeClaimVolumeSourceArgs(
                 claim_name=spec.volume.name))]
             mounts = [core.VolumeMountArgs(name=spec.volume.name, mount_path=spec.volume.mount_path)]
+        _scratch(spec.component, volumes, mounts)
+        owned = [(spec.volume.mount_path, True)] if spec.volume else []
+        uid = DATABASE_UID if owned else UNPRIVILEGED_UID
         created: list[pulumi.Resource] = [secret] if secret else []
         if spec.volume:
             created.append(self._claim(spec.volume, unversioned, parent))
@@ -336,12 +448,15 @@ class KubernetesRuntime:
                         spec=core.PodSpecArgs(
                             restart_policy="OnFailure",
                             volumes=volumes or None,
+                            init_containers=[_volume_owner(spec.image, uid, owned, mounts)] if owned else None,
                             containers=[core.ContainerArgs(
                                 name=spec.component, image=spec.image, command=list(spec.command),
                                 env=env or None, resources=_resources(spec.resources),
                                 volume_mounts=mounts or None,
-                                security_context=core.SecurityContextArgs(allow_privilege_escalation=False),
+                                security_context=_container_security(),
                             )],
+                            security_context=_pod_security(uid, bool(owned)),
+                            automount_service_account_token=False,
                         ),
                     ),
                 )),
@@ -376,20 +491,82 @@ def _resources(resources: Resources) -> core.ResourceRequirementsArgs:
     )
 
 
-def _probe(spec: WorkloadSpec, initial: bool) -> core.ProbeArgs | None:
+def _readiness_probe(spec: WorkloadSpec) -> core.ProbeArgs | None:
+    """Is it ready for traffic: the service's own health check, from the start."""
     check = spec.health_check
     if check is None:
         return None
     action = {"exec_": core.ExecActionArgs(command=list(check.command))} if check.command else {
         "http_get": core.HTTPGetActionArgs(path=check.path, port=check.port or spec.port)}
-    return core.ProbeArgs(
-        **action,
-        timeout_seconds=check.timeout_seconds,
-        period_seconds=check.interval_seconds,
-        failure_threshold=check.retries,
-        # Liveness waits out the start period; readiness starts at once so traffic comes early.
-        initial_delay_seconds=0 if initial else check.start_period_seconds,
-    )
+    return core.ProbeArgs(**action, timeout_seconds=check.timeout_seconds, period_seconds=check.interval_seconds,
+                          failure_threshold=check.retries, initial_delay_seconds=0)
+
+
+def _liveness_probe(spec: WorkloadSpec) -> core.ProbeArgs | None:
+    """Is the process still there: it accepts connections on the port it serves. Not the health
+    check: an unhealthy dependency makes a pod unready, and must not get it restarted in a loop.
+    A workload with no port has only its health command (docs/security.md: accepted)."""
+    check = spec.health_check
+    if check is None:
+        return None
+    port = (check.port or spec.port) if not check.command else spec.port
+    action = {"tcp_socket": core.TCPSocketActionArgs(port=port)} if port else {
+        "exec_": core.ExecActionArgs(command=list(check.command))}
+    # Liveness waits out the start period; readiness starts at once so traffic comes early.
+    return core.ProbeArgs(**action, timeout_seconds=check.timeout_seconds, period_seconds=check.interval_seconds,
+                          failure_threshold=check.retries, initial_delay_seconds=check.start_period_seconds)
+
+
+def _container_security() -> core.SecurityContextArgs:
+    return core.SecurityContextArgs(
+        allow_privilege_escalation=False, privileged=False, read_only_root_filesystem=True, run_as_non_root=True,
+        capabilities=core.CapabilitiesArgs(drop=["ALL"]))
+
+
+def _pod_security(uid: int, claims: bool, sysctls: Sequence[tuple[str, str]] = ()) -> core.PodSecurityContextArgs:
+    return core.PodSecurityContextArgs(
+        run_as_non_root=True, run_as_user=uid, run_as_group=uid,
+        # Volumes that support it are handed to the pod's group by the kubelet; hostPath volumes
+        # (the local cluster's) do not, hence _volume_owner.
+        fs_group=uid if claims else None, fs_group_change_policy="OnRootMismatch" if claims else None,
+        seccomp_profile=core.SeccompProfileArgs(type="RuntimeDefault"),
+        sysctls=[core.SysctlArgs(name=name, value=value) for name, value in sysctls] or None)
+
+
+def _volume_owner(image: str, uid: int, owned: Sequence[tuple[str, bool]],
+                  mounts: Sequence[core.VolumeMountArgs]) -> core.ContainerArgs:
+    """The one step that needs root: a new volume's root directory can belong to root (0750 on
+    the hostPath provisioner), so the pod's user could not write to it. Runs as root with CHOWN
+    as its only capability (no DAC override: it changes owners, it cannot read others' files),
+    and does nothing when the owner is already right."""
+    owner = f"{uid}:{uid}"
+    steps = []
+    for path, recursive in owned:
+        if recursive:
+            # Shared volumes (the dumps) may hold files an earlier, root-run job wrote.
+            steps.append(f'find "{path}" -xdev \\( ! -user {uid} -o ! -group {uid} \\) -exec chown {owner} {{}} \\; || true')
+        else:
+            steps.append(f'[ "$(stat -c %u:%g "{path}")" = "{owner}" ] || chown {owner} "{path}"')
+        steps.append(f'[ "$(stat -c %u:%g "{path}")" = "{owner}" ] || {{ echo "{path} is not owned by {owner}" >&2; exit 1; }}')
+    volume_names = {path for path, _ in owned}
+    return core.ContainerArgs(
+        name="volume-owner", image=image, command=["sh", "-c", "\n".join(["set -e", *steps])],
+        volume_mounts=[mount for mount in mounts if mount.mount_path in volume_names],
+        resources=_resources(VOLUME_OWNER_RESOURCES),
+        security_context=core.SecurityContextArgs(
+            run_as_user=0, run_as_group=0, run_as_non_root=False, allow_privilege_escalation=False, privileged=False,
+            read_only_root_filesystem=True, capabilities=core.CapabilitiesArgs(drop=["ALL"], add=["CHOWN"])))
+
+
+VOLUME_OWNER_RESOURCES = Resources(cpu_request="10m", cpu_limit="100m", memory_request="16Mi", memory_limit="32Mi")
+
+
+def _scratch(component: str, volumes: list, mounts: list) -> None:
+    """emptyDirs where the image writes on its read-only root: /tmp, and its own paths."""
+    for index, path in enumerate(("/tmp", *WRITABLE_PATHS.get(component, ()))):
+        name = "tmp" if index == 0 else f"scratch-{index}"
+        volumes.append(core.VolumeArgs(name=name, empty_dir=core.EmptyDirVolumeSourceArgs(size_limit=SCRATCH_SIZE)))
+        mounts.append(core.VolumeMountArgs(name=name, mount_path=path))
 
 
 def _config_key(path: str) -> str:

@@ -33,13 +33,23 @@ def test_digest_versions_use_at_sign(mocks):
     assert container(mocks.named(DEPLOYMENT, "api"))["image"] == f"127.0.0.1:5000/shop/api@{digest}"
 
 
-def test_services_get_readiness_and_liveness_probes_with_three_second_timeout(mocks):
+def test_readiness_probes_the_health_check_with_three_second_timeout(mocks):
     deploy(mocks)
     api = container(mocks.named(DEPLOYMENT, "api"))
-    for probe in ("readinessProbe", "livenessProbe"):
-        assert api[probe]["httpGet"] == {"path": "/healthz", "port": 8080}
-        assert api[probe]["timeoutSeconds"] == 3
-        assert api[probe]["failureThreshold"] == 3
+    assert api["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": 8080}
+    assert api["readinessProbe"]["timeoutSeconds"] == 3
+    assert api["readinessProbe"]["failureThreshold"] == 3
+
+
+def test_liveness_probes_the_serving_port_not_the_health_check(mocks):
+    # An unhealthy dependency makes a pod unready; only a process that stopped answering is restarted.
+    deploy(mocks)
+    api = container(mocks.named(DEPLOYMENT, "api"))
+    assert api["livenessProbe"]["tcpSocket"] == {"port": 8080}
+    assert "httpGet" not in api["livenessProbe"]
+    postgres = container(mocks.named(STATEFUL_SET, "postgres-main"))
+    assert postgres["readinessProbe"]["exec"]["command"][0] == "pg_isready"
+    assert postgres["livenessProbe"]["tcpSocket"] == {"port": 5432}
 
 
 def test_containers_get_requests_and_limits(mocks):
@@ -240,3 +250,160 @@ def test_a_release_that_never_becomes_ready_fails_the_update_after_the_progress_
     api = mocks.named(DEPLOYMENT, "api")
     assert api.get("spec.progressDeadlineSeconds") == 40
     assert api.get("metadata.annotations")["pulumi.com/timeoutSeconds"] == "60"
+
+
+NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+PDB = "kubernetes:policy/v1:PodDisruptionBudget"
+
+
+def pod_templates(mocks):
+    """(kind/name, pod spec) of every workload the program registers."""
+    for kind, path in ((DEPLOYMENT, "spec.template"), (STATEFUL_SET, "spec.template"),
+                       (CRON_JOB, "spec.jobTemplate.spec.template")):
+        for registered in mocks.of_type(kind):
+            yield f"{kind.rsplit(':', 1)[-1]}/{registered.name}", registered.get(path)
+
+
+def test_job_pods_have_their_own_name_and_component_labels(mocks):
+    deploy(mocks)
+    for job, component in (("backup-main", "backup"), ("restore-drill-main", "restore-drill")):
+        labels = mocks.named(CRON_JOB, job).get("spec.jobTemplate.spec.template.metadata.labels")
+        assert labels["app.kubernetes.io/name"] == job
+        assert labels["app.kubernetes.io/component"] == component
+        assert labels["deploy.platform/database"] == "postgres-main"
+
+
+def test_the_database_service_and_policy_select_no_job_pod(mocks):
+    deploy(mocks)
+    selectors = [mocks.named("kubernetes:core/v1:Service", "postgres-main").get("spec.selector"),
+                 mocks.named(NETWORK_POLICY, "postgres-main-internal-only").get("spec.podSelector.matchLabels")]
+    for name, template in pod_templates(mocks):
+        labels = template["metadata"]["labels"]
+        selected = [s for s in selectors if all(labels.get(k) == v for k, v in s.items())]
+        assert bool(selected) == (name == "StatefulSet/postgres-main"), name
+
+
+def test_every_pod_runs_as_non_root_with_runtime_default_seccomp(mocks):
+    deploy(mocks)
+    for name, template in pod_templates(mocks):
+        pod = template["spec"]["securityContext"]
+        assert pod["runAsNonRoot"] is True, name
+        assert pod["runAsUser"] > 0 and pod["runAsGroup"] > 0, name
+        assert pod["seccompProfile"] == {"type": "RuntimeDefault"}, name
+
+
+def test_every_container_has_a_read_only_root_no_capabilities_and_no_escalation(mocks):
+    deploy(mocks)
+    for name, template in pod_templates(mocks):
+        for c in [*template["spec"].get("initContainers", []), *template["spec"]["containers"]]:
+            context = c["securityContext"]
+            assert context["readOnlyRootFilesystem"] is True, (name, c["name"])
+            assert context["allowPrivilegeEscalation"] is False, (name, c["name"])
+            assert context["capabilities"]["drop"] == ["ALL"], (name, c["name"])
+
+
+def test_containers_write_only_to_emptydirs_and_volumes(mocks):
+    deploy(mocks)
+    postgres = mocks.named(STATEFUL_SET, "postgres-main").get("spec.template.spec")
+    empty = {v["name"] for v in postgres["volumes"] if "emptyDir" in v}
+    mounted = {m["mountPath"] for m in postgres["containers"][0]["volumeMounts"] if m["name"] in empty}
+    assert mounted == {"/tmp", "/var/run/postgresql"}
+    worker = mocks.named(DEPLOYMENT, "worker").get("spec.template.spec")
+    assert {"name": "tmp", "mountPath": "/tmp"} in worker["containers"][0]["volumeMounts"]
+
+
+def test_only_the_volume_owner_step_runs_as_root_with_chown_alone(mocks):
+    deploy(mocks)
+    roots = []
+    for name, template in pod_templates(mocks):
+        for c in [*template["spec"].get("initContainers", []), *template["spec"]["containers"]]:
+            if c["securityContext"].get("runAsUser") == 0:
+                roots.append((name, c["name"]))
+                assert c["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["CHOWN"]}
+                assert c["securityContext"]["runAsNonRoot"] is False
+    assert sorted(roots) == [("CronJob/backup-main", "volume-owner"), ("CronJob/restore-drill-main", "volume-owner"),
+                             ("Deployment/backup-metrics-main", "volume-owner"),
+                             ("StatefulSet/postgres-main", "volume-owner")]
+
+
+def test_database_and_its_jobs_run_as_the_postgres_images_user(mocks):
+    deploy(mocks)
+    for kind, name, path in ((STATEFUL_SET, "postgres-main", "spec.template.spec"),
+                             (CRON_JOB, "backup-main", "spec.jobTemplate.spec.template.spec")):
+        pod = mocks.named(kind, name).get(path)["securityContext"]
+        assert (pod["runAsUser"], pod["runAsGroup"], pod["fsGroup"]) == (999, 999, 999)
+    assert mocks.named(DEPLOYMENT, "api").get("spec.template.spec.securityContext.runAsUser") == 65534
+
+
+def test_the_edge_listens_on_low_ports_through_a_sysctl_not_a_capability(mocks):
+    deploy(mocks)
+    pod = mocks.named(DEPLOYMENT, "edge").get("spec.template.spec")
+    assert pod["securityContext"]["sysctls"] == [{"name": "net.ipv4.ip_unprivileged_port_start", "value": "0"}]
+    assert "add" not in pod["containers"][0]["securityContext"]["capabilities"]
+
+
+def test_the_namespace_denies_all_traffic_by_default_and_allows_dns(mocks):
+    deploy(mocks)
+    deny = mocks.named(NETWORK_POLICY, "default-deny")
+    assert deny.get("spec.podSelector") == {}
+    assert deny.get("spec.policyTypes") == ["Ingress", "Egress"]
+    assert deny.get("spec.ingress") is None and deny.get("spec.egress") is None
+    dns = mocks.named(NETWORK_POLICY, "allow-dns").get("spec.egress.0")
+    assert {(p["port"], p["protocol"]) for p in dns["ports"]} == {(53, "UDP"), (53, "TCP")}
+
+
+def _allowed(policies, direction: str, pod: dict, peer: dict, port: int) -> bool:
+    """NetworkPolicy semantics within one namespace: `pod` (labels) is isolated in `direction`
+    when a policy of that type selects it; then some selecting rule must admit `peer` on `port`."""
+    def matches(selector, labels):
+        return all(labels.get(k) == v for k, v in (selector or {}).get("matchLabels", {}).items())
+    kind, key, peers = ("Ingress", "ingress", "from") if direction == "in" else ("Egress", "egress", "to")
+    selecting = [p for p in policies if kind in p["policyTypes"] and matches(p["podSelector"], pod)]
+    if not selecting:
+        return True
+    for policy in selecting:
+        for rule in policy.get(key) or []:
+            ports_ok = not rule.get("ports") or any(p["port"] == port for p in rule["ports"])
+            peer_ok = not rule.get(peers) or any(
+                "namespaceSelector" not in p and matches(p.get("podSelector"), peer) for p in rule[peers])
+            if ports_ok and peer_ok:
+                return True
+    return False
+
+
+def _can_connect(mocks, source: str, target: str, port: int) -> bool:
+    policies = [r.get("spec") for r in mocks.of_type(NETWORK_POLICY)]
+    labels = {name.split("/", 1)[1]: t["metadata"]["labels"] for name, t in pod_templates(mocks)}
+    return (_allowed(policies, "out", labels[source], labels[target], port)
+            and _allowed(policies, "in", labels[target], labels[source], port))
+
+
+@pytest.mark.parametrize("source,target,port,allowed", [
+    ("edge", "web", 8080, True), ("edge", "api", 8080, True), ("api", "postgres-main", 5432, True),
+    ("worker", "postgres-main", 5432, True), ("backup-main", "postgres-main", 5432, True),
+    ("postgres-main", "postgres-main", 5432, True),
+    ("web", "postgres-main", 5432, False), ("web", "api", 8080, False), ("worker", "api", 8080, False),
+    ("edge", "postgres-main", 5432, False), ("api", "web", 8080, False), ("edge", "api", 9999, False),
+])
+def test_network_paths_are_exactly_edge_to_services_to_database(mocks, source, target, port, allowed):
+    deploy(mocks)
+    assert _can_connect(mocks, source, target, port) is allowed
+
+
+@pytest.mark.parametrize("stack,replicas", [("staging", {"edge": 1, "web": 1, "api": 2}),
+                                            ("prod", {"edge": 2, "web": 2, "api": 3})])
+def test_prod_runs_the_public_path_on_at_least_two_replicas(mocks, staging_verified, stack, replicas):
+    staging_verified({"web": "1.4.2", "api": "1.4.2", "worker": "1.4.2", "edge": "3.1.4"})
+    deploy(mocks, stack=stack)
+    assert {name: mocks.named(DEPLOYMENT, name).get("spec.replicas") for name in replicas} == replicas
+    assert mocks.named(DEPLOYMENT, "worker").get("spec.replicas") == 1
+
+
+def test_the_public_path_has_disruption_budgets_of_one_pod_at_a_time(mocks):
+    deploy(mocks)
+    budgets = {b.name: b for b in mocks.of_type(PDB)}
+    assert set(budgets) == {"edge", "web", "api"}
+    assert budgets["api"].get("spec.maxUnavailable") == 1
+    assert budgets["api"].get("spec.selector.matchLabels") == {"app.kubernetes.io/name": "api",
+                                                               "deploy.platform/track": "stable"}
+
