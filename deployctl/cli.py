@@ -56,7 +56,8 @@ def audit(eng: Engine, actor: Optional[str], reason: Optional[str], correlation_
     """Who, why and which correlation id, for the release record this operation leaves."""
     chosen = Audit(actor=actor or default_actor(), reason=reason, correlation_id=correlation_id or new_correlation_id(),
                    store=store_for(eng), preflight=preflight)
-    console.print(f"[dim]correlation id {chosen.correlation_id}, actor {chosen.actor}[/]", highlight=False)
+    console.print(f"[dim]correlation id {chosen.correlation_id}, actor {escape(chosen.actor)}[/]", highlight=False,
+                  soft_wrap=True)
     return chosen
 
 
@@ -65,9 +66,10 @@ def show_record(audited: Audit) -> None:
     for record in records:
         for result in record.get("notifications") or []:
             mark = "[green]sent[/]" if result["ok"] else "[yellow]failed[/]"
-            console.print(f"notification {result['channel']}: {mark} ({escape(result['detail'])})", highlight=False)
+            console.print(f"notification {result['channel']}: {mark} ({escape(result['detail'])})", highlight=False,
+                          soft_wrap=True)
     if records:
-        console.print(f"[dim]release record: {records[-1]['file']}[/]", highlight=False)
+        console.print(f"[dim]release record: {records[-1]['file']}[/]", highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -14,11 +14,12 @@ from typing import Any, Iterator
 
 from components.config import PlatformConfig
 from components.stack_config import ConfigError, parse_platform_config
+from deployctl.analysis import analyse_canary
 from deployctl.evidence import Evidence
 from deployctl.history import HistoryError, Release, find, last_good, newest_good
 from deployctl.lease import LeaseHeld
 from deployctl.records import Audit, ReleaseRecord
-from deployctl.recording import attach_evidence, prepare, recorded, update_results
+from deployctl.recording import attach_evidence, prepare, preview_result, recorded, update_results
 from deployctl.workspace import DeployError, Engine, UpdateNotStarted
 
 
@@ -224,7 +225,7 @@ def _promote(engine: Engine, source: str, target: str, before: Before, preview_o
             engine.preview(target, policy_config)
         record.policy["preview"] = "passed"
     except DeployError as refused:  # a policy violation: nothing ran
-        record.policy.update(preview="refused", violations=str(refused))
+        record.policy.update(preview_result(str(refused)))
         raise UpdateNotStarted(str(refused)) from None
     _up(engine, target, before, record, f"promote {source} -> {target}: " +
         ", ".join(f"{s}={v}" for s, v in sorted(verified.items())), policy_config)
@@ -255,7 +256,7 @@ def deploy(engine: Engine, stack: str, message: str, audit: Audit | None = None)
                 engine.preview(stack, policy_config)
             record.policy["preview"] = "passed"
         except DeployError as refused:  # a policy violation or a config error: nothing ran
-            record.policy.update(preview="refused", violations=str(refused))
+            record.policy.update(preview_result(str(refused)))
             raise UpdateNotStarted(str(refused)) from None
         try:
             _up(engine, stack, before, record, message, policy_config)
@@ -352,9 +353,10 @@ def _rollout_step(engine: Engine, stack: str, service: str, probe_url: str | Non
     settings = platform_model(engine, stack).rollout
     weight = int(canary.get("weight", 0))
     analysis = None
-    if weight > 0 and probe_url:
-        with record.phase("analysis"):
-            analysis = analyse(probe_url, host, settings.requests, settings.timeout_seconds)
+    if weight > 0 and (probe_url or settings.prometheus):
+        with record.phase("analysis"):  # Prometheus (deployctl/analysis.py) and/or the direct probes
+            analysis = analyse_canary(settings, service, canary["version"], probe=(lambda: analyse(
+                probe_url, host, settings.requests, settings.timeout_seconds)) if probe_url else None)
         passed = analysis.passes(settings.success_rate, settings.timeout_rate)
         record.analysis = {"url": probe_url, "weight": weight, "requests": analysis.requests,
                            "successes": analysis.successes, "timeouts": analysis.timeouts,

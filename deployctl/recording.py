@@ -114,11 +114,23 @@ def prepare(engine: Any, stack: str, record: ReleaseRecord, audit: Audit | None,
             raise UpdateNotStarted(str(failed)) from None
 
 
+def policy_violated(failure: str) -> bool:
+    """Whether an engine failure is the policy pack's (failure_summary keeps `[mandatory] ...` lines)."""
+    return "Policy Violations" in failure or "[mandatory]" in failure or "[advisory]" in failure
+
+
+def preview_result(failure: str) -> dict[str, str]:
+    """The policy part of a record when the preview stopped: refused by a policy, or failed otherwise."""
+    if policy_violated(failure):
+        return {"preview": "refused", "violations": failure}
+    return {"preview": "failed", "error": failure}
+
+
 def update_results(engine: Any, stack: str, record: ReleaseRecord, failure: str | None) -> None:
     """Policy and smoke-test results of the update that just ran (both run inside `pulumi up`)."""
     from deployctl.operations import platform_model
 
-    refused = bool(failure) and ("Policy Violations" in failure or "[mandatory]" in failure)
+    refused = bool(failure) and policy_violated(failure)
     record.policy["update"] = "refused" if refused else "passed"
     if refused:
         record.policy["violations"] = failure
