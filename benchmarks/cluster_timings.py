@@ -82,7 +82,7 @@ def main() -> int:
             results["pulumi up (api 1.4.2 -> 1.5.0)"] = "%.1f s" % timed(
                 lambda: project.pulumi("up", "--yes", "-s", "dev", "--message", "api 1.5.0", timeout=900))
             results["deployctl rollback --last-good (end to end)"] = "%.1f s" % timed(
-                lambda: project.deployctl("rollback", "dev", "--last-good"))
+                lambda: project.deployctl("rollback", "dev", "--last-good", "--reason", "benchmark"))
             project.set_config("dev", "services.api.canary.version", "1.6.0")
             project.set_config("dev", "services.api.canary.weight", 10)
             project.pulumi("up", "--yes", "-s", "dev", "--message", "canary 10%", timeout=900)

@@ -71,7 +71,7 @@ def main() -> None:
             project.set_config(STACK, "services.api.version", "1.5.0")
             record("update of one version", *measured(project, "update 1.4.2 -> 1.5.0", up))
             record("deployctl rollback --last-good", *measured(
-                project, "deployctl rollback --last-good", lambda: project.deployctl("rollback", STACK, "--last-good")))
+                project, "deployctl rollback --last-good", lambda: project.deployctl("rollback", STACK, "--last-good", "--reason", "benchmark")))
             project.set_config(STACK, "services.api.version", "1.7.0-broken")
             record("failed deploy + automatic rollback", *measured(
                 project, "failed deploy + automatic rollback",

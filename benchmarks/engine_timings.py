@@ -51,7 +51,7 @@ def main() -> int:
             runs["up (no change)"].append(timed(lambda: project.pulumi("up", "--yes", "-s", "dev")))
             runs["deployctl history"].append(timed(lambda: project.deployctl("history", "dev", "--json")))
             runs["rollback --last-good (end to end)"].append(
-                timed(lambda: project.deployctl("rollback", "dev", "--last-good")))
+                timed(lambda: project.deployctl("rollback", "dev", "--last-good", "--reason", "benchmark")))
     print(f"engine timings, {args.repeat} runs each (seconds); reproduce: "
           f"source scripts/env.sh && python benchmarks/engine_timings.py --repeat {args.repeat}")
     for name, values in runs.items():

@@ -43,7 +43,7 @@ def test_history_numbers_updates_and_rollback_reapplies_update_one(staging):
     assert [(h["version"], h["versions"]["api"]) for h in history] == [(3, "1.6.0"), (2, "1.5.0"), (1, "1.4.2")]
     config_of_one = json.loads(staging.pulumi("stack", "history", "--json", "-s", "staging").stdout)[-1]["config"]
 
-    staging.deployctl("rollback", "staging", "--to-version", "1")
+    staging.deployctl("rollback", "staging", "--to-version", "1", "--reason", "e2e")
 
     assert staging.outputs("staging")["versions"]["api"] == "1.4.2"
     assert api_version(staging) == "1.4.2"
@@ -57,11 +57,11 @@ def test_history_numbers_updates_and_rollback_reapplies_update_one(staging):
 
 def test_rollback_refuses_unknown_and_failed_versions(staging):
     release(staging, "1.4.2", "good")
-    unknown = staging.deployctl("rollback", "staging", "--to-version", "9", check=False)
+    unknown = staging.deployctl("rollback", "staging", "--to-version", "9", "--reason", "e2e", check=False)
     assert unknown.code != 0 and "no version 9" in unknown.output
     staging.set_config("staging", "services.api.version", "1.7.0-broken")
     staging.pulumi("up", "--yes", "-s", "staging", check=False)
-    failed = staging.deployctl("rollback", "staging", "--to-version", "2", check=False)
+    failed = staging.deployctl("rollback", "staging", "--to-version", "2", "--reason", "e2e", check=False)
     assert failed.code != 0 and "version 2 is a update that failed; roll back to a succeeded update" in failed.output
 
 
@@ -168,7 +168,7 @@ def test_prod_rolls_back_to_an_older_version_staging_verified_before(staging):
         staging.deployctl("promote", "staging", "prod")
     assert api_version(staging, "prod") == "1.6.0"
 
-    staging.deployctl("rollback", "prod", "--last-good")
+    staging.deployctl("rollback", "prod", "--last-good", "--reason", "e2e")
 
     assert api_version(staging, "prod") == "1.5.0"
     assert staging.outputs("staging")["verifiedHistory"]["api"] == ["1.5.0", "1.6.0"]

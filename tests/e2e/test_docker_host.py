@@ -171,7 +171,7 @@ def test_deployctl_rollback_serves_the_previous_version_with_no_failed_request(s
     stack.pulumi("up", "--yes", "--skip-preview", "-s", STACK, timeout=600)
     assert http_get(API, HOST).version == "1.6.0"
     with Traffic(API, HOST) as traffic:
-        stack.deployctl("rollback", STACK, "--last-good")
+        stack.deployctl("rollback", STACK, "--last-good", "--reason", "e2e")
     write_report(traffic.report("docker deployctl rollback 1.6.0 -> 1.5.0"))
     assert traffic.per_second >= 20 and traffic.failures == []
     assert {http_get(API, HOST).version for _ in range(10)} == {"1.5.0"}
