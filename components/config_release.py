@@ -26,6 +26,34 @@ class SmokeTestSpec(Model):
     check_version: bool = Field(True, description="The health endpoint must report the version deployed.")
 
 
+# The canary's series: the scrape labels them service/track (components/monitoring.py).
+_CANARY = 'service="{service}", track="canary"'
+
+
+class PrometheusAnalysis(Model):
+    """Canary analysis from Prometheus (deployctl/analysis.py): queries with {service}, {version},
+    {window} and {timeout_le} placeholders, each returning one number."""
+
+    url: HttpUrl = Field(description="Prometheus as deployctl reaches it, e.g. http://127.0.0.1:9090.")
+    window: str = Field("2m", pattern=r"^\d+[smh]$", description="Range the rates are taken over.")
+    timeout_bucket: str = Field(
+        "2.5", pattern=r"^\d+(\.\d+)?$",
+        description="Histogram bucket (le) a request slower than counts as timed out; one the service exports.")
+    requests_query: str = Field(
+        f'sum(increase(http_requests_total{{{_CANARY}}}[{{window}}]))', min_length=1,
+        description="Requests the canary answered in the window.")
+    success_query: str = Field(
+        f'sum(rate(http_requests_total{{{_CANARY}, code=~"2.."}}[{{window}}]))'
+        f' / sum(rate(http_requests_total{{{_CANARY}}}[{{window}}]))', min_length=1,
+        description="Share of the canary's requests answered with 2xx.")
+    timeout_query: str = Field(
+        f'1 - sum(rate(http_request_duration_seconds_bucket{{{_CANARY}, le="{{timeout_le}}"}}[{{window}}]))'
+        f' / sum(rate(http_request_duration_seconds_count{{{_CANARY}}}[{{window}}]))', min_length=1,
+        description="Share of the canary's requests slower than timeoutBucket.")
+    min_requests: int = Field(20, ge=1, description="Fewer canary requests than this in the window: no verdict, abort.")
+    query_timeout_seconds: float = Field(10, gt=0, le=120)
+
+
 class RolloutSpec(Model):
     """How `deployctl rollout` steps a canary and what its analysis must see between steps."""
 
@@ -34,6 +62,8 @@ class RolloutSpec(Model):
     timeout_rate: float = Field(0.05, ge=0, le=1, description="Largest share of timed-out requests allowed.")
     requests: int = Field(50, ge=1, le=10000, description="Requests sent through the edge per analysis.")
     timeout_seconds: float = Field(3.0, gt=0, le=60)
+    prometheus: PrometheusAnalysis | None = Field(
+        None, description="Also judge the canary by its own metrics in Prometheus (same successRate/timeoutRate).")
 
     @field_validator("steps")
     @classmethod
