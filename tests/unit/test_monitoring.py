@@ -125,3 +125,53 @@ def test_backup_results_exporter_serves_the_metrics_directory_of_the_backup_volu
     assert pod["volumes"][0]["persistentVolumeClaim"] == {"claimName": "backups-main"}
     assert pod["containers"][0]["command"][-1].endswith('exec httpd -f -p 9102 -h "/backups/main/.metrics"')
     assert pod["containers"][0]["livenessProbe"]["exec"]["command"] == ["pidof", "httpd"]
+
+
+HANDLER = Path(__file__).resolve().parents[2] / "devenv" / "images" / "shop-app" / "handler.sh"
+
+
+def ask(path: str, metrics_dir: Path) -> str:
+    import os
+    import subprocess
+
+    request = f"GET {path} HTTP/1.0\r\nHost: shop.test\r\n\r\n"
+    env = {**os.environ, "METRICS_DIR": str(metrics_dir), "APP_NAME": "api"}
+    return subprocess.run(["sh", str(HANDLER)], input=request, capture_output=True, text=True, env=env,
+                          timeout=30, check=True).stdout
+
+
+def metrics_body(metrics_dir: Path) -> str:
+    return ask("/metrics", metrics_dir).split("\n\n", 1)[1]  # text mode reads \r\n as \n
+
+
+def test_shop_app_counts_requests_by_status_code_and_not_its_scrapes(tmp_path):
+    for path in ("/healthz", "/", "/nope", "/healthz"):
+        ask(path, tmp_path)
+    metrics_body(tmp_path)
+    body = metrics_body(tmp_path)
+    counts = {line.split()[0]: float(line.split()[1]) for line in body.splitlines()
+              if line.startswith("http_requests_total")}
+    assert counts == {'http_requests_total{code="200",version="unknown"}': 3,
+                      'http_requests_total{code="404",version="unknown"}': 1}
+
+
+def test_shop_app_metrics_pass_promtool_check_metrics(tmp_path):
+    ask("/healthz", tmp_path)
+    checked = subprocess_run_promtool_metrics(metrics_body(tmp_path))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_shop_app_histogram_counts_every_request_in_the_inf_bucket(tmp_path):
+    for _ in range(3):
+        ask("/version", tmp_path)
+    body = metrics_body(tmp_path)
+    assert 'http_request_duration_seconds_bucket{le="+Inf",version="unknown"} 3' in body
+    assert 'http_request_duration_seconds_count{version="unknown"} 3' in body
+
+
+def subprocess_run_promtool_metrics(text: str):
+    import shutil
+    import subprocess
+
+    assert shutil.which("promtool"), "promtool is missing: run scripts/setup.sh (Debian package prometheus)"
+    return subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
