@@ -358,7 +358,8 @@ def _rollout_step(engine: Engine, stack: str, service: str, probe_url: str | Non
             analysis = analyse_canary(settings, service, canary["version"], probe=(lambda: analyse(
                 probe_url, host, settings.requests, settings.timeout_seconds)) if probe_url else None)
         passed = analysis.passes(settings.success_rate, settings.timeout_rate)
-        record.analysis = {"url": probe_url, "weight": weight, "requests": analysis.requests,
+        record.analysis = {"source": getattr(analysis, "source", "probe"), "url": probe_url, "weight": weight,
+                           "requests": analysis.requests,
                            "successes": analysis.successes, "timeouts": analysis.timeouts,
                            "success_rate": round(analysis.success_rate, 4),
                            "timeout_rate": round(analysis.timeout_rate, 4),
