@@ -17,7 +17,7 @@ import yaml
 from pulumi import ResourceOptions
 
 from components.config import EdgeSpec, HealthCheck, TlsSpec
-from components.tls_settings import ACME_SERVERS
+from components.tls_settings import EDGE_ACME_CA_PATH, acme_ca_bundle, acme_directory
 from components.release import Route
 from components.targets.base import LiveConfig, RuntimeTarget, TlsMaterial, WorkloadSpec
 from components.versioning import image_reference
@@ -44,6 +44,12 @@ class EdgeProxy(pulumi.ComponentResource):
         spec = args.spec
         self.static_config = render_static_config(spec.tls, spec.https_port, args.certificate)
         self.dynamic_config = render_dynamic_config(spec.hosts, args.routes, spec.tls, args.certificate)
+        files, env = {STATIC_PATH: self.static_config, **(args.certificate.files if args.certificate else {})}, {}
+        bundle = acme_ca_bundle(spec.tls.acme_ca_bundle_file) if _traefik_resolves(spec.tls, args.certificate) else None
+        if bundle:
+            # Traefik's ACME client (lego) trusts a private directory's CA through this variable.
+            files[EDGE_ACME_CA_PATH] = bundle
+            env["LEGO_CA_CERTIFICATES"] = EDGE_ACME_CA_PATH
         handle = target.workload(WorkloadSpec(
             name="edge",
             service="edge",
@@ -54,7 +60,8 @@ class EdgeProxy(pulumi.ComponentResource):
             # Host ports on Docker; on Kubernetes the external Service does this job.
             published_ports={80: spec.http_port, 443: spec.https_port},
             command=["traefik", f"--configFile={STATIC_PATH}"],
-            files={STATIC_PATH: self.static_config, **(args.certificate.files if args.certificate else {})},
+            env=env,
+            files=files,
             live_config=LiveConfig(path=DYNAMIC_PATH, content=self.dynamic_config, status_url=SERVICES_STATUS_URL,
                                    servers=route_servers(args.routes), after=tuple(args.ready)),
             resources=spec.resources,
@@ -75,12 +82,16 @@ def render_static_config(tls: TlsSpec, https_port: int, certificate: TlsMaterial
     # 5 s, while Kubernetes takes its address out of the Service, then finishes what it has:
     # without this, requests reaching the old pod in that window timed out during canary steps.
     lifecycle = {"lifeCycle": {"requestAcceptGraceTimeout": "5s", "graceTimeOut": "10s"}}
+    # The redirect is a router of its own, by default above every other (MaxInt32-1): with HTTP-01
+    # solvers behind the edge it goes below their challenge routes (Traefik's own resolver answers
+    # its challenges ahead of any router anyway).
+    redirect_priority = {"priority": 1} if certificate is not None and certificate.challenge_routes else {}
     config: dict = {
         "entryPoints": {
             "web": {"address": ":80", "transport": lifecycle, "http": {"redirections": {"entryPoint": {
                 # The port clients reach HTTPS on (published, node or load-balancer port), not the
                 # container's 443: naming the entry point would redirect to a port nothing serves.
-                "to": f":{https_port}", "scheme": "https", "permanent": True}}}},
+                "to": f":{https_port}", "scheme": "https", "permanent": True, **redirect_priority}}}},
             "websecure": {"address": ":443", "transport": lifecycle},
             "admin": {"address": f":{ADMIN_PORT}"},
             # Traefik's read-only API (api.insecure serves it on this entry point): never published;
@@ -96,18 +107,23 @@ def render_static_config(tls: TlsSpec, https_port: int, certificate: TlsMaterial
         "accessLog": {},
         "log": {"level": "INFO"},
     }
-    if tls.mode == "acme" and certificate is None:
+    if _traefik_resolves(tls, certificate):
         config["certificatesResolvers"] = {"acme": {"acme": {
-            "email": tls.email, "caServer": ACME_SERVERS[tls.acme_server],
+            "email": tls.email, "caServer": acme_directory(tls.acme_server),
             "storage": "/etc/traefik/acme.json", "httpChallenge": {"entryPoint": "web"}}}}
     return yaml.safe_dump(config, sort_keys=True)
+
+
+def _traefik_resolves(tls: TlsSpec, certificate: TlsMaterial | None) -> bool:
+    """Traefik's own ACME resolver gets the certificate (ACME where the target issues none: Docker)."""
+    return tls.mode == "acme" and certificate is None
 
 
 def render_dynamic_config(hosts: Sequence[str], routes: Sequence[Route], tls: TlsSpec,
                           certificate: TlsMaterial | None = None) -> str:
     host_rule = " || ".join(f"Host(`{host}`)" for host in hosts)
     # A mounted certificate (cert-manager) wins; otherwise Traefik's ACME resolver or its default cert.
-    router_tls = {"certResolver": "acme"} if tls.mode == "acme" and certificate is None else {}
+    router_tls = {"certResolver": "acme"} if _traefik_resolves(tls, certificate) else {}
     routers, services, middlewares = {}, {}, {}
     for route in routes:
         rule = f"({host_rule}) && PathPrefix(`{route.path_prefix}`)"
@@ -122,6 +138,12 @@ def render_dynamic_config(hosts: Sequence[str], routes: Sequence[Route], tls: Tl
             services[f"{route.service}-canary"] = _load_balancer(route.canary_servers, route.health_path)
             tracks.append({"name": f"{route.service}-canary", "weight": route.canary_weight})
         services[route.service] = {"weighted": {"services": tracks}}
+    for host, solver in sorted((certificate.challenge_routes if certificate else {}).items()):
+        # Plain HTTP, where the ACME server fetches http://<host>/.well-known/acme-challenge/<token>.
+        name = f"acme-http01-{host.replace('.', '-')}"
+        routers[name] = {"rule": f"Host(`{host}`) && PathPrefix(`/.well-known/acme-challenge/`)",
+                         "entryPoints": ["web"], "service": name}
+        services[name] = {"loadBalancer": {"servers": [{"url": solver}]}}
     document: dict = {"http": {"routers": routers, "services": services}}
     if middlewares:
         document["http"]["middlewares"] = middlewares
