@@ -84,7 +84,13 @@ def _http_probe(path: str, port: int) -> dict:
     return {"httpGet": {"path": path, "port": port}, "timeoutSeconds": 3, "periodSeconds": 10, "failureThreshold": 3}
 
 
-RESTRICTED = {"allowPrivilegeEscalation": False, "privileged": False, "runAsNonRoot": True}
+def _restricted() -> dict:
+    """A hardened container securityContext, fresh for each container so a test mutates only one."""
+    return {"allowPrivilegeEscalation": False, "privileged": False, "runAsNonRoot": True,
+            "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}}
+# The pod level of a hardened pod (components/targets/kubernetes.py writes the same).
+POD_SECURITY = {"runAsNonRoot": True, "runAsUser": 65534, "runAsGroup": 65534,
+                "seccompProfile": {"type": "RuntimeDefault"}}
 
 
 @pytest.fixture
@@ -146,13 +152,14 @@ def deployment() -> dict:
             "template": {
                 "metadata": {"labels": dict(labels), "annotations": version_annotations("1.4.2")},
                 "spec": {
+                    "securityContext": dict(POD_SECURITY),
                     "initContainers": [
                         {
                             "name": "migrate",
                             "image": "ghcr.io/acme/web:1.4.2",
                             "command": ["/app/migrate"],
                             "resources": _resources("100m", "128Mi"),
-                            "securityContext": RESTRICTED,
+                            "securityContext": _restricted(),
                         }
                     ],
                     "containers": [
@@ -167,7 +174,7 @@ def deployment() -> dict:
                             "resources": _resources("500m", "256Mi"),
                             "readinessProbe": _http_probe("/ready", 8080),
                             "livenessProbe": _http_probe("/health", 8080),
-                            "securityContext": RESTRICTED,
+                            "securityContext": _restricted(),
                         }
                     ],
                 },
@@ -192,6 +199,7 @@ def statefulset() -> dict:
             "template": {
                 "metadata": {"labels": dict(labels), "annotations": version_annotations("16.4")},
                 "spec": {
+                    "securityContext": {**POD_SECURITY, "runAsUser": 999, "runAsGroup": 999, "fsGroup": 999},
                     "containers": [
                         {
                             "name": "postgres",
@@ -206,7 +214,7 @@ def statefulset() -> dict:
                             "resources": _resources("1", "1Gi"),
                             "readinessProbe": probe,
                             "livenessProbe": probe,
-                            "securityContext": {"allowPrivilegeEscalation": False},
+                            "securityContext": _restricted(),
                         }
                     ]
                 },
@@ -233,6 +241,7 @@ def cronjob() -> dict:
                         "metadata": {"labels": dict(labels), "annotations": version_annotations("16.4")},
                         "spec": {
                             "restartPolicy": "OnFailure",
+                            "securityContext": {**POD_SECURITY, "runAsUser": 999, "runAsGroup": 999},
                             "containers": [
                                 {
                                     "name": "backup",
@@ -245,7 +254,7 @@ def cronjob() -> dict:
                                         }
                                     ],
                                     "resources": _resources("250m", "256Mi"),
-                                    "securityContext": RESTRICTED,
+                                    "securityContext": _restricted(),
                                 }
                             ],
                         },
@@ -302,7 +311,19 @@ def certificate() -> dict:
 
 
 @pytest.fixture
-def good_stack(docker_api, docker_edge, deployment, statefulset, cronjob, configmap, ingress, certificate) -> list[Resource]:
+def default_deny() -> dict:
+    """kubernetes:networking.k8s.io/v1:NetworkPolicy `default-deny` of the fixtures' namespace."""
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "default-deny", "namespace": "platform"},
+        "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
+    }
+
+
+@pytest.fixture
+def good_stack(docker_api, docker_edge, deployment, statefulset, cronjob, configmap, ingress, certificate,
+               default_deny) -> list[Resource]:
     """A whole known-good stack; it shares the fixture dicts, so mutating one fixture changes the stack."""
     return [
         ("docker:index/container:Container", "api", docker_api),
@@ -313,4 +334,5 @@ def good_stack(docker_api, docker_edge, deployment, statefulset, cronjob, config
         ("kubernetes:core/v1:ConfigMap", "api-config", configmap),
         ("kubernetes:networking.k8s.io/v1:Ingress", "web", ingress),
         ("kubernetes:cert-manager.io/v1:Certificate", "platform-tls", certificate),
+        ("kubernetes:networking.k8s.io/v1:NetworkPolicy", "default-deny", default_deny),
     ]

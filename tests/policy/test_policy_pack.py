@@ -46,7 +46,7 @@ def test_pack_has_a_valid_name_and_mandatory_default():
 
 def test_every_policy_has_a_unique_kebab_case_verb_thing_name():
     names = [policy.name for policy in POLICIES]
-    assert len(names) == len(set(names)) == 9
+    assert len(names) == len(set(names)) == 17
     assert all(NAME_RE.match(name) for name in names), names
 
 
@@ -112,7 +112,8 @@ def test_dev_config_makes_the_safety_rules_advisory(good_stack, deployment):
 
 def test_whole_stack_rules_are_stack_policies():
     stack_policies = {p.name for p in POLICIES if isinstance(p, StackValidationPolicy)}
-    assert stack_policies == {"require-verified-version", "require-tls", "require-database-backups"}
+    assert stack_policies == {"require-verified-version", "require-tls", "require-database-backups",
+                              "require-default-deny-network-policy", "require-public-path-redundancy"}
 
 
 def test_main_only_assembles_the_pack_from_pack_module():

@@ -1,0 +1,38 @@
+"""require-seccomp-profile: every container runs under a seccomp profile."""
+
+from __future__ import annotations
+
+from pulumi_policy import ResourceValidationArgs, ResourceValidationPolicy, ReportViolation, Severity
+
+from ._docs import doc_url
+from ._hardening import effective, kubernetes_workload
+from ._workloads import as_mapping, subject
+
+NAME = "require-seccomp-profile"
+CONFINED = frozenset({"RuntimeDefault", "Localhost"})
+
+
+def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    workload = kubernetes_workload(args.resource_type, args.name, args.props)
+    if workload is None:
+        return
+    service, containers, pod = workload
+    for container in containers:
+        profile = as_mapping(effective(container, pod, "seccompProfile")).get("type")
+        if profile not in CONFINED:
+            found = f"'{profile}'" if profile else "none"
+            report_violation(f"{subject(service, container.where)} runs without a seccomp profile "
+                             f"(seccompProfile.type: {found}; expected RuntimeDefault or Localhost)", None)
+
+
+POLICY = ResourceValidationPolicy(
+    name=NAME,
+    description="Checks that every Kubernetes container runs with the RuntimeDefault or a Localhost seccomp profile.",
+    validate=validate,
+    severity=Severity.MEDIUM,
+    remediation_steps=(
+        "Set securityContext.seccompProfile.type: RuntimeDefault on the pod (or on each container); "
+        "Unconfined or no profile leaves every system call open to the container."
+    ),
+    url=doc_url(NAME),
+)
