@@ -389,6 +389,8 @@ cmd_start() {
   wait_for "node $NODE_NAME Ready" 120 node_ready
   apply_addons
   install_crds
+  # cert-manager's controller (issues the stacks' certificates); the cluster is usable without it
+  bash "$ADDONS/cert-manager.sh" apply || clog "WARNING: cert-manager add-on failed: bash $ADDONS/cert-manager.sh apply"
   clog "cluster up in $((SECONDS - t0))s; export KUBECONFIG=$KUBECONFIG_FILE"
 }
 
