@@ -101,6 +101,8 @@ bash devenv/cluster/cluster.sh start
 step "starting the Docker engine for the Docker target (devenv/docker/README.md)"
 bash devenv/docker/engine.sh install
 bash devenv/docker/engine.sh start
+step "starting the local ACME server (Pebble: devenv/acme/pebble.sh; docs/tls.md)"
+bash devenv/acme/pebble.sh start
 passphrase
 git_filter
 backend_and_stacks
