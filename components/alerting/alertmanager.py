@@ -18,7 +18,7 @@ Ref: https://prometheus.io/docs/alerting/latest/configuration/
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -56,6 +56,10 @@ class AlertRouting(BaseModel):
     )
     heartbeat_url_secret_key: str | None = Field(
         None, description="Name of the secret config key holding a dead man's switch URL pinged by Watchdog."
+    )
+    webhook_severities: list[Literal["critical", "warning"]] = Field(
+        default_factory=lambda: ["critical"], min_length=1,
+        description="Severities the webhook receives besides e-mail: critical (paging) and optionally warning.",
     )
     critical_group_wait: str = Field("10s", description="Wait before the first notification of a critical group.")
     # Alertmanager's default: batches a burst of warnings into one email.
@@ -132,8 +136,11 @@ def render_alertmanager_config(
     heartbeat = _secret_url("heartbeat_url", routing.heartbeat_url_secret_key, heartbeat_url)
     email = {"to": ", ".join(routing.email_to), "send_resolved": True, "headers": {"Subject": EMAIL_SUBJECT}}
     critical: dict[str, Any] = {"name": "critical", "email_configs": [email]}
+    warning: dict[str, Any] = {"name": "email", "email_configs": [email]}
     if webhook:
         critical["webhook_configs"] = [{"url": webhook, "send_resolved": True}]
+        if "warning" in routing.webhook_severities:
+            warning["webhook_configs"] = [{"url": webhook, "send_resolved": True}]
     return {
         "global": _global(routing, smtp_password),
         "route": _route(routing),
@@ -144,7 +151,7 @@ def render_alertmanager_config(
         "receivers": [
             {"name": "null"},
             {"name": "heartbeat", **({"webhook_configs": [{"url": heartbeat, "send_resolved": False}]} if heartbeat else {})},
-            {"name": "email", "email_configs": [email]},
+            warning,
             critical,
         ],
     }

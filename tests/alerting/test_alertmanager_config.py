@@ -111,3 +111,29 @@ def test_rejects_a_malformed_webhook_url_without_echoing_it():
 def test_rejects_an_invalid_recipient_address():
     with pytest.raises(ValidationError, match="email_to"):
         routing(email_to=["oncall"])
+
+
+def test_webhook_receives_critical_alerts_only_by_default():
+    config = render_alertmanager_config(
+        AlertRouting(email_to=["a@example.test"], email_from="b@example.test", smarthost="smtp.example.test:25",
+                     webhook_url_secret_key="hook"), "https://hooks.example.test/x", None)
+    receivers = {r["name"]: r for r in config["receivers"]}
+    assert "webhook_configs" in receivers["critical"] and "webhook_configs" not in receivers["email"]
+
+
+def test_webhook_receives_warnings_when_configured():
+    config = render_alertmanager_config(
+        AlertRouting(email_to=["a@example.test"], email_from="b@example.test", smarthost="smtp.example.test:25",
+                     webhook_url_secret_key="hook", webhook_severities=["critical", "warning"]),
+        "https://hooks.example.test/x", None)
+    receivers = {r["name"]: r for r in config["receivers"]}
+    assert receivers["email"]["webhook_configs"] == [{"url": "https://hooks.example.test/x", "send_resolved": True}]
+
+
+def test_every_email_subject_names_stack_service_and_version():
+    config = render_alertmanager_config(
+        AlertRouting(email_to=["a@example.test"], email_from="b@example.test", smarthost="smtp.example.test:25"),
+        None, None)
+    subjects = {r["name"]: r["email_configs"][0]["headers"]["Subject"] for r in config["receivers"] if "email_configs" in r}
+    assert set(subjects) == {"email", "critical"}
+    assert all(all(f".CommonLabels.{label}" in s for label in ("stack", "service", "version")) for s in subjects.values())

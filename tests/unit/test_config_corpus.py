@@ -345,6 +345,8 @@ CORPUS: list[Case] = [
     case("alerting.thresholds.runbookBaseUrl", "", "an empty runbook URL"),
     case("alerting.thresholds.runbookBaseUrl", "docs/runbooks/alerts.md#top", "the anchor is the alert's"),
     case("alerting.thresholds.runbookBaseUrl", "see the wiki", "not a URL or path"),
+    case("alerting.webhookSeverities", ["info"], "info alerts go to dashboards, not the webhook"),
+    case("alerting.webhookSeverities", [], "a webhook for no severity"),
     case("alerting.emailCc", ["x@shop.example"], "unknown alerting key"),
     # --- monitoring -------------------------------------------------------------------------
     case("monitoring.prometheusImage", "prom/prometheus:v2.42.0", "the tag belongs in version"),
