@@ -232,6 +232,26 @@ def rollout(stack: str, service: str,
     show_record(audited)
 
 
+@app.command()
+def dashboard(stacks: Optional[list[str]] = typer.Argument(None, help="Stacks to show (default: every stack)."),
+              output: Path = typer.Option(Path(".state/reports/dashboard.html"), "--output", "-o",
+                                          help="The HTML file to write (relative paths: under the project)."),
+              alertmanager_url: Optional[str] = typer.Option(None, "--alertmanager-url",
+                                                             help="Show the alerts firing there."),
+              cwd: Optional[Path] = CwdOption) -> None:
+    """Write a static HTML dashboard: versions against the verified ones, canaries, releases, drills, alerts."""
+    from deployctl import dashboard as board  # Jinja2 only for this command
+
+    try:
+        eng = engine(cwd, quiet=True)
+        names = stacks or [entry["name"].rsplit("/", 1)[-1] for entry in
+                           json.loads(eng.cli("stack", "ls", "--json").stdout or "[]")]
+    except DeployError as error:
+        fail(str(error))
+    path = board.write(eng, names, output if output.is_absolute() else eng.project / output, alertmanager_url)
+    console.print(f"dashboard of {', '.join(names)} written to {path}", highlight=False, soft_wrap=True)
+
+
 def _probe_url(eng: Engine, stack: str, service: str) -> tuple[str, str | None]:
     config = ops.platform_config(eng, stack)
     spec = (config.get("services") or {}).get(service) or {}
