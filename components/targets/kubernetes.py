@@ -30,7 +30,11 @@ from components.hardening import (
     KubernetesHardening,
 )
 from components.targets.gate import after
-from components.targets.kubernetes_tls import issue_edge_certificate, issue_local_ca_certificate
+from components.targets.kubernetes_tls import (
+    SOLVER_PORT,
+    issue_edge_certificate,
+    issue_local_ca_certificate,
+)
 from components.versioning import VERSION_LABEL, version_annotations
 from components.targets.base import (
     JobSpec,
@@ -48,6 +52,9 @@ net = k8s.networking.v1
 
 NAME_LABEL = "app.kubernetes.io/name"
 TRACK_LABEL = "deploy.platform/track"
+# cert-manager labels every HTTP-01 solver pod it starts with this.
+ACME_SOLVER_SELECTOR = {"acme.cert-manager.io/http01-solver": "true"}
+LABELS_ACME = {"app.kubernetes.io/part-of": "platform", "app.kubernetes.io/component": "tls"}
 # Marks the public path (the edge and the services it routes to): PodDisruptionBudgets, replicas.
 EXPOSURE_LABEL = "deploy.platform/exposure"
 
@@ -59,6 +66,7 @@ class KubernetesRuntime:
                  gate: pulumi.Output | None = None, hardening: KubernetesHardening | None = None):
         self.settings = settings
         self.hardening = hardening or KubernetesHardening()
+        self._acme_solvers = False  # set by edge_tls when the edge forwards ACME challenges
         self.stack = stack
         self.namespace_name = settings.namespace
         self._claims: dict[str, core.PersistentVolumeClaim] = {}
@@ -211,11 +219,14 @@ class KubernetesRuntime:
                 net.NetworkPolicyIngressRuleArgs(ports=[net.NetworkPolicyPortArgs(port=port, protocol="TCP")
                                                         for port in (80, 443)])]))
             # ...and the edge reaches the services it routes to, on their ports only.
+            upstreams = [({NAME_LABEL: name}, port) for name, port in sorted(self.hardening.public_ports.items())]
+            if self._acme_solvers:
+                upstreams.append((ACME_SOLVER_SELECTOR, SOLVER_PORT))
             created.append(self._policy(f"{spec.name}-to-services", labels, parent, selector, egress=[
                 net.NetworkPolicyEgressRuleArgs(
-                    to=[net.NetworkPolicyPeerArgs(pod_selector=meta.LabelSelectorArgs(match_labels={NAME_LABEL: name}))],
+                    to=[net.NetworkPolicyPeerArgs(pod_selector=meta.LabelSelectorArgs(match_labels=match))],
                     ports=[net.NetworkPolicyPortArgs(port=port, protocol="TCP")])
-                for name, port in sorted(self.hardening.public_ports.items())] or None))
+                for match, port in upstreams] or None))
         elif public and spec.port:
             created.append(self._policy(f"{spec.name}-from-edge", labels, parent, selector, ingress=[
                 net.NetworkPolicyIngressRuleArgs(from_=[edge], ports=[net.NetworkPolicyPortArgs(port=spec.port, protocol="TCP")])]))
@@ -379,7 +390,15 @@ class KubernetesRuntime:
         opts = ResourceOptions(parent=parent, provider=self.provider, depends_on=[self.namespace])
         if tls.mode == "local-ca":
             return issue_local_ca_certificate(hosts, tls, self.namespace_name, opts)
-        return issue_edge_certificate(hosts, tls, self.settings, self.stack, opts)
+        material = issue_edge_certificate(hosts, tls, self.settings, self.stack, opts)
+        if material.challenge_routes:
+            # cert-manager's HTTP-01 solver pods (created at challenge time, in this namespace) answer
+            # the challenges the edge forwards to them, and nothing else.
+            self._acme_solvers = True
+            self._policy("acme-solvers-from-edge", LABELS_ACME, parent, ACME_SOLVER_SELECTOR, ingress=[
+                net.NetworkPolicyIngressRuleArgs(from_=[net.NetworkPolicyPeerArgs(pod_selector=meta.LabelSelectorArgs(
+                    match_labels={NAME_LABEL: "edge"}))], ports=[net.NetworkPolicyPortArgs(port=SOLVER_PORT, protocol="TCP")])])
+        return material
 
     def _claim(self, volume, labels, parent) -> core.PersistentVolumeClaim:
         """One claim per volume name: the backup job and its restore drill share the dumps."""

@@ -407,3 +407,15 @@ def test_the_public_path_has_disruption_budgets_of_one_pod_at_a_time(mocks):
     assert budgets["api"].get("spec.selector.matchLabels") == {"app.kubernetes.io/name": "api",
                                                                "deploy.platform/track": "stable"}
 
+
+
+def test_acme_solver_pods_are_reachable_from_the_edge_on_the_solver_port_only(mocks, staging_verified):
+    staging_verified({"web": "1.4.2", "api": "1.4.2", "worker": "1.4.2", "edge": "3.1.4"})
+    deploy(mocks, stack="prod")
+    solvers = {"acme.cert-manager.io/http01-solver": "true"}
+    ingress = mocks.named(NETWORK_POLICY, "acme-solvers-from-edge").get("spec")
+    assert ingress["podSelector"]["matchLabels"] == solvers
+    assert ingress["ingress"] == [{"from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "edge"}}}],
+                                   "ports": [{"port": 8089, "protocol": "TCP"}]}]
+    egress = mocks.named(NETWORK_POLICY, "edge-to-services").get("spec.egress")
+    assert {"to": [{"podSelector": {"matchLabels": solvers}}], "ports": [{"port": 8089, "protocol": "TCP"}]} in egress
