@@ -61,6 +61,7 @@ class AlertRouting(BaseModel):
         default_factory=lambda: ["critical"], min_length=1,
         description="Severities the webhook receives besides e-mail: critical (paging) and optionally warning.",
     )
+    heartbeat_interval: str = Field("5m", description="How often Watchdog is re-sent to the heartbeat receiver.")
     critical_group_wait: str = Field("10s", description="Wait before the first notification of a critical group.")
     # Alertmanager's default: batches a burst of warnings into one email.
     group_wait: str = Field("30s", description="Wait before the first notification of a non-critical group.")
@@ -98,10 +99,17 @@ class AlertRouting(BaseModel):
                              "(value not shown: it may be the secret itself)")
         return value
 
-    @field_validator("critical_group_wait", "group_wait", "group_interval", "repeat_interval")
+    @field_validator("critical_group_wait", "group_wait", "group_interval", "repeat_interval", "heartbeat_interval")
     @classmethod
     def _duration(cls, value: str) -> str:
         duration_seconds(value)
+        return value
+
+    @field_validator("heartbeat_interval")
+    @classmethod
+    def _heartbeat_not_zero(cls, value: str) -> str:
+        if duration_seconds(value) <= 0:
+            raise ValueError("heartbeat_interval must be positive (Alertmanager refuses a zero repeat_interval), e.g. 5m")
         return value
 
     @model_validator(mode="after")
@@ -172,6 +180,7 @@ def _global(routing: AlertRouting, smtp_password: str | None) -> dict[str, Any]:
 
 
 def _route(routing: AlertRouting) -> dict[str, Any]:
+    heartbeat = routing.heartbeat_interval
     return {
         "receiver": "email",
         # One notification per alert, stack and service, so its common labels name all three (and the version).
@@ -182,7 +191,7 @@ def _route(routing: AlertRouting) -> dict[str, Any]:
         "routes": [
             # A dead man's switch expects a ping every few minutes, so Watchdog repeats far more often than 4h.
             {"receiver": "heartbeat", "matchers": ['alertname="Watchdog"'], "group_wait": "0s",
-             "group_interval": "1m", "repeat_interval": "5m"},
+             "group_interval": heartbeat if duration_seconds(heartbeat) < 60 else "1m", "repeat_interval": heartbeat},
             {"receiver": "critical", "matchers": ['severity="critical"'], "group_wait": routing.critical_group_wait,
              "group_interval": routing.group_interval, "repeat_interval": routing.repeat_interval},
             {"receiver": "email", "matchers": ['severity="warning"']},

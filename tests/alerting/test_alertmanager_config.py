@@ -137,3 +137,11 @@ def test_every_email_subject_names_stack_service_and_version():
     subjects = {r["name"]: r["email_configs"][0]["headers"]["Subject"] for r in config["receivers"] if "email_configs" in r}
     assert set(subjects) == {"email", "critical"}
     assert all(all(f".CommonLabels.{label}" in s for label in ("stack", "service", "version")) for s in subjects.values())
+
+
+def test_watchdog_repeats_at_the_heartbeat_interval():
+    config = render_alertmanager_config(
+        AlertRouting(email_to=["a@example.test"], email_from="b@example.test", smarthost="smtp.example.test:25",
+                     heartbeat_interval="20s"), None, None)
+    watchdog = next(r for r in config["route"]["routes"] if r["receiver"] == "heartbeat")
+    assert (watchdog["group_interval"], watchdog["repeat_interval"]) == ("20s", "20s")

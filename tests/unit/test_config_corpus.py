@@ -347,6 +347,7 @@ CORPUS: list[Case] = [
     case("alerting.thresholds.runbookBaseUrl", "see the wiki", "not a URL or path"),
     case("alerting.webhookSeverities", ["info"], "info alerts go to dashboards, not the webhook"),
     case("alerting.webhookSeverities", [], "a webhook for no severity"),
+    case("alerting.heartbeatInterval", "often", "not a duration"),
     case("alerting.emailCc", ["x@shop.example"], "unknown alerting key"),
     # --- monitoring -------------------------------------------------------------------------
     case("monitoring.prometheusImage", "prom/prometheus:v2.42.0", "the tag belongs in version"),
