@@ -41,9 +41,10 @@ def issue_edge_certificate(hosts: Sequence[str], tls: TlsSpec, settings: Kuberne
     namespace = settings.namespace
     challenge_routes: dict[str, str] = {}
     if tls.mode == "acme":
-        issuer_ref = {"name": f"{stack}-acme", "kind": "ClusterIssuer"}
+        # Named after the namespace: cluster-scoped, and two stacks of one name (a test copy) may share a cluster.
+        issuer_ref = {"name": f"{namespace}-acme", "kind": "ClusterIssuer"}
         issuers = [_resource("cluster-issuer", "ClusterIssuer", {"name": issuer_ref["name"], "labels": LABELS},
-                             {"acme": acme_issuer_spec(hosts, tls, settings, stack)}, opts)]
+                             {"acme": acme_issuer_spec(hosts, tls, settings)}, opts)]
         for host in hosts:
             service = _solver_service(host, namespace, opts)
             challenge_routes[host] = f"http://{service}.{namespace}.svc.cluster.local:{SOLVER_PORT}"
@@ -79,14 +80,14 @@ def issue_edge_certificate(hosts: Sequence[str], tls: TlsSpec, settings: Kuberne
     return TlsMaterial(certificates=certificates, secret_mounts=mounts, challenge_routes=challenge_routes)
 
 
-def acme_issuer_spec(hosts: Sequence[str], tls: TlsSpec, settings: KubernetesTarget, stack: str) -> dict:
+def acme_issuer_spec(hosts: Sequence[str], tls: TlsSpec, settings: KubernetesTarget) -> dict:
     """The ClusterIssuer's `acme` block: one HTTP-01 solver per host (selected by dnsNames), whose
     pods carry that host's label, so each host's challenges reach exactly its solver pods."""
     solvers = [{"selector": {"dnsNames": [host]}, "http01": {"ingress": {
         "ingressClassName": settings.ingress_class,
         "podTemplate": {"metadata": {"labels": {SOLVER_LABEL: solver_id(host)}}}}}} for host in hosts]
     spec: dict = {"email": tls.email, "server": acme_directory(tls.acme_server),
-                  "privateKeySecretRef": {"name": f"{stack}-acme-account-key"}, "solvers": solvers}
+                  "privateKeySecretRef": {"name": f"{settings.namespace}-acme-account-key"}, "solvers": solvers}
     bundle = acme_ca_bundle(tls.acme_ca_bundle_file)
     if bundle:
         spec["caBundle"] = base64.b64encode(bundle.encode()).decode()

@@ -149,3 +149,11 @@ def test_a_bundle_file_without_a_certificate_is_refused_by_name(tmp_path):
     path.write_text("not a certificate\n")
     with pytest.raises(ValueError, match="acmeCaBundleFile .*empty.pem holds no PEM certificate"):
         acme_ca_bundle(str(path))
+
+
+def test_the_cluster_issuer_is_named_after_the_namespace_so_stack_copies_do_not_collide(mocks, bundle):
+    on_kubernetes(mocks, pebble(bundle))
+    issuer = mocks.named(ISSUER, "cluster-issuer")
+    assert issuer.get("metadata.name") == "shop-staging-acme"
+    certificate = mocks.named(CERTIFICATE, "edge-certificate-shop-staging-localhost")
+    assert certificate.get("spec.issuerRef") == {"name": "shop-staging-acme", "kind": "ClusterIssuer"}
