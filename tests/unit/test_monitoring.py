@@ -124,7 +124,7 @@ def test_backup_results_exporter_serves_the_metrics_directory_of_the_backup_volu
     pod = exporter.get("spec.template.spec")
     assert pod["volumes"][0]["persistentVolumeClaim"] == {"claimName": "backups-main"}
     assert pod["containers"][0]["command"][-1].endswith('exec httpd -f -p 9102 -h "/backups/main/.metrics"')
-    assert pod["containers"][0]["livenessProbe"]["exec"]["command"] == ["pidof", "httpd"]
+    assert pod["containers"][0]["readinessProbe"]["exec"]["command"] == ["pidof", "httpd"]
 
 
 HANDLER = Path(__file__).resolve().parents[2] / "devenv" / "images" / "shop-app" / "handler.sh"
