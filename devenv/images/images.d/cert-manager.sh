@@ -20,7 +20,7 @@ cert_manager_image() { # name
   rm -rf "$r"; mkdir -p "$r/usr/local/bin" "$r/etc/ssl/certs" "$r/tmp" "$r/lib64"
   chmod 1777 "$r/tmp"
   cp "$bin" "$r/usr/local/bin/$name"
-  ldd "$bin" 2>/dev/null | awk '/=> \//{print $3}' | while read -r lib; do
+  { ldd "$bin" 2>/dev/null || true; } | awk '/=> \//{print $3}' | while read -r lib; do   # none if static
     mkdir -p "$r$(dirname "$lib")"; cp -L "$lib" "$r$lib"
   done
   [ -e /lib64/ld-linux-x86-64.so.2 ] && cp -L /lib64/ld-linux-x86-64.so.2 "$r/lib64/"
