@@ -96,6 +96,8 @@ main() {
   install_plugin kubernetes "$KUBERNETES_PROVIDER_VERSION" "$PLUGINS/pulumi-resource-kubernetes"
   install_plugin command "$COMMAND_PROVIDER_VERSION" "$PLUGINS/command-$COMMAND_PROVIDER_VERSION/pulumi-resource-command"
   install_plugin docker "$DOCKER_PROVIDER_VERSION" "$PLUGINS/docker-$DOCKER_PROVIDER_VERSION/pulumi-resource-docker"
+  # The Prometheus Operator the local cluster runs as an add-on (docs/monitoring-kubernetes.md).
+  bash "$HERE/prometheus-operator.sh"
   log "toolchain ready in $BIN"
 }
 
