@@ -121,3 +121,77 @@ def test_a_rendering_stack_is_checked_at_its_render_directory(tmp_path):
     raw["edge"]["tls"] = {"mode": "self-signed"}
     host = host_for(parse_platform_config(raw, "staging"), "staging", tmp_path, True)
     assert isinstance(host, RenderDirectory) and host.directory == tmp_path / "rendered" / "staging"
+
+
+class StackEngine:
+    """The engine slice ops.deploy uses, with the committed staging config rendering to tmp_path."""
+
+    def __init__(self, tmp_path, raw: dict) -> None:
+        from deployctl.lease import LeaseStore
+
+        self.project, self.env, self.notices, self.previews, self.ups = tmp_path, {}, [], 0, []
+        self.leases = LeaseStore(tmp_path / "leases", notify=self.notices.append)
+        self.entries = {f"platform:{key}": ({"value": json.dumps(value), "objectValue": value, "secret": False}
+                                            if isinstance(value, (dict, list)) else {"value": value, "secret": False})
+                        for key, value in raw.items()}
+        self.stack_file("staging").write_text("config: {}\n")
+
+    def on_notice(self, line: str) -> None:
+        self.notices.append(line)
+
+    def stack_file(self, stack):
+        return self.project / f"Pulumi.{stack}.yaml"
+
+    def backend_directory(self):
+        return self.project / "state"
+
+    def recover_interrupted(self, stack):
+        pass
+
+    def releases(self, stack):
+        return []
+
+    def config(self, stack):
+        return self.entries
+
+    def outputs(self, stack):
+        return {}
+
+    def preview(self, stack, policy_config=None):
+        self.previews += 1
+
+    def up(self, stack, message, policy_config=None):
+        self.ups.append(message)
+
+
+def rendering_staging(**preflight) -> dict:
+    raw = raw_stack_config("staging")
+    raw["kubernetes"] = {**raw.get("kubernetes", {}), "renderToDirectory": "rendered/staging"}
+    raw["edge"]["tls"] = {"mode": "self-signed"}
+    raw["preflight"] = preflight
+    return raw
+
+
+def test_a_deploy_that_fails_preflight_never_previews_and_records_the_refusal(tmp_path):
+    from deployctl import operations as ops
+    from deployctl.records import Audit, store_for
+    from deployctl.workspace import UpdateNotStarted
+
+    engine = StackEngine(tmp_path, rendering_staging(minFreeDiskPercent=100))
+    audit = Audit(actor="alice", store=store_for(engine), notify=False)
+    with pytest.raises(UpdateNotStarted, match="preflight check 'disk' failed"):
+        ops.deploy(engine, "staging", "api 1.5.0", audit=audit)
+    assert engine.previews == 0 and engine.ups == []
+    [record] = audit.store.records("staging")
+    assert record["outcome"] == "refused" and [c["name"] for c in record["preflight"]] == ["target", "disk"]
+
+
+def test_a_forced_deploy_without_a_reason_is_refused(tmp_path):
+    from deployctl import operations as ops
+    from deployctl.records import Audit, store_for
+    from deployctl.workspace import UpdateNotStarted
+
+    engine = StackEngine(tmp_path, rendering_staging())
+    with pytest.raises(UpdateNotStarted, match="needs --reason"):
+        ops.deploy(engine, "staging", "m", audit=Audit(store=store_for(engine), notify=False, preflight=False))
+    assert engine.previews == 0
