@@ -109,14 +109,21 @@ def _up(engine: Engine, stack: str, before: Before, record: ReleaseRecord, messa
             update_results(engine, stack, record, failure)
 
 
+# deployctl's own settings: who is told and what is checked before a change are today's, whatever
+# release a rollback re-applies (rolling back must not silence the notification of the rollback).
+OPERATOR_KEYS = ("platform:notifications", "platform:preflight")
+
+
 def apply_release_config(engine: Engine, stack: str, release: Release) -> None:
-    """Make the stack's non-secret config exactly that release's (secrets stay as they are)."""
+    """Make the stack's non-secret config exactly that release's (secrets stay as they are, and so
+    do deployctl's own settings, OPERATOR_KEYS)."""
     current = engine.config(stack)
     # History records project-level defaults (Pulumi.yaml `default: {}`) as values; writing those
     # into the stack file would only add noise, so an empty object not set today stays unset.
     wanted = {key: item for key, item in release.plain_config().items()
-              if key in current or item.get("objectValue") not in ({}, [])}
-    stale = [key for key, entry in current.items() if not entry.get("secret") and key not in wanted]
+              if key not in OPERATOR_KEYS and (key in current or item.get("objectValue") not in ({}, []))}
+    stale = [key for key, entry in current.items()
+             if not entry.get("secret") and key not in wanted and key not in OPERATOR_KEYS]
     engine.remove_config(stack, stale)
     engine.set_config_json(stack, wanted)
 

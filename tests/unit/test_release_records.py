@@ -223,3 +223,30 @@ def test_a_record_times_each_phase_and_adds_up_repeated_ones():
         with record.phase("update"):
             pass
     assert set(record.durations) == {"update"} and record.durations["update"] >= 0
+
+
+def test_a_rollback_keeps_todays_notification_and_preflight_settings(tmp_path):
+    from deployctl.operations import apply_release_config
+
+    class ConfigEngine:
+        def __init__(self) -> None:
+            self.removed, self.set = [], {}
+
+        def config(self, stack):
+            return {"platform:services": {"value": "", "objectValue": {"api": {"version": "2.0.0"}}, "secret": False},
+                    "platform:notifications": {"value": "", "objectValue": {"webhook": {"urlSecret": "u"}},
+                                               "secret": False},
+                    "platform:preflight": {"value": "", "objectValue": {"minFreeDiskPercent": 30}, "secret": False}}
+
+        def remove_config(self, stack, keys):
+            self.removed += keys
+
+        def set_config_json(self, stack, entries):
+            self.set = entries
+
+    engine = ConfigEngine()
+    old = Release(number=1, kind="update", result="succeeded", message="", start_time="", end_time=None, config={
+        "platform:services": {"value": "", "objectValue": {"api": {"version": "1.0.0"}}, "secret": False},
+        "platform:notifications": {"value": "", "objectValue": {}, "secret": False}})
+    apply_release_config(engine, "staging", old)
+    assert engine.removed == [] and set(engine.set) == {"platform:services"}
