@@ -30,6 +30,8 @@ system_packages() {
   command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
   # sshd: the Docker target's ssh:// host is tested through a real sshd on a loopback port.
   [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+  # chromium: deployctl dashboard is tested in a real headless browser (tests/e2e/test_dashboard.py).
+  command -v chromium >/dev/null || missing+=(chromium)
   [ ${#missing[@]} -eq 0 ] && return 0
   step "installing ${missing[*]} (Debian packages)"
   local sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
