@@ -226,7 +226,7 @@ class KubernetesRuntime:
                 net.NetworkPolicyEgressRuleArgs(
                     to=[net.NetworkPolicyPeerArgs(pod_selector=meta.LabelSelectorArgs(match_labels=match))],
                     ports=[net.NetworkPolicyPortArgs(port=port, protocol="TCP")])
-                for match, port in upstreams] or None))
+                for match, port in upstreams]))
         elif public and spec.port:
             created.append(self._policy(f"{spec.name}-from-edge", labels, parent, selector, ingress=[
                 net.NetworkPolicyIngressRuleArgs(from_=[edge], ports=[net.NetworkPolicyPortArgs(port=spec.port, protocol="TCP")])]))
