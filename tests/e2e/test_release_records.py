@@ -36,29 +36,31 @@ def receivers():
 
 
 def notified(project: Project, stack: str, hook: Webhook, smtp: SmtpSink) -> None:
-    """The stack's notification channels, their URLs and secrets set with --secret."""
+    """The stack's notification channels; their URLs and signing secret set with --secret."""
     secrets = {"notifyHookUrl": hook.url(f"/{stack}/hook"), "notifySlackUrl": hook.url(f"/{stack}/slack"),
                "notifyDingUrl": hook.url(f"/{stack}/ding") + "?access_token=e2e", "notifyDingSign": DING_SECRET}
-    for key, value in secrets.items():
-        project.pulumi("config", "set", "--secret", f"platform:{key}", value, "-s", stack)
-    project.set_config(stack, "notifications.webhook.urlSecret", "notifyHookUrl")
-    project.set_config(stack, "notifications.slack.urlSecret", "notifySlackUrl")
-    project.set_config(stack, "notifications.dingtalk.urlSecret", "notifyDingUrl")
-    project.set_config(stack, "notifications.dingtalk.signSecret", "notifyDingSign")
-    project.set_config(stack, "notifications.email.to[0]", "ops@example.com")
-    project.set_config(stack, "notifications.email.emailFrom", "deployctl@example.com")
-    project.set_config(stack, "notifications.email.smtpHost", "127.0.0.1")
-    project.set_config(stack, "notifications.email.smtpPort", smtp.port)
-    project.set_config(stack, "notifications.email.starttls", False)
+    project.pulumi("config", "set-all", *[arg for key, value in secrets.items()
+                                          for arg in ("--secret", f"platform:{key}={value}")], "-s", stack)
+    channels = {"webhook": {"urlSecret": "notifyHookUrl"}, "slack": {"urlSecret": "notifySlackUrl"},
+                "dingtalk": {"urlSecret": "notifyDingUrl", "signSecret": "notifyDingSign"},
+                "email": {"to": ["ops@example.com"], "emailFrom": "deployctl@example.com", "smtpHost": "127.0.0.1",
+                          "smtpPort": smtp.port, "starttls": False}}
+    entry = {"platform:notifications": {"value": json.dumps(channels), "objectValue": channels, "secret": False}}
+    project.pulumi("config", "set-all", "--json", json.dumps(entry), "-s", stack)
 
 
 @pytest.fixture
-def staging(staging, tmp_path, receivers):
-    """The rendering staging stack at api 1.4.2 (update 1), notifying the local receivers;
-    evidence signed with a key of the test's own."""
+def staging(staging, tmp_path):
+    """The rendering staging stack at api 1.4.2 (update 1); evidence signed with the test's own key."""
     staging.env["DEPLOYCTL_SIGNING_DIR"] = str(tmp_path / "keys")
-    notified(staging, "staging", *receivers)
     staging.pulumi("up", "--yes", "-s", "staging", "--message", "api 1.4.2")
+    return staging
+
+
+@pytest.fixture
+def told(staging, receivers):
+    """Staging notifying the local receivers (set after update 1: today's settings are what count)."""
+    notified(staging, "staging", *receivers)
     return staging
 
 
@@ -117,8 +119,8 @@ def assert_notified(hook: Webhook, smtp: SmtpSink, stack: str, count: int, event
     assert f"actor: {facts['actor']}" in text and stack in mails[-1]["Subject"]
 
 
-def test_a_deploy_leaves_a_full_record_in_the_stack_and_tells_every_channel(staging, receivers):
-    hook, smtp = receivers
+def test_a_deploy_leaves_a_full_record_in_the_stack_and_tells_every_channel(told, receivers):
+    staging, (hook, smtp) = told, receivers
     staging.set_config("staging", "services.api.version", "1.5.0")
 
     staging.deployctl("deploy", "staging", "--message", "api 1.5.0", "--actor", "alice", "--reason", "ship 1.5.0",
@@ -155,8 +157,8 @@ def test_a_deploy_leaves_a_full_record_in_the_stack_and_tells_every_channel(stag
         "versionsBefore": record["versions_before"], "versionsAfter": record["versions_after"]})
 
 
-def test_a_failed_deploy_and_its_automatic_rollback_are_recorded_and_notified(staging, receivers):
-    hook, smtp = receivers
+def test_a_failed_deploy_and_its_automatic_rollback_are_recorded_and_notified(told, receivers):
+    staging, (hook, smtp) = told, receivers
     staging.set_config("staging", "services.api.version", "1.7.0-broken")
 
     result = staging.deployctl("deploy", "staging", "--actor", "bob", "--reason", "try 1.7.0",
