@@ -148,6 +148,7 @@ def test_a_deploy_leaves_a_full_record_in_the_stack_and_tells_every_channel(told
     assert environment["ci.build.type"] == "deploy" and environment["ci.build.url"].endswith(".json")
     newest = json.loads(staging.deployctl("history", "staging", "--json").stdout)[0]
     assert newest["record"]["actor"] == "alice" and newest["record"]["digests"]["api"] == record["images"]["api"]["digest"]
+    staging.env["COLUMNS"] = "300"  # rich lays the table out for the terminal width it is told
     table = staging.deployctl("history", "staging").stdout
     assert "alice" in table and "ship 1.5.0" in table
     verified = staging.deployctl("verify", environment["ci.build.url"].removeprefix("file://"), check=False)
