@@ -131,8 +131,7 @@ class DockerRuntime:
             labels=_labels(labels), restart="unless-stopped", memory=64, memory_swap=64, cpus=_cpus("200m"),
             log_driver="json-file", log_opts={"max-size": "10m", "max-file": "3"},
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=self.backend.name, aliases=["node-exporter"])],
-            mounts=[docker.ContainerMountArgs(type="bind", source="/", target="/host", read_only=True,
-                                              bind_options=docker.ContainerMountBindOptionsArgs(propagation="rslave"))],
+            mounts=[docker.ContainerMountArgs(type="bind", source="/", target="/host", read_only=True)],
             wait=False, opts=ResourceOptions(parent=parent, provider=self.provider, depends_on=[image]))]
         pg_image = image_reference(settings.postgres_exporter_image, settings.postgres_exporter_version)
         for db in bundle.databases:
