@@ -175,3 +175,70 @@ def subprocess_run_promtool_metrics(text: str):
 
     assert shutil.which("promtool"), "promtool is missing: run scripts/setup.sh (Debian package prometheus)"
     return subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
+
+
+def docker_prometheus_config(mocks) -> dict:
+    deploy(mocks, target="docker")
+    return yaml.safe_load(uploads(slot_container(mocks, "prometheus"))["/etc/prometheus/prometheus.yml"])
+
+
+def scrape_job(config: dict, name: str) -> dict:
+    [job] = [j for j in config["scrape_configs"] if j["job_name"] == name]
+    return job
+
+
+def test_docker_prometheus_names_the_stack_on_every_alert(mocks):
+    assert docker_prometheus_config(mocks)["global"]["external_labels"] == {"stack": "staging"}
+
+
+def test_docker_service_targets_carry_service_version_and_track(mocks):
+    job = scrape_job(docker_prometheus_config(mocks), "api")
+    assert job["static_configs"] == [{"targets": ["api:8080"],
+                                      "labels": {"service": "api", "version": "1.4.2", "track": "stable"}}]
+
+
+def test_docker_backup_results_carry_the_database_service_and_version(mocks):
+    job = scrape_job(docker_prometheus_config(mocks), "backup-main")
+    assert job["static_configs"][0]["labels"] == {"service": "postgres-main", "version": "15.18.0"}
+
+
+def test_docker_postgres_exporter_is_scraped_with_the_database_label(mocks):
+    job = scrape_job(docker_prometheus_config(mocks), "postgres-main")
+    assert job["static_configs"] == [{"targets": ["postgres-exporter-main:9187"], "labels": {
+        "database": "main", "service": "postgres-main", "version": "15.18.0"}}]
+
+
+def test_docker_blackbox_probes_every_public_endpoint_through_the_edge(mocks):
+    job = scrape_job(docker_prometheus_config(mocks), "blackbox")
+    probes = {c["labels"]["instance"]: c["targets"] for c in job["static_configs"]}
+    assert probes == {"https://shop.staging.localhost:31443/api/healthz": ["https://edge:443/api/healthz"],
+                      "https://shop.staging.localhost:31443/healthz": ["https://edge:443/healthz"]}
+
+
+def test_docker_blackbox_sends_the_edge_host_as_sni_and_host_header(mocks):
+    deploy(mocks, target="docker")
+    config = yaml.safe_load(uploads(slot_container(mocks, "blackbox-exporter"))["/etc/blackbox-exporter/blackbox.yml"])
+    http = config["modules"]["https_shop_staging_localhost"]["http"]
+    assert (http["headers"], http["tls_config"]["server_name"]) == ({"Host": "shop.staging.localhost"}, "shop.staging.localhost")
+
+
+def test_docker_postgres_exporter_reads_the_password_from_a_file(mocks):
+    deploy(mocks, target="docker")
+    exporter = slot_container(mocks, "postgres-exporter-main")
+    assert "DATA_SOURCE_PASS_FILE=/run/secrets/DATA_SOURCE_PASS" in exporter.get("envs")
+    assert DEV_SECRETS["mainDbPassword"] not in repr(exporter.get("envs"))
+
+
+def test_docker_node_exporter_reads_the_host_root_read_only(mocks):
+    deploy(mocks, target="docker")
+    node = mocks.named(CONTAINER, "node-exporter")
+    assert node.get("mounts") == [{"type": "bind", "source": "/", "target": "/host", "readOnly": True}]
+    assert "--path.rootfs=/host" in node.get("entrypoints")
+
+
+def test_kubernetes_pod_monitors_label_service_version_and_track_from_the_pod(mocks):
+    deploy(mocks)
+    api = mocks.named("kubernetes:monitoring.coreos.com/v1:PodMonitor", "scrape-api")
+    relabelings = api.get("spec.podMetricsEndpoints.0.relabelings")
+    assert {"targetLabel": "service", "replacement": "api"} in relabelings
+    assert {"sourceLabels": ["__meta_kubernetes_pod_label_app_kubernetes_io_version"], "targetLabel": "version"} in relabelings
