@@ -300,12 +300,16 @@ def database_rules(t: AlertingThresholds, databases: list[str]) -> list[AlertRul
     # One absent() per database: absent() of a regex selector would stay quiet while any one database reports.
     missing = " or ".join(f'absent(pg_up{{database="{name}"}})' for name in databases)
 
+    # postgres_exporter 0.11 adds `server` (the host:port it connects to) to its query metrics, not to pg_up.
+    server = {**exporter, "server": f"postgres-{db}:5432"}
+
     def connections(used: int) -> list[Series]:
         active = used // 2
         return [
-            Series(metric="pg_stat_activity_count", labels={**exporter, "datname": "app", "state": "active"}, values=f"{active}x30"),
-            Series(metric="pg_stat_activity_count", labels={**exporter, "datname": "app", "state": "idle"}, values=f"{used - active}x30"),
-            Series(metric="pg_settings_max_connections", labels=exporter, values=f"{max_connections}x30"),
+            Series(metric="pg_stat_activity_count", labels={**server, "datname": "app", "state": "active"}, values=f"{active}x30"),
+            Series(metric="pg_stat_activity_count", labels={**server, "datname": "app", "state": "idle"}, values=f"{used - active}x30"),
+            Series(metric="pg_stat_activity_count", labels={**server, "datname": "postgres", "state": "disabled"}, values="0x30"),
+            Series(metric="pg_settings_max_connections", labels=server, values=f"{max_connections}x30"),
         ]
 
     used = math.ceil(_above(t.db_connections_ratio) * max_connections)
