@@ -118,7 +118,9 @@ def _solver_service(host: str, namespace: str, opts: ResourceOptions) -> str:
     generated name the edge's static routes cannot know). No endpoints while nothing is pending."""
     name = f"acme-http01-{solver_id(host)}"
     k8s.core.v1.Service(
-        name, metadata={"name": name, "namespace": namespace, "labels": LABELS},
+        # Pulumi would wait for endpoints this Service has only while a challenge is pending.
+        name, metadata={"name": name, "namespace": namespace, "labels": LABELS,
+                        "annotations": {"pulumi.com/skipAwait": "true"}},
         spec={"selector": {"acme.cert-manager.io/http01-solver": "true", SOLVER_LABEL: solver_id(host)},
               "ports": [{"name": "http", "port": SOLVER_PORT, "targetPort": SOLVER_PORT}]},
         opts=opts)

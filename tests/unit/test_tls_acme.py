@@ -72,6 +72,8 @@ def test_a_service_selects_each_hosts_solver_pods(mocks, bundle):
     assert service.get("spec.selector") == {"acme.cert-manager.io/http01-solver": "true",
                                             SOLVER_LABEL: solver_id(HOST)}
     assert service.get("spec.ports") == [{"name": "http", "port": 8089, "targetPort": 8089}]
+    # without solver pods it has no endpoints: `pulumi up` must not wait for them
+    assert service.get("metadata.annotations") == {"pulumi.com/skipAwait": "true"}
 
 
 def test_the_edge_routes_each_hosts_challenges_to_its_solver_over_plain_http(mocks, bundle):
