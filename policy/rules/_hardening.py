@@ -8,11 +8,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from ._workloads import (
-    ONE_SHOT_COMPONENTS,
     Container,
     as_list,
     as_mapping,
-    component_of,
     is_kubernetes_workload,
     kubernetes_containers,
     kubernetes_labels,
@@ -60,7 +58,3 @@ def kubernetes_workload(resource_type: str, name: str, props: Mapping) -> tuple[
         return None
     labels = kubernetes_labels(resource_type, props)
     return service_name(labels, name), kubernetes_containers(resource_type, props), pod_security(resource_type, props)
-
-
-def is_one_shot(resource_type: str, props: Mapping) -> bool:
-    return component_of(kubernetes_labels(resource_type, props)) in ONE_SHOT_COMPONENTS
