@@ -1,0 +1,91 @@
+"""The stack's own Prometheus and Alertmanager on Kubernetes, as Prometheus Operator objects.
+
+The operator (a cluster add-on: devenv/cluster/addons/prometheus-operator on the local cluster)
+turns them into pods. One pair per stack namespace, like the Docker target's own containers
+(docs/monitoring-kubernetes.md says why not one Prometheus for the whole cluster):
+
+- `Prometheus/platform` loads exactly this namespace's objects labelled
+  `app.kubernetes.io/part-of: platform`: the PrometheusRule and the PodMonitors `monitoring()`
+  creates. No namespace selector, so another stack's rules never evaluate against this stack's
+  series (the rules select on `job`, not on the namespace).
+- `Alertmanager/platform` reads the Secret `alertmanager-platform` (key `alertmanager.yaml`),
+  the operator's convention for an Alertmanager named `platform`: the routing the program renders.
+- A ServiceAccount and Role let Prometheus discover the pods and the Alertmanager endpoints of
+  its own namespace, nothing else.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Sequence
+
+import pulumi
+import pulumi_kubernetes as k8s
+from pulumi import ResourceOptions
+
+from components.config import MonitoringSpec
+from components.versioning import image_reference
+
+NAME = "platform"
+ALERTMANAGER_SECRET = f"alertmanager-{NAME}"  # what the operator reads for Alertmanager/platform
+SERVICE_ACCOUNT = f"prometheus-{NAME}"
+SELECTOR = {"matchLabels": {"app.kubernetes.io/part-of": "platform"}}
+_SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
+
+
+def _version(version: str) -> dict[str, str]:
+    """The operator picks flags and config fields by `version`; a digest tells it nothing, so then
+    it is left out (the operator assumes its own default version)."""
+    return {"version": f"v{version}"} if _SEMVER.match(version) else {}
+
+
+def stack_pipeline(namespace: str, stack: str, labels: dict[str, str], settings: MonitoringSpec,
+                   opts: ResourceOptions) -> Sequence[pulumi.Resource]:
+    interval = f"{settings.scrape_interval_seconds}s"
+    metadata = {"namespace": namespace, "labels": labels}
+    account = k8s.core.v1.ServiceAccount(
+        "prometheus-account", metadata={"name": SERVICE_ACCOUNT, **metadata}, opts=opts)
+    role = k8s.rbac.v1.Role(
+        "prometheus-discovery", metadata={"name": SERVICE_ACCOUNT, **metadata},
+        rules=[
+            {"apiGroups": [""], "resources": ["pods", "services", "endpoints"], "verbs": ["get", "list", "watch"]},
+            {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["get", "list", "watch"]},
+            {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]},
+        ], opts=opts)
+    binding = k8s.rbac.v1.RoleBinding(
+        "prometheus-discovery", metadata={"name": SERVICE_ACCOUNT, **metadata},
+        role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": SERVICE_ACCOUNT},
+        subjects=[{"kind": "ServiceAccount", "name": SERVICE_ACCOUNT, "namespace": namespace}],
+        opts=ResourceOptions.merge(opts, ResourceOptions(depends_on=[role, account])))
+    alertmanager = k8s.apiextensions.CustomResource(
+        "alertmanager", api_version="monitoring.coreos.com/v1", kind="Alertmanager",
+        metadata={"name": NAME, **metadata},
+        spec={
+            "image": image_reference(settings.alertmanager_image, settings.alertmanager_version),
+            **_version(settings.alertmanager_version),
+            "replicas": 1,
+            "configSecret": ALERTMANAGER_SECRET,
+            "retention": "120h",
+            "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "256Mi"}},
+        }, opts=opts)
+    prometheus = k8s.apiextensions.CustomResource(
+        "prometheus", api_version="monitoring.coreos.com/v1", kind="Prometheus",
+        metadata={"name": NAME, **metadata},
+        spec={
+            "image": image_reference(settings.prometheus_image, settings.prometheus_version),
+            **_version(settings.prometheus_version),
+            "replicas": 1,
+            "serviceAccountName": SERVICE_ACCOUNT,
+            "scrapeInterval": interval,
+            "evaluationInterval": interval,
+            # Namespace selectors left out: this namespace only.
+            "podMonitorSelector": SELECTOR,
+            "ruleSelector": SELECTOR,
+            # Every alert names the stack it came from, whatever the target's labels.
+            "externalLabels": {"stack": stack},
+            "alerting": {"alertmanagers": [{"namespace": namespace, "name": "alertmanager-operated",
+                                            "port": "web", "apiVersion": "v2"}]},
+            "retention": "24h",
+            "resources": {"requests": {"cpu": "20m", "memory": "96Mi"}, "limits": {"memory": "512Mi"}},
+        }, opts=ResourceOptions.merge(opts, ResourceOptions(depends_on=[binding, alertmanager])))
+    return [account, role, binding, alertmanager, prometheus]
