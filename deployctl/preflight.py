@@ -64,10 +64,15 @@ def run(command: list[str], timeout: float) -> subprocess.CompletedProcess:
         return subprocess.CompletedProcess(command, 124, "", f"no answer within {timeout:.0f}s")
 
 
+def free_share(available: float, used: float) -> float:
+    """Free space as `df` counts it: available / (used + available). Blocks reserved for root, or a
+    filesystem larger than what its host may use, are neither; so 100 - df's Use% (POSIX df -P)."""
+    return 100.0 * available / (used + available) if used + available > 0 else 0.0
+
+
 def percent_free(path: Path) -> float:
-    """Free space for unprivileged writers (f_bavail), as a share of the filesystem (f_blocks)."""
     stats = os.statvfs(path)
-    return 100.0 * stats.f_bavail / stats.f_blocks if stats.f_blocks else 0.0
+    return free_share(stats.f_bavail, stats.f_blocks - stats.f_bfree)
 
 
 def existing_parent(path: Path) -> Path:
@@ -124,7 +129,8 @@ class KubernetesCluster:
             if summary.returncode != 0:
                 raise RuntimeError(f"node {name}: the kubelet's stats/summary did not answer: {summary.stderr.strip()[-200:]}")
             fs = json.loads(summary.stdout)["node"]["fs"]
-            free = 100.0 * fs["availableBytes"] / fs["capacityBytes"]
+            used = fs.get("usedBytes", fs["capacityBytes"] - fs["availableBytes"])
+            free = free_share(fs["availableBytes"], used)
             if free < lowest or not where:
                 lowest, where = free, f"node {name}"
         return lowest, where
@@ -160,8 +166,7 @@ class DockerHost:
             if result.returncode != 0:
                 raise RuntimeError(f"df on {target} failed: {result.stderr.strip()[-200:]}")
             fields = result.stdout.strip().splitlines()[-1].split()
-            total, available = int(fields[1]), int(fields[3])
-            return 100.0 * available / total, f"{root} on {target}"
+            return free_share(int(fields[3]), int(fields[2])), f"{root} on {target}"
         # A unix socket: the daemon runs on this machine, so its data root is a local path.
         return percent_free(existing_parent(Path(root))), f"{root} (Docker's data root)"
 

@@ -89,13 +89,20 @@ def test_a_first_docker_deploy_needs_no_edge_network_yet(tmp_path):
 
 def test_docker_over_ssh_measures_the_remote_data_root_with_df():
     info = json.dumps({"ServerVersion": "28.0", "DockerRootDir": "/srv/docker"})
-    df = "Filesystem 1024-blocks Used Available Capacity Mounted on\n/dev/sda1 1000 900 100 90% /srv\n"
+    df = "Filesystem 1024-blocks Used Available Capacity Mounted on\n/dev/sda1 1200 900 100 90% /srv\n"
     runner = answers({"info": (0, info), "ssh deploy@host df -Pk /srv/docker": (0, df),
                       "network inspect": (0, "staging-frontend")})
     host = DockerHost("ssh://deploy@host", "staging", True, runner)
     with pytest.raises(PreflightFailed) as failed:
         run_checks(config(), host, RESOLVED)
     assert failed.value.failed.name == "disk" and "10.0% free on /srv/docker on deploy@host" in str(failed.value)
+
+
+def test_free_disk_is_counted_as_df_does_without_reserved_blocks():
+    from deployctl.preflight import free_share
+
+    # df: 1200 blocks, 900 used, 100 available to users (200 reserved): Use% 90, so 10 % free.
+    assert free_share(100, 900) == 10.0
 
 
 def test_kubernetes_disk_is_the_fullest_nodes_from_the_kubelet_summary():
