@@ -30,6 +30,7 @@ from components.hardening import (
     KubernetesHardening,
 )
 from components.targets.gate import after
+from components.targets.kubernetes_monitoring import stack_pipeline
 from components.targets.kubernetes_tls import (
     SOLVER_PORT,
     issue_edge_certificate,
@@ -356,6 +357,9 @@ class KubernetesRuntime:
             created.append(core.Secret(
                 "alertmanager-config", metadata=self._metadata("alertmanager-platform", labels),
                 string_data={"alertmanager.yaml": bundle.alertmanager_config}, opts=self._opts(parent)))
+        # The stack's own Prometheus and Alertmanager, run by the cluster's Prometheus Operator
+        # (components/targets/kubernetes_monitoring.py, docs/monitoring-kubernetes.md).
+        created += stack_pipeline(self.namespace_name, self.stack, labels, bundle.settings, self._opts(parent))
         return created
 
     def _scrape_policy(self, target, labels, parent) -> pulumi.Resource:
