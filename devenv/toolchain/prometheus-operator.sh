@@ -32,7 +32,7 @@ case ${1:-} in
 esac
 command -v go >/dev/null || die "Go is required (the machine's toolchain)"
 
-stamp() { { sha256sum "$HERE/prometheus-operator.sh"; go version; } | sha256sum | cut -c1-16; }
+stamp() { { sha256sum < "$HERE/prometheus-operator.sh"; go version; } | sha256sum | cut -c1-16; }
 
 if [ -x "$BIN/operator" ] && [ -x "$BIN/prometheus-config-reloader" ] && [ "$(cat "$OUT/stamp" 2>/dev/null)" = "$(stamp)" ]; then
   log "$PROMETHEUS_OPERATOR_VERSION: up to date ($BIN)"
