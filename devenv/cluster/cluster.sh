@@ -379,7 +379,7 @@ cmd_start() {
   pki
   start_registry
   # the sandbox (pause) and DNS images must be in the registry (idempotent, ~1 s when present)
-  "$CLUSTER_ROOT/devenv/images/build.sh" pause coredns | grep -v 'up to date\|took\|done in' || true
+  "$CLUSTER_ROOT/devenv/images/build.sh" pause coredns prometheus-operator | grep -v 'up to date\|took\|done in' || true
   start_etcd
   start_apiserver
   start_controllers
@@ -389,6 +389,9 @@ cmd_start() {
   wait_for "node $NODE_NAME Ready" 120 node_ready
   apply_addons
   install_crds
+  # The Prometheus Operator (docs/monitoring-kubernetes.md). Without it the cluster still serves
+  # everything else; only the stacks' Prometheus and Alertmanager stay unscheduled, so say so loudly.
+  bash "$ADDONS/prometheus-operator/apply.sh" || clog "WARNING: the Prometheus Operator add-on is not running (above); stacks get no Prometheus/Alertmanager pods"
   # cert-manager's controller (issues the stacks' certificates); the cluster is usable without it
   bash "$ADDONS/cert-manager.sh" apply || clog "WARNING: cert-manager add-on failed: bash $ADDONS/cert-manager.sh apply"
   clog "cluster up in $((SECONDS - t0))s; export KUBECONFIG=$KUBECONFIG_FILE"
