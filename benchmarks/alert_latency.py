@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from docker_host import DockerHost, deploy_to_docker, start_engine  # noqa: E402
 from engine import Project  # noqa: E402
-from test_docker_alerting import Receiver, host_address  # noqa: E402
+from test_docker_alerting import Receiver, host_address, set_plain  # noqa: E402
 
 STACK = "alertbench"
 HTTP_PORT, HTTPS_PORT = 19380, 19743
@@ -61,9 +61,9 @@ def main() -> None:
         deploy_to_docker(project, STACK, host.host, HTTP_PORT, HTTPS_PORT, SUBNET)
         for key, value in {"monitoring.scrapeIntervalSeconds": args.scrape,
                            "alerting.thresholds.serviceDownFor": args.for_,
-                           "alerting.criticalGroupWait": args.group_wait,
-                           "alerting.webhookUrlSecretKey": "alertWebhookUrl"}.items():
+                           "alerting.criticalGroupWait": args.group_wait}.items():
             project.set_config(STACK, key, value)
+        set_plain(project, STACK, "alerting.webhookUrlSecretKey", "alertWebhookUrl")
         try:
             started = time.monotonic()
             project.pulumi("up", "--yes", "--skip-preview", "-s", STACK, timeout=1200)

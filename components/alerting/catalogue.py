@@ -255,19 +255,25 @@ def node_rules(t: AlertingThresholds) -> list[AlertRule]:
     # node_exporter's filesystem labels plus what its scrape adds (job, instance, service, version).
     fs = {"job": "node", "instance": "node-exporter:9100", "service": "node-exporter", "version": "1.5.0",
           "device": "/dev/sda1", "fstype": "ext4", "mountpoint": "/"}
-    size = 1000
+    size, reserved = 1000, 50  # blocks reserved for root: in `free`, not in `avail`
 
     def filesystem(used: int) -> list[Series]:
         return [
             Series(metric="node_filesystem_size_bytes", labels=fs, values=f"{size}x30"),
-            Series(metric="node_filesystem_avail_bytes", labels=fs, values=f"{size - used}x30"),
+            Series(metric="node_filesystem_free_bytes", labels=fs, values=f"{size - used}x30"),
+            Series(metric="node_filesystem_avail_bytes", labels=fs, values=f"{size - used - reserved}x30"),
         ]
 
-    used = math.ceil(_above(t.disk_usage_ratio) * size)
+    usable = size - reserved
+    used = math.ceil(_above(t.disk_usage_ratio) * usable)
+    size_, free, avail = (f"node_filesystem_{m}_bytes{{{fs_sel}}}" for m in ("size", "free", "avail"))
     return [
         _rule(
             t, name="NodeDiskAlmostFull", severity="warning", for_="15m",
-            expr=f"1 - node_filesystem_avail_bytes{{{fs_sel}}} / node_filesystem_size_bytes{{{fs_sel}}} > {_num(t.disk_usage_ratio)}",
+            # Use% as df reports it: used / (used + available to users). Not 1 - avail/size, which also counts
+            # the root reserve and space the filesystem never offers (a thin-provisioned host shows 80 % that way
+            # while df says 46 %).
+            expr=f"({size_} - {free}) / ({size_} - {free} + {avail}) > {_num(t.disk_usage_ratio)}",
             summary="A filesystem is almost full.",
             description=(
                 "Filesystem {{ $labels.mountpoint }} on {{ $labels.instance }} is {{ $value | humanizePercentage }} full "
@@ -275,8 +281,8 @@ def node_rules(t: AlertingThresholds) -> list[AlertRule]:
             ),
             fixture=AlertFixture(
                 eval_time="20m", firing=filesystem(used),
-                expected=[ExpectedAlert(labels=fs, value=1 - (size - used) / size)],
-                healthy=filesystem(math.floor(t.disk_usage_ratio / 2 * size)),
+                expected=[ExpectedAlert(labels=fs, value=used / usable)],
+                healthy=filesystem(math.floor(t.disk_usage_ratio / 2 * usable)),
             ),
         ),
     ]

@@ -127,7 +127,10 @@ class DockerRuntime:
         created += [image, docker.Container(
             "node-exporter", name=f"{self.stack}-node-exporter", image=node_image,
             entrypoints=["node-exporter", "--path.rootfs=/host", f"--web.listen-address=:{NODE_EXPORTER_PORT}",
-                         "--no-collector.textfile"],
+                         "--no-collector.textfile", "--no-collector.systemd",  # no textfiles, no systemd here
+                         # The host's filesystems, not the files Docker binds into this container.
+                         r"--collector.filesystem.mount-points-exclude=^/(dev|proc|run|sys|var/lib/docker/.+)($|/)"
+                         r"|^/etc/(hostname|hosts|resolv\.conf)$"],
             labels=_labels(labels), restart="unless-stopped", memory=64, memory_swap=64, cpus=_cpus("200m"),
             log_driver="json-file", log_opts={"max-size": "10m", "max-file": "3"},
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=self.backend.name, aliases=["node-exporter"])],

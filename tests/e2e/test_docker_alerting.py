@@ -50,6 +50,11 @@ def host_address() -> str:
     return ipv4[0]
 
 
+def set_plain(project: Project, stack: str, key: str, value: str) -> None:
+    """A config key that names a secret key (its value is not secret): pulumi asks for --plaintext."""
+    project.pulumi("config", "set", "--path", "--plaintext", f"platform:{key}", value, "-s", stack)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("0.0.0.0", 0))
@@ -142,14 +147,21 @@ def stack(tmp_path_factory, docker_host, receivers):
     project.init_stack(STACK, {**SECRETS, "alertWebhookUrl": f"http://{address}:{receiver.port}/alerts",
                                "heartbeatUrl": f"http://{address}:{receiver.port}/heartbeat"})
     deploy_to_docker(project, STACK, docker_host.host, HTTP_PORT, HTTPS_PORT, SUBNET)
-    for key, value in {**SHORT, "alerting.webhookUrlSecretKey": "alertWebhookUrl",
-                       "alerting.heartbeatUrlSecretKey": "heartbeatUrl",
-                       "alerting.webhookSeverities": ["critical", "warning"],
+    set_plain(project, STACK, "alerting.webhookUrlSecretKey", "alertWebhookUrl")
+    set_plain(project, STACK, "alerting.heartbeatUrlSecretKey", "heartbeatUrl")
+    for index, severity in enumerate(["critical", "warning"]):  # a list is set item by item
+        project.set_config(STACK, f"alerting.webhookSeverities[{index}]", severity)
+    for key, value in {**SHORT,
                        "alerting.smarthost": f"{address}:{mailbox.port}", "alerting.smtpRequireTls": False}.items():
         project.set_config(STACK, key, value)
     started = time.monotonic()
     project.pulumi("up", "--yes", "--skip-preview", "-s", STACK, timeout=1200)
     print(f"alerting: up from empty took {time.monotonic() - started:.1f}s")
+    # A healthy stack has a backup: the first scheduled one is hours away, so take it now (the backup
+    # results answer 404 until then, and a missing backup is not a healthy state).
+    backup = subprocess.run(["docker", "--host", docker_host.host, "exec", f"{STACK}-backup-main", "sh",
+                             "/etc/platform/job.sh"], capture_output=True, text=True, timeout=300)
+    assert backup.returncode == 0, backup.stdout + backup.stderr
     project.host = docker_host
     yield project
     project.pulumi("destroy", "--yes", "--skip-preview", "-s", STACK, check=False, timeout=600)
