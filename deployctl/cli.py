@@ -105,9 +105,12 @@ def history(stack: str, as_json: bool = typer.Option(False, "--json", help="Mach
 @app.command()
 def verify(file: Path,
            public_key: Optional[Path] = typer.Option(None, "--public-key", help="Trusted Ed25519 public key (PEM; "
-                                                     "default: this machine's evidence key)")) -> None:
+                                                     "default: this machine's evidence key)"),
+           cwd: Optional[Path] = typer.Option(None, "--cwd", help="Directory a relative FILE is in.")) -> None:
     """Check an evidence or release-record FILE: its signature, then every target it records.
     Exits non-zero when the file was changed after signing or a target was missed."""
+    if cwd is not None and not file.is_absolute():
+        file = cwd / file
     try:
         record = signing.verify_text(file.read_text(), signing.trusted_public_key(public_key))
     except (OSError, UnicodeDecodeError) as error:
