@@ -114,6 +114,11 @@ def prepare(engine: Any, stack: str, record: ReleaseRecord, audit: Audit | None,
             raise UpdateNotStarted(str(failed)) from None
 
 
+# How a failed smoke test shows in the engine's error: the check's own message, or the command
+# (components/smoke.py runs as `python -m components.smoke`) exiting non-zero.
+SMOKE_MARKS = ("smoke test failed", "components.smoke")
+
+
 def policy_violated(failure: str) -> bool:
     """Whether an engine failure is the policy pack's (failure_summary keeps `[mandatory] ...` lines)."""
     return "Policy Violations" in failure or "[mandatory]" in failure or "[advisory]" in failure
@@ -140,8 +145,8 @@ def update_results(engine: Any, stack: str, record: ReleaseRecord, failure: str 
         enabled = None
     if enabled is False:
         record.smoke = {"result": "disabled"}
-    elif failure and "smoke test failed" in failure:
-        line = next(line for line in failure.splitlines() if "smoke test failed" in line)
+    elif failure and any(mark in failure for mark in SMOKE_MARKS):
+        line = next(line for line in failure.splitlines() if any(mark in line for mark in SMOKE_MARKS))
         record.smoke = {"result": "failed", "detail": line.strip()}
     elif failure:
         record.smoke = {"result": "not-run", "detail": "the update failed before its smoke test"}

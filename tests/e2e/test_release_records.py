@@ -168,7 +168,7 @@ def test_a_failed_deploy_and_its_automatic_rollback_are_recorded_and_notified(to
     assert result.code != 0 and "rolled back to version 1" in result.output
     [record] = records(staging, "staging")
     assert record["outcome"] == "rolled-back" and record["rolled_back_to"] == 1
-    assert "smoke test failed" in record["error"] and record["smoke"]["result"] == "failed"
+    assert "components.smoke" in record["error"] and record["smoke"]["result"] == "failed"
     assert record["versions_attempted"]["api"] == "1.7.0-broken"
     assert record["versions_before"]["api"] == record["versions_after"]["api"] == "1.4.2"
     assert record["updates"] == [2, 3] and set(record["durations"]) >= {"update", "rollback"}
