@@ -135,6 +135,10 @@ class DockerRuntime:
             log_driver="json-file", log_opts={"max-size": "10m", "max-file": "3"},
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=self.backend.name, aliases=["node-exporter"])],
             mounts=[docker.ContainerMountArgs(type="bind", source="/", target="/host", read_only=True)],
+            # Every long-running container has a health check (policy require-health-checks).
+            healthcheck=docker.ContainerHealthcheckArgs(
+                tests=["CMD", "sh", "-c", PROBE.format(timeout=5, port=NODE_EXPORTER_PORT, path="/metrics")],
+                interval="15s", timeout="6s", retries=3, start_period="10s"),
             wait=False, opts=ResourceOptions(parent=parent, provider=self.provider, depends_on=[image]))]
         pg_image = image_reference(settings.postgres_exporter_image, settings.postgres_exporter_version)
         for db in bundle.databases:
