@@ -3,7 +3,7 @@
     source scripts/env.sh && python benchmarks/alert_latency_kubernetes.py [--runs 3]
 
 Deploys a copy of the dev stack into its own namespace (bench-alerting) with its critical webhook
-pointing at a receiver in this process (tests/e2e/alerting.py), then, per run: scales the api to 0,
+pointing at a receiver in this process (tests/e2e/cluster_alerting.py), then, per run: scales the api to 0,
 measures the seconds until Alertmanager posts a firing ServiceDown for the api, scales it back and
 waits for the resolved notification before the next run. Prints the evaluation interval, the
 rule's `for:`, the critical route's `group_wait` and `group_interval` used, each run and the
@@ -26,7 +26,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
-from alerting import CRITICAL_PATH, WebhookReceiver, deploy_alerting_stack, wait_until  # noqa: E402
+from cluster_alerting import CRITICAL_PATH, WebhookReceiver, deploy_alerting_stack, wait_until  # noqa: E402
 from cluster import Cluster  # noqa: E402
 from engine import Project  # noqa: E402
 

@@ -11,7 +11,7 @@ import time
 import pytest
 import yaml
 
-from alerting import CRITICAL_PATH, HEARTBEAT_PATH, WebhookReceiver, deploy_alerting_stack, wait_until
+from cluster_alerting import CRITICAL_PATH, HEARTBEAT_PATH, WebhookReceiver, deploy_alerting_stack, wait_until
 from engine import Project
 
 pytestmark = pytest.mark.e2e
