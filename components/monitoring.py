@@ -35,7 +35,7 @@ NODE_EXPORTER_PORT = 9100
 POSTGRES_EXPORTER_PORT = 9187
 BLACKBOX_EXPORTER_PORT = 9115
 EDGE_TLS_PORT = 443  # the edge's HTTPS entry point inside the stack's network
-BLACKBOX_CONFIG = "/etc/blackbox/blackbox.yml"
+BLACKBOX_CONFIG = "/etc/blackbox-exporter/blackbox.yml"  # the directory the image has
 
 
 @dataclass(frozen=True)
