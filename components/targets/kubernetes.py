@@ -30,6 +30,7 @@ from components.hardening import (
     KubernetesHardening,
 )
 from components.targets.gate import after
+from components.targets.jobs import kubernetes_job_script
 from components.targets.kubernetes_monitoring import stack_pipeline
 from components.targets.kubernetes_tls import (
     SOLVER_PORT,
@@ -381,12 +382,8 @@ class KubernetesRuntime:
     def backup_now_command(self, job_name: str) -> list[str] | None:
         if self.settings.render_to_directory:
             return None
-        kubectl = self.settings.kubectl()
-        run = f"{job_name}-predeploy-$(date +%s)"
         # A Job from the backup CronJob's own template: the same dump, checksum and pruning.
-        script = (f'job="{run}"; {" ".join(kubectl)} create job "$job" --from=cronjob/{job_name} && '
-                  f'{" ".join(kubectl)} wait --for=condition=complete --timeout=900s "job/$job"')
-        return ["sh", "-c", script]
+        return ["sh", "-c", kubernetes_job_script(self.settings.kubectl(), job_name)]
 
     def edge_tls(self, hosts, tls, parent: pulumi.Resource) -> TlsMaterial:
         """cert-manager issues and renews the edge certificate into a Secret the edge mounts;
