@@ -129,8 +129,9 @@ def deploy_alerting_stack(cluster: Cluster, project: Project, receiver: WebhookR
     project.init_stack("dev", {**secrets, "alertWebhookUrl": receiver.url(CRITICAL_PATH),
                                "alertHeartbeatUrl": receiver.url(HEARTBEAT_PATH)})
     deploy_to_cluster(project, "dev", namespace, http_port=http_port, https_port=https_port)
-    project.set_config("dev", "alerting.webhookUrlSecretKey", "alertWebhookUrl")
-    project.set_config("dev", "alerting.heartbeatUrlSecretKey", "alertHeartbeatUrl")
+    # A key that names a secret key (its value is not secret): pulumi asks for --plaintext.
+    project.pulumi("config", "set", "--path", "--plaintext", "platform:alerting.webhookUrlSecretKey", "alertWebhookUrl", "-s", "dev")
+    project.pulumi("config", "set", "--path", "--plaintext", "platform:alerting.heartbeatUrlSecretKey", "alertHeartbeatUrl", "-s", "dev")
     project.pulumi("up", "--yes", "-s", "dev", "--message", "alerting stack", timeout=900)
     for name in ("alertmanager-platform", "prometheus-platform"):
         wait_until(f"statefulset {namespace}/{name} ready (made by the Prometheus Operator)", 300,

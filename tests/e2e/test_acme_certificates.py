@@ -70,6 +70,14 @@ def pebble() -> Pebble:
     return Pebble(values["ACME_DIRECTORY"], values["ACME_CA_BUNDLE"], values["ACME_MANAGEMENT"])
 
 
+def replace_config(project: Project, stack: str, key: str, value: object) -> None:
+    """Replace a list or object value whole: `pulumi config set --path` sets one leaf at a time."""
+    project.pulumi("config", "rm", "--path", f"platform:{key}", "-s", stack)
+    entries = enumerate(value) if isinstance(value, list) else value.items()
+    for name, leaf in entries:
+        project.set_config(stack, f"{key}[{name}]" if isinstance(value, list) else f"{key}.{name}", leaf)
+
+
 def acme_settings(pebble: Pebble, **extra) -> dict:
     return {"mode": "acme", "email": EMAIL, "acmeServer": pebble.directory,
             "acmeCaBundleFile": pebble.ca_bundle, **extra}
@@ -136,9 +144,9 @@ def cluster_stack(cluster, pebble, tmp_path_factory):
     project = Project(tmp_path_factory.mktemp("acme-cluster"))
     project.init_stack("staging", SECRETS)
     deploy_to_cluster(project, "staging", K8S_NAMESPACE, http_port=K8S_HTTP, https_port=K8S_HTTPS)
-    project.set_config("staging", "edge.hosts", [K8S_HOST])
+    replace_config(project, "staging", "edge.hosts", [K8S_HOST])
     project.set_config("staging", "smokeTest.hostHeader", K8S_HOST)
-    project.set_config("staging", "edge.tls", acme_settings(pebble, durationHours=DURATION_HOURS))
+    replace_config(project, "staging", "edge.tls", acme_settings(pebble, durationHours=DURATION_HOURS))
     started = time.monotonic()
     # Up completes on cert-manager's temporary certificate: the edge must run to answer the challenge.
     project.pulumi("up", "--yes", "--skip-preview", "-s", "staging", timeout=900)
@@ -214,9 +222,9 @@ def docker_stack(pebble, tmp_path_factory):
     (project.dir / f"Pulumi.{DOCKER_STACK}.yaml").write_text("".join(clean(staging)))
     project.init_stack(DOCKER_STACK, SECRETS)
     deploy_to_docker(project, DOCKER_STACK, docker_host.host, DOCKER_HTTP, DOCKER_HTTPS, "172.30.146.0/24")
-    project.set_config(DOCKER_STACK, "edge.hosts", [DOCKER_HOST])
+    replace_config(project, DOCKER_STACK, "edge.hosts", [DOCKER_HOST])
     project.set_config(DOCKER_STACK, "smokeTest.hostHeader", DOCKER_HOST)
-    project.set_config(DOCKER_STACK, "edge.tls", acme_settings(pebble))
+    replace_config(project, DOCKER_STACK, "edge.tls", acme_settings(pebble))
     started = time.monotonic()
     project.pulumi("up", "--yes", "--skip-preview", "-s", DOCKER_STACK, timeout=900)
     print(f"docker: pulumi up {time.monotonic() - started:.0f}s")
