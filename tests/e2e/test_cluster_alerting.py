@@ -6,6 +6,7 @@ to a webhook receiver in this test process."""
 from __future__ import annotations
 
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -20,6 +21,26 @@ SECRETS = {"mainDbPassword": "e2e-db-password-7f3a", "sessionSigningKey": "e2e-s
 NAMESPACE = "e2e-alerting"
 DEPLOYED_VERSION = "1.4.2"  # Pulumi.dev.yaml's api version
 SC_004_SECONDS = 5 * 60  # seed 004: an alert reaches the on-call person within 5 minutes
+
+
+def prometheus_lacks_kubernetes_discovery() -> str | None:
+    """Debian builds Prometheus (and promtool) without Kubernetes service discovery; the Prometheus
+    Operator's generated config needs it, so Prometheus on the cluster crash-loops on this machine's
+    image. Returns the parser's complaint when that is the case."""
+    with tempfile.NamedTemporaryFile("w", suffix=".yml") as config:
+        config.write("scrape_configs:\n- job_name: probe\n  kubernetes_sd_configs:\n  - role: pod\n")
+        config.flush()
+        checked = subprocess.run(["promtool", "check", "config", config.name], capture_output=True, text=True)
+    return None if checked.returncode == 0 else (checked.stdout + checked.stderr).strip()[-200:]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def prometheus_with_kubernetes_discovery():
+    problem = prometheus_lacks_kubernetes_discovery()
+    if problem:
+        pytest.skip("this machine's Prometheus (Debian's, in 127.0.0.1:5000/shop/prometheus) has no Kubernetes "
+                    f"service discovery, so the operator's Prometheus cannot start ({problem}); issue 14: "
+                    "build Prometheus from its Go module")
 
 
 @pytest.fixture(scope="module")
