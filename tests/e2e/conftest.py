@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cluster import Cluster
+from docker_host import DockerHost, start_engine
 from engine import Project
 from fake_edge import FakeEdge
 
@@ -18,6 +19,12 @@ def cluster() -> Cluster:
     cluster = Cluster()
     cluster.require_ready()
     return cluster
+
+
+@pytest.fixture(scope="session")
+def docker_host() -> DockerHost:
+    """The project's Docker engine (devenv/docker/engine.sh), started if it is not running."""
+    return DockerHost(start_engine())
 
 
 @pytest.fixture

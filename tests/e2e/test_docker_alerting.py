@@ -22,7 +22,7 @@ import yaml
 from aiosmtpd.controller import Controller
 
 from components.alerting.models import duration_seconds
-from docker_host import DockerHost, deploy_to_docker, start_engine
+from docker_host import DockerHost, deploy_to_docker
 from engine import Project
 
 pytestmark = pytest.mark.e2e
@@ -120,11 +120,6 @@ class Mailbox:
 
     def close(self) -> None:
         self.controller.stop()
-
-
-@pytest.fixture(scope="module")
-def docker_host() -> DockerHost:
-    return DockerHost(start_engine())
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import pytest
 
 from cluster import http_get
 from components.targets.jobs import JOB_SCRIPT
-from docker_host import DockerHost, Traffic, deploy_to_docker, start_engine, write_report
+from docker_host import DockerHost, Traffic, deploy_to_docker, write_report
 from engine import Project
 
 pytestmark = pytest.mark.e2e
@@ -26,11 +26,6 @@ STACK = "staging"
 HTTP_PORT, HTTPS_PORT = 18080, 18443
 HOST = "shop.staging.localhost"
 API = f"https://127.0.0.1:{HTTPS_PORT}/api/healthz"
-
-
-@pytest.fixture(scope="module")
-def docker_host() -> DockerHost:
-    return DockerHost(start_engine())
 
 
 @pytest.fixture(scope="module")

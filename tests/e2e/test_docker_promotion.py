@@ -9,7 +9,7 @@ import time
 import pytest
 
 from cluster import http_get
-from docker_host import DockerHost, Traffic, deploy_to_docker, start_engine, write_report
+from docker_host import Traffic, deploy_to_docker, write_report
 from engine import Project
 
 pytestmark = pytest.mark.e2e
@@ -23,11 +23,6 @@ EDGES = {STAGING: (18180, 18543, "172.30.141.0/24", "shop.staging.localhost"),
 
 def api(stack: str) -> str:
     return f"https://127.0.0.1:{EDGES[stack][1]}/api/healthz"
-
-
-@pytest.fixture(scope="module")
-def docker_host() -> DockerHost:
-    return DockerHost(start_engine())
 
 
 @pytest.fixture(scope="module")

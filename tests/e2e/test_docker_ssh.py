@@ -11,7 +11,7 @@ import time
 import pytest
 
 from cluster import http_get
-from docker_host import DockerHost, Traffic, deploy_to_docker, start_engine, write_report
+from docker_host import Traffic, deploy_to_docker, write_report
 from engine import Project
 from sshd import start_sshd
 
@@ -22,11 +22,6 @@ STACK = "staging"
 HTTP_PORT, HTTPS_PORT = 18380, 18743
 HOST = "shop.staging.localhost"
 API = f"https://127.0.0.1:{HTTPS_PORT}/api/healthz"
-
-
-@pytest.fixture(scope="module")
-def docker_host() -> DockerHost:
-    return DockerHost(start_engine())
 
 
 @pytest.fixture(scope="module")
