@@ -12,7 +12,8 @@ from deployctl import notify, signing
 from deployctl.evidence import Evidence
 from deployctl.history import Release, versions_of
 from deployctl.preflight import PreflightFailed, host_for, run_checks
-from deployctl.records import Audit, ReleaseRecord, resolve_images, stack_images, version_set_sha256
+from components.images import stack_images
+from deployctl.records import Audit, ReleaseRecord, resolve_images, version_set_sha256
 from deployctl.workspace import DeployError, UpdateNotStarted
 
 

@@ -160,26 +160,6 @@ def store_for(engine: Any) -> RecordStore:
 
 # Images and their digests ------------------------------------------------------------------
 
-def stack_images(config: Any) -> dict[str, tuple[str, str]]:
-    """Every image the stack's workloads run, by role: name -> (repository, version).
-    `config` is the validated PlatformConfig (components/config.py)."""
-    images: dict[str, tuple[str, str]] = {}
-    for name, service in sorted(config.services.items()):
-        images[name] = (service.image, service.version)
-        if service.canary is not None:
-            images[f"{name}-canary"] = (service.image, service.canary.version)
-    images["edge"] = (config.edge.image, config.edge.version)
-    for name, database in sorted(config.databases.items()):
-        images[f"database-{name}"] = (database.image, database.version)
-    monitoring = config.monitoring
-    if config.databases:  # each database's backup-metrics exporter (components/backups.py)
-        images["backup-exporter"] = (monitoring.exporter_image, monitoring.exporter_version)
-    if config.target == "docker":  # the Docker target runs its own Prometheus and Alertmanager
-        images["prometheus"] = (monitoring.prometheus_image, monitoring.prometheus_version)
-        images["alertmanager"] = (monitoring.alertmanager_image, monitoring.alertmanager_version)
-    return images
-
-
 def resolve_images(images: dict[str, tuple[str, str]], timeout: float = 10) -> dict[str, dict[str, Any]]:
     resolved: dict[tuple[str, str], registry.Resolved] = {}
     out = {}

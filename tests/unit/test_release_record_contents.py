@@ -14,7 +14,8 @@ from components.config import PlatformConfig
 from components.stack_config import parse_platform_config
 from deployctl import registry, signing
 from deployctl.history import Release, attach_records
-from deployctl.records import Audit, RecordStore, ReleaseRecord, stack_images, version_set_sha256
+from components.images import stack_images
+from deployctl.records import Audit, RecordStore, ReleaseRecord, version_set_sha256
 from deployctl.recording import recorded, running_versions
 from deployctl.workspace import DeployError, UpdateNotStarted
 from support import raw_stack_config
@@ -128,8 +129,8 @@ def test_stack_images_cover_services_canaries_edge_databases_and_the_backup_expo
     assert images["api"] == ("127.0.0.1:5000/shop/api", config.services["api"].version)
     assert images["api-canary"] == ("127.0.0.1:5000/shop/api", "1.5.0")
     assert images["edge"] == (config.edge.image, config.edge.version)
-    assert set(images) >= {"web", "worker", "database-main", "backup-exporter"}
-    assert "prometheus" not in images  # Kubernetes: the cluster's own Prometheus
+    assert set(images) >= {"web", "worker", "database-main", "backup-exporter", "prometheus", "alertmanager"}
+    assert "node-exporter" not in images  # Kubernetes: the stack runs no exporters of its own
 
 
 def test_stack_images_on_docker_include_its_prometheus_and_alertmanager():
@@ -137,7 +138,7 @@ def test_stack_images_on_docker_include_its_prometheus_and_alertmanager():
     raw["target"] = "docker"
     raw.pop("kubernetes", None)
     images = stack_images(parse_platform_config(raw, "staging"))
-    assert {"prometheus", "alertmanager"} <= set(images)
+    assert {"prometheus", "alertmanager", "node-exporter", "postgres-exporter", "blackbox-exporter"} <= set(images)
 
 
 def test_running_versions_are_the_newest_succeeded_updates():
