@@ -55,10 +55,11 @@ class Monitoring(pulumi.ComponentResource):
     def __init__(self, name: str, args: MonitoringArgs, target: RuntimeTarget,
                  opts: ResourceOptions | None = None):
         super().__init__("platform:monitoring:Monitoring", name, None, opts)
-        jobs = {t.job for t in args.scrape_targets}
+        # The version each job's stable target runs (ServiceDown names it even when no target is left).
+        jobs = {t.job: t.labels.get("version", "") for t in args.scrape_targets if t.labels.get("track") != "canary"}
         # Only scraped services have an `up` series: a service without a port (the worker) is not watched by
         # ServiceDown, where it could never fire; its container still counts for the restart rule.
-        scraped = [service for service in args.services if service in jobs]
+        scraped = {service: jobs[service] for service in args.services if service in jobs}
         containers = [*args.services, *(args.database_workloads[db].workload_name for db in args.databases)]
         groups = build_rule_groups(args.alerting.thresholds, scraped, list(args.databases), containers)
         self.rule_file = render_prometheus_rule_file(groups)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Mapping
 
 from .models import (
     AlertFixture,
@@ -77,12 +78,37 @@ def _rule(t: AlertingThresholds, **fields) -> AlertRule:
     return AlertRule(runbook=runbook_url(t.runbook_base_url, fields["name"]), **fields)
 
 
-def service_rules(t: AlertingThresholds, services: list[str]) -> list[AlertRule]:
-    svc, sel = services[0], f'service=~"{_any_of(services)}"'
-    # What a scrape of the service yields: job/instance from Prometheus, service/version from the target labels.
-    target = {"job": svc, "instance": f"{svc}:8080", "service": svc, "version": FIXTURE_VERSION, "track": "stable"}
+# The `instance` of ServiceDown's absent() branch: no target is left whose address it could name.
+NO_TARGET = "none (no target left to scrape)"
+_LABEL_VALUE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@+-]*$")
+
+
+def _vanished(job: str, version: str) -> str:
+    """`absent(up{job=...})` with the labels a scraped target would carry. On Kubernetes a Deployment scaled
+    to 0 (or all its pods gone) leaves its PodMonitor without targets, so `up{job=...}` disappears instead of
+    turning 0; absent() keeps only the selector's `job`, so service, version and instance are added here."""
+    if not _LABEL_VALUE_RE.match(version):
+        raise ValueError(f"a service's version must be a plain tag or digest for the rule's label, got {version!r}")
+    expr = f'absent(up{{job="{job}"}})'
+    for label, value in (("service", job), ("version", version), ("instance", NO_TARGET)):
+        expr = f'label_replace({expr}, "{label}", "{value}", "", "")'
+    return expr
+
+
+def service_rules(t: AlertingThresholds, services: Mapping[str, str]) -> list[AlertRule]:
+    """`services`: each scraped service (job = service name) and the version deployed there."""
+    names = list(services)
+    svc, sel = names[0], f'service=~"{_any_of(names)}"'
+
+    def scraped(name: str) -> dict[str, str]:
+        # What a scrape of the service yields: job/instance from Prometheus, service/version from the target labels.
+        return {"job": name, "instance": f"{name}:8080", "service": name, "version": services[name], "track": "stable"}
+
+    target = scraped(svc)
+    # The other services answer, so only `svc` fires (their absent() branches stay quiet).
+    others_up = [Series(metric="up", labels=scraped(name), values=_span(t.service_down_for, "1")) for name in names[1:]]
     # The app's own `version` label, renamed by the scrape (the target's deployed version wins).
-    exported = {**target, "exported_version": FIXTURE_VERSION}
+    exported = {**target, "exported_version": target["version"]}
 
     def traffic(ratio: float) -> list[Series]:
         return [
@@ -97,19 +123,26 @@ def service_rules(t: AlertingThresholds, services: list[str]) -> list[AlertRule]
         return [Series(metric="http_request_duration_seconds_bucket", labels={**exported, "le": le}, values=v) for le, v in buckets]
 
     fire_ratio = _above(t.error_rate)
-    versioned = {"service": svc, "version": FIXTURE_VERSION}
+    versioned = {"service": svc, "version": services[svc]}
     return [
         _rule(
             t, name="ServiceDown", severity="critical", for_=t.service_down_for,
-            expr=f'up{{job=~"{_any_of(services)}"}} == 0',
+            # A failing scrape (up == 0), or no target at all (one absent() per service: absent() of the regex
+            # would stay quiet while any one service is scraped).
+            expr=f'up{{job=~"{_any_of(names)}"}} == 0 or ' + " or ".join(_vanished(name, services[name]) for name in names),
             summary="A service cannot be scraped.",
             description=(
                 "Prometheus has failed to scrape {{ $labels.service }} {{ $labels.version }} at {{ $labels.instance }} "
                 f"for more than {t.service_down_for}."
             ),
             fixture=AlertFixture(
-                eval_time=_past(t.service_down_for), firing=[Series(metric="up", labels=target, values=_span(t.service_down_for, "0"))],
-                expected=[ExpectedAlert(labels=target)], healthy=[Series(metric="up", labels=target, values=_span(t.service_down_for, "1"))],
+                eval_time=_past(t.service_down_for),
+                firing=[Series(metric="up", labels=target, values=_span(t.service_down_for, "0")), *others_up],
+                expected=[ExpectedAlert(labels=target)],
+                healthy=[Series(metric="up", labels=target, values=_span(t.service_down_for, "1")), *others_up],
+                # The service's targets are gone (scaled to 0): absent() fires with the service's labels.
+                more_firing=[FiringCase(firing=others_up, expected=[ExpectedAlert(labels={
+                    "job": svc, "service": svc, "version": services[svc], "instance": NO_TARGET})])],
             ),
         ),
         _rule(

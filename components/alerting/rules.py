@@ -1,7 +1,7 @@
 """Alert rules for the platform: build them once, render them for Prometheus or the Prometheus Operator.
 
-    groups = build_rule_groups(AlertingThresholds(), services=["edge", "web", "api"], databases=["main"],
-                               containers=["edge", "web", "api", "worker", "postgres-main"])
+    groups = build_rule_groups(AlertingThresholds(), services={"edge": "3.1.4", "web": "1.4.2", "api": "1.4.2"},
+                               databases=["main"], containers=["edge", "web", "api", "worker", "postgres-main"])
     render_prometheus_rule_file(groups)   # the `groups:` document promtool and a plain Prometheus read
     render_prometheus_rule_spec(groups)   # `spec` of a monitoring.coreos.com/v1 PrometheusRule
 
@@ -10,7 +10,7 @@ Both renderings come from the same models, so Docker and Kubernetes stacks alert
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 from . import catalogue
 from .models import (
@@ -43,18 +43,21 @@ __all__ = [
 ]
 
 
-def build_rule_groups(settings: AlertingThresholds, services: list[str], databases: list[str],
+def build_rule_groups(settings: AlertingThresholds, services: Mapping[str, str], databases: list[str],
                       containers: list[str]) -> list[RuleGroup]:
     """One `<component>.rules` group per component.
 
     `services`: the services Prometheus scrapes (job = service name; a service without a port, such as the
-    worker, has no `up` series and is not listed). `databases`: the configured database names (the `database`
-    label of backup and postgres_exporter series). `containers`: every workload's container name, databases'
-    included (`postgres-<db>`), for the restart rule.
+    worker, has no `up` series and is not listed), each with the version deployed there: ServiceDown's
+    absent() branch, which fires when a service has no target left, has no series to take the version from.
+    `databases`: the configured database names (the `database` label of backup and postgres_exporter series).
+    `containers`: every workload's container name, databases' included (`postgres-<db>`), for the restart rule.
     With no databases, `backups.rules` and `database.rules` are left out: there is nothing to back up or watch.
     """
     if not services:
-        raise ValueError("services must name at least one service (e.g. ['edge', 'web', 'api', 'worker']), got []")
+        raise ValueError("services must name at least one service and its version (e.g. {'api': '1.4.2'}), got {}")
+    if not isinstance(services, Mapping):
+        raise ValueError(f"services must map each scraped service to its deployed version (e.g. {{'api': '1.4.2'}}), got {services!r}")
     groups = [
         RuleGroup(name="service.rules", rules=catalogue.service_rules(settings, services)),
         RuleGroup(name="certificates.rules", rules=catalogue.certificate_rules(settings)),

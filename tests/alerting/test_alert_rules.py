@@ -76,7 +76,9 @@ def test_every_alert_except_watchdog_has_a_quiet_fixture(rules):
 
 
 def test_service_down_watches_exactly_the_scraped_services(rules):
-    assert next(r for r in rules if r.name == "ServiceDown").expr == 'up{job=~"edge|web|api"} == 0'
+    expr = next(r for r in rules if r.name == "ServiceDown").expr
+    assert expr.startswith('up{job=~"edge|web|api"} == 0 or ')
+    assert re.findall(r'absent\(up\{job="([^"]+)"\}\)', expr) == ["edge", "web", "api"]
 
 
 def test_backup_and_database_rules_watch_the_configured_databases(rules):
@@ -138,9 +140,27 @@ def test_stack_without_databases_has_no_backup_or_database_rules():
 
 def test_rejects_an_empty_service_list():
     with pytest.raises(ValueError, match="services must name at least one service"):
-        build_rule_groups(AlertingThresholds(), [], DATABASES, CONTAINERS)
+        build_rule_groups(AlertingThresholds(), {}, DATABASES, CONTAINERS)
+
+
+def test_rejects_services_without_their_versions():
+    with pytest.raises(ValueError, match=r"services must map each scraped service to its deployed version.*got \['api'\]"):
+        build_rule_groups(AlertingThresholds(), ["api"], DATABASES, CONTAINERS)
 
 
 def test_rejects_a_service_name_that_would_change_the_regex():
     with pytest.raises(ValueError, match=r"got 'api\|\.\*'"):
-        build_rule_groups(AlertingThresholds(), ["api|.*"], DATABASES, CONTAINERS)
+        build_rule_groups(AlertingThresholds(), {"api|.*": "1.4.2"}, DATABASES, CONTAINERS)
+
+
+def test_rejects_a_version_that_would_break_the_absent_label():
+    with pytest.raises(ValueError, match=r"plain tag or digest.*got '1\.4\.2\", \"x'"):
+        build_rule_groups(AlertingThresholds(), {"api": '1.4.2", "x'}, DATABASES, CONTAINERS)
+
+
+def test_service_down_also_fires_when_a_service_has_no_target_left():
+    [down] = [r for g in build_rule_groups(AlertingThresholds(), SERVICES, DATABASES, CONTAINERS)
+              for r in g.rules if r.name == "ServiceDown"]
+    for service, version in SERVICES.items():
+        assert (f'label_replace(label_replace(label_replace(absent(up{{job="{service}"}}), "service", "{service}", "", ""), '
+                f'"version", "{version}", "", ""), "instance", "none (no target left to scrape)", "", "")') in down.expr

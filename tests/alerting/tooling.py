@@ -14,7 +14,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 # The stacks the tests render for: scraped services (the worker has no port), configured database names,
 # and every container (a database runs as postgres-<name>).
-SERVICES = ["edge", "web", "api"]
+# The scraped services and the versions deployed there (ServiceDown's absent() branch names them).
+SERVICES = {"edge": "3.1.4", "web": "1.4.2", "api": "1.4.2"}
 DATABASES = ["main"]
 CONTAINERS = ["edge", "web", "api", "worker", "postgres-main"]
 

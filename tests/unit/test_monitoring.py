@@ -72,8 +72,10 @@ def test_rules_the_program_renders_pass_promtool_check_and_rule_tests(mocks, tmp
     assert checked.returncode == 0, checked.stdout + checked.stderr
     # The rule tests come from the same definitions the program rendered from.
     config = load_staging_alerting()
-    # Scraped services (the worker has no port), database names, and every container (postgres-main).
-    groups = build_rule_groups(config, ["edge", "web", "api"], ["main"], ["edge", "web", "api", "worker", "postgres-main"])
+    # Scraped services (the worker has no port) with their versions, database names, and every container (postgres-main).
+    staging = raw_stack_config("staging")
+    versions = {"edge": staging["edge"]["version"], **{s: staging["services"][s]["version"] for s in ("web", "api")}}
+    groups = build_rule_groups(config, versions, ["main"], ["edge", "web", "api", "worker", "postgres-main"])
     assert spec == render_prometheus_rule_file(groups)
     tests = tmp_path / "tests.yaml"
     tests.write_text(yaml.safe_dump(render_promtool_tests(groups, rule_file="rules.yaml"), sort_keys=False))
