@@ -61,12 +61,17 @@ def process_start(pid: int) -> str:
     return "" if fields[0] in ("Z", "X") else fields[19]
 
 
+def process_alive(host: str, pid: int, pid_start: str) -> bool | None:
+    """True/False when the process ran on this host; None when it cannot be told from here."""
+    if host != socket.gethostname():
+        return None
+    start = process_start(pid)
+    return bool(start) and start == pid_start
+
+
 def holder_alive(lease: Lease) -> bool | None:
     """True/False when the holder runs on this host; None when it cannot be told from here."""
-    if lease.host != socket.gethostname():
-        return None
-    start = process_start(lease.pid)
-    return bool(start) and start == lease.pid_start
+    return process_alive(lease.host, lease.pid, lease.pid_start)
 
 
 def is_stale(lease: Lease, now: float | None = None) -> bool:

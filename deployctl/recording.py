@@ -6,6 +6,7 @@ notification channels. deployctl/records.py holds the record itself; this module
 from __future__ import annotations
 
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from deployctl import notify, signing
@@ -13,7 +14,8 @@ from deployctl.evidence import Evidence
 from deployctl.history import Release, versions_of
 from deployctl.preflight import PreflightFailed, host_for, run_checks
 from components.images import stack_images
-from deployctl.records import Audit, ReleaseRecord, resolve_images, version_set_sha256
+from deployctl.lease import process_alive
+from deployctl.records import Audit, ReleaseRecord, now_iso, resolve_images, version_set_sha256
 from deployctl.workspace import DeployError, UpdateNotStarted
 
 
@@ -37,6 +39,7 @@ def recorded(engine: Any, stack: str, operation: str, audit: Audit | None,
     env = getattr(engine, "env", None)
     saved = {}
     if store is not None:
+        close_interrupted(store, record)
         record.path = store.path_for(record)
         write(store, record)  # a record of an operation killed midway still says who started what
         if env is not None:
@@ -78,6 +81,29 @@ def _close(engine: Any, stack: str, record: ReleaseRecord, releases_before: Sequ
     if audit.notify:
         send_notifications(engine, stack, record)
         write(audit.store, record)
+
+
+def close_interrupted(store: Any, by: ReleaseRecord) -> list[str]:
+    """Records of this stack still "running" whose process has ended (a SIGKILL, a crash, a lost
+    machine) say so: outcome "interrupted", and which operation found it. A record whose process
+    ran on another host, or still runs, is left alone. Returns the files changed."""
+    changed = []
+    for found in store.records(by.stack):
+        process = found.get("process") or {}
+        if found.get("outcome") != "running" or not process:
+            continue
+        if process_alive(process.get("host", ""), int(process.get("pid", 0)), process.get("pid_start", "")) is not False:
+            continue
+        path = Path(found.pop("file"))
+        found.pop("signature", None)
+        found.update(outcome="interrupted",
+                     error=f"its process (pid {process.get('pid')}) ended before the operation finished; "
+                           f"found by {by.operation} {by.id} (correlation {by.correlation_id}) at {now_iso()}")
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(signing.render(signing.sign(found)))
+        temporary.replace(path)
+        changed.append(str(path))
+    return changed
 
 
 def write(store: Any, record: ReleaseRecord) -> None:

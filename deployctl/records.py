@@ -21,6 +21,7 @@ import getpass
 import hashlib
 import json
 import os
+import socket
 import time
 import uuid
 from contextlib import contextmanager
@@ -51,6 +52,12 @@ def new_correlation_id() -> str:
     return str(uuid.uuid4())
 
 
+def this_process() -> dict[str, Any]:
+    from deployctl.lease import process_start
+
+    return {"host": socket.gethostname(), "pid": os.getpid(), "pid_start": process_start(os.getpid())}
+
+
 @dataclass
 class Audit:
     """What the operator says about an operation, and what deployctl does around it."""
@@ -75,7 +82,8 @@ class ReleaseRecord:
     started_at: str = field(default_factory=now_iso)
     finished_at: str | None = None
     duration_seconds: float | None = None
-    # running, then succeeded | failed | rolled-back (failed, then automatically rolled back) | refused
+    # running, then succeeded | failed | rolled-back (failed, then automatically rolled back) | refused;
+    # interrupted: its process ended while it ran (set by the next operation on the stack)
     outcome: str = "running"
     error: str | None = None
     versions_before: dict[str, str] = field(default_factory=dict)
@@ -93,6 +101,9 @@ class ReleaseRecord:
     notifications: list[dict[str, Any]] = field(default_factory=list)
     evidence: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    # The process that runs the operation: a record still "running" whose process is gone was
+    # interrupted (deployctl/recording.py close_interrupted says so in it).
+    process: dict[str, Any] = field(default_factory=this_process)
     _clock: float = field(default_factory=time.monotonic, repr=False)
     path: Path | None = field(default=None, repr=False)
 

@@ -251,3 +251,50 @@ def test_a_rollback_keeps_todays_notification_and_preflight_settings(tmp_path):
         "platform:notifications": {"value": "", "objectValue": {}, "secret": False}})
     apply_release_config(engine, "staging", old)
     assert engine.removed == [] and set(engine.set) == {"platform:services"}
+
+
+def dead_process() -> dict:
+    """host/pid/pid_start of a process that ran and has ended (reaped)."""
+    import socket
+    import subprocess
+
+    from deployctl.lease import process_start
+
+    child = subprocess.Popen(["sleep", "30"])
+    identity = {"host": socket.gethostname(), "pid": child.pid, "pid_start": process_start(child.pid)}
+    child.kill()
+    child.wait()
+    return identity
+
+
+def left_running(store: RecordStore, process: dict) -> Path:
+    """The record file a killed deployctl leaves: outcome still "running"."""
+    from deployctl.recording import write
+
+    record = ReleaseRecord(operation="deploy", stack="staging", actor="alice", reason=None, correlation_id="c-old")
+    record.process = process
+    write(store, record)
+    return record.path
+
+
+def test_a_record_left_running_by_a_killed_operation_is_marked_interrupted_by_the_next(tmp_path):
+    engine = Engine(tmp_path, [release(1, "1.0.0")])
+    store = RecordStore(tmp_path / "records")
+    left = left_running(store, dead_process())
+    with recorded(engine, "staging", "deploy", Audit(correlation_id="c-new", store=store, notify=False), engine.history):
+        pass
+    old = json.loads(left.read_text())
+    assert old["outcome"] == "interrupted"
+    assert "c-new" in old["error"] and "ended before the operation finished" in old["error"]
+    assert signing.verify_text(left.read_text(), signing.trusted_public_key())["outcome"] == "interrupted"
+
+
+def test_a_record_whose_process_still_runs_stays_running(tmp_path):
+    from deployctl.records import this_process
+
+    engine = Engine(tmp_path, [release(1, "1.0.0")])
+    store = RecordStore(tmp_path / "records")
+    left = left_running(store, this_process())
+    with recorded(engine, "staging", "deploy", Audit(correlation_id="c-new", store=store, notify=False), engine.history):
+        pass
+    assert json.loads(left.read_text())["outcome"] == "running"
