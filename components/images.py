@@ -3,8 +3,8 @@ the tests read (tests/unit/test_stack_images.py renders each stack under mocks a
 the program asks for exactly these images, so a new container cannot be left out of a record).
 
 Role names are stable: a service's name, `<service>-canary`, `edge`, `database-<name>`,
-`backup-exporter`, then the monitoring pipeline (`prometheus`, `alertmanager` on both targets;
-the node/postgres/blackbox exporters on Docker, where the stack runs its own)."""
+`backup-exporter`, the stack's own `prometheus` and `alertmanager` (both targets), then what the
+target adds (components/targets/__init__.py target_images: the exporters the rules read)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 
 def stack_images(config: Any) -> dict[str, tuple[str, str]]:
     """name -> (repository, version) for the validated PlatformConfig (components/config.py)."""
-    from components.monitoring import probe_targets  # which edge hosts the blackbox exporter probes
+    from components.targets import target_images
 
     images: dict[str, tuple[str, str]] = {}
     for name, service in sorted(config.services.items()):
@@ -30,10 +30,5 @@ def stack_images(config: Any) -> dict[str, tuple[str, str]]:
     # Operator objects on Kubernetes (components/targets/kubernetes_monitoring.py).
     images["prometheus"] = (monitoring.prometheus_image, monitoring.prometheus_version)
     images["alertmanager"] = (monitoring.alertmanager_image, monitoring.alertmanager_version)
-    if config.target == "docker":
-        images["node-exporter"] = (monitoring.node_exporter_image, monitoring.node_exporter_version)
-        if config.databases:
-            images["postgres-exporter"] = (monitoring.postgres_exporter_image, monitoring.postgres_exporter_version)
-        if probe_targets(config):
-            images["blackbox-exporter"] = (monitoring.blackbox_exporter_image, monitoring.blackbox_exporter_version)
+    images.update(target_images(config))  # what the target itself adds (Docker: the exporters)
     return images
