@@ -353,6 +353,9 @@ class KubernetesRuntime:
                       ]}]},
                 opts=self._opts(parent)))
             created.append(self._scrape_policy(target, labels, parent))
+        # postgres_exporter per database, as on Docker (components/targets/kubernetes_exporters.py).
+        from components.targets.kubernetes_exporters import database_exporters
+        created += database_exporters(self, bundle, labels, parent)
         if not self.settings.render_to_directory:
             # alertmanager-<name> with alertmanager.yaml is the Prometheus Operator's convention.
             created.append(core.Secret(

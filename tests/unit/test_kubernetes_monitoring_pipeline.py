@@ -63,3 +63,25 @@ def test_prometheus_may_only_read_what_discovery_needs_in_its_namespace(mocks):
     assert binding.get("subjects") == [{"kind": "ServiceAccount", "name": "prometheus-platform",
                                         "namespace": "shop-staging"}]
     assert mocks.named(PROMETHEUS, "prometheus").get("spec")["serviceAccountName"] == "prometheus-platform"
+
+
+def test_each_database_gets_a_postgres_exporter_scraped_with_the_database_labels(mocks):
+    deploy_stack("staging")
+    exporter = mocks.named("kubernetes:apps/v1:Deployment", "postgres-exporter-main")
+    [container] = exporter.get("spec.template.spec.containers")
+    assert container["image"] == "127.0.0.1:5000/shop/postgres-exporter:0.11.1"
+    assert container["command"] == ["postgres-exporter", "--web.listen-address=:9187"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["DATA_SOURCE_URI"]["value"].startswith("postgres-main.shop-staging.svc.cluster.local:5432/")
+    assert "value" not in env["DATA_SOURCE_PASS"] and env["DATA_SOURCE_PASS"]["valueFrom"]["secretKeyRef"]
+    monitor = mocks.named("kubernetes:monitoring.coreos.com/v1:PodMonitor", "scrape-postgres-main")
+    assert monitor.get("metadata.labels")["app.kubernetes.io/part-of"] == "platform"
+    [endpoint] = monitor.get("spec.podMetricsEndpoints")
+    assert endpoint["targetPort"] == 9187
+    # The labels the Docker scrape config sets statically, which the database rules select and name.
+    assert endpoint["relabelings"] == [
+        {"targetLabel": "job", "replacement": "postgres-main"},
+        {"targetLabel": "database", "replacement": "main"},
+        {"targetLabel": "service", "replacement": "postgres-main"},
+        {"targetLabel": "version", "replacement": "15.18.0"},
+    ]
