@@ -12,6 +12,10 @@ turns them into pods. One pair per stack namespace, like the Docker target's own
   the operator's convention for an Alertmanager named `platform`: the routing the program renders.
 - A ServiceAccount and Role let Prometheus discover the pods and the Alertmanager endpoints of
   its own namespace, nothing else.
+- Network paths through the namespace's default deny (enforced on a real cluster; the local one's
+  bridge CNI accepts policies without enforcing them): Prometheus to the API server (discovery) and
+  to this namespace's pods (scrapes, Alertmanager); Alertmanager from Prometheus, and out to the
+  receivers (webhooks, SMTP relays: outside the cluster, at any address).
 """
 
 from __future__ import annotations
@@ -88,4 +92,28 @@ def stack_pipeline(namespace: str, stack: str, labels: dict[str, str], settings:
             "retention": "24h",
             "resources": {"requests": {"cpu": "20m", "memory": "96Mi"}, "limits": {"memory": "512Mi"}},
         }, opts=ResourceOptions.merge(opts, ResourceOptions(depends_on=[binding, alertmanager])))
-    return [account, role, binding, alertmanager, prometheus]
+    return [account, role, binding, alertmanager, prometheus, *_network_paths(metadata, opts)]
+
+
+def _network_paths(metadata: dict, opts: ResourceOptions) -> list[pulumi.Resource]:
+    """The operator labels each pod with app.kubernetes.io/name (prometheus, alertmanager) and
+    app.kubernetes.io/instance (the object's name)."""
+    net = k8s.networking.v1
+    prometheus = {"app.kubernetes.io/name": "prometheus", "app.kubernetes.io/instance": NAME}
+    alertmanager = {"app.kubernetes.io/name": "alertmanager", "app.kubernetes.io/instance": NAME}
+
+    def policy(name: str, pods: dict[str, str], **spec) -> pulumi.Resource:
+        types = [kind for kind, key in (("Ingress", "ingress"), ("Egress", "egress")) if key in spec]
+        return net.NetworkPolicy(name, metadata={"name": name, **metadata}, spec={
+            "podSelector": {"matchLabels": pods}, "policyTypes": types, **spec}, opts=opts)
+
+    return [
+        policy("prometheus-egress", prometheus, egress=[
+            {"to": [{"podSelector": {}}]},  # scrapes (each target's own policy lets Prometheus in) and Alertmanager
+            # The API server, for discovery: its address is the cluster's, so any address on its usual ports.
+            {"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": [{"port": 443, "protocol": "TCP"},
+                                                                   {"port": 6443, "protocol": "TCP"}]}]),
+        policy("alertmanager-ingress", alertmanager, ingress=[
+            {"from": [{"podSelector": {"matchLabels": prometheus}}], "ports": [{"port": 9093, "protocol": "TCP"}]}]),
+        policy("alertmanager-egress", alertmanager, egress=[{}]),  # receivers: anywhere
+    ]

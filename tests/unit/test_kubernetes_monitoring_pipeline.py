@@ -85,3 +85,18 @@ def test_each_database_gets_a_postgres_exporter_scraped_with_the_database_labels
         {"targetLabel": "service", "replacement": "postgres-main"},
         {"targetLabel": "version", "replacement": "15.18.0"},
     ]
+
+
+def test_prometheus_and_alertmanager_have_their_paths_through_the_default_deny(mocks):
+    deploy_stack("staging")
+    policies = {p.name: p for p in mocks.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")}
+    egress = policies["prometheus-egress"]
+    assert egress.get("spec.podSelector.matchLabels") == {"app.kubernetes.io/name": "prometheus",
+                                                          "app.kubernetes.io/instance": "platform"}
+    assert egress.get("spec.policyTypes") == ["Egress"]
+    assert {"to": [{"podSelector": {}}]} in egress.get("spec.egress")
+    ingress = policies["alertmanager-ingress"]
+    assert ingress.get("spec.ingress") == [{"from": [{"podSelector": {"matchLabels": {
+        "app.kubernetes.io/name": "prometheus", "app.kubernetes.io/instance": "platform"}}}],
+        "ports": [{"port": 9093, "protocol": "TCP"}]}]
+    assert policies["alertmanager-egress"].get("spec.egress") == [{}]
