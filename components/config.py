@@ -35,6 +35,7 @@ from components.config_model import (
 )
 from components.config_release import DrillsSpec, PromotionSpec, RolloutSpec, SmokeTestSpec
 from components.config_targets import NODE_PORTS, DockerTarget, KubernetesTarget
+from components.config_volumes import ServiceVolume, check_volume_names, volume_problems
 from components.tls_settings import AcmeDirectoryUrl
 from components.notifications_config import NotificationsSpec
 from components.preflight_config import PreflightSpec
@@ -138,6 +139,10 @@ class ServiceSpec(Model):
     restart_policy: Literal["always", "unless-stopped", "on-failure"] = "unless-stopped"
     log_rotation: LogRotation = Field(default_factory=LogRotation)
     canary: Canary | None = None
+    volumes: dict[str, ServiceVolume] = Field(
+        default_factory=dict, description="Persistent volumes (uploads, media), backed up with a database (config_volumes.py).")
+
+    _volume_names = field_validator("volumes")(check_volume_names)
 
     @field_validator("databases")
     @classmethod
@@ -185,7 +190,9 @@ class ServiceSpec(Model):
 
 class BackupPolicy(Model):
     schedule: CronSchedule = Field("0 2 * * *", description="Cron schedule of the backup (daily 02:00).")
-    retention_days: int = Field(7, ge=1, le=365)
+    retention_days: int = Field(7, ge=1, le=365, description="Backups older than this are deleted (never the newest good one).")
+    # None: age alone decides. Seed 001 kept the last 10; with a daily schedule 7 days is 7 backups.
+    retention_count: int | None = Field(None, ge=1, le=1000, description="Keep at most this many backups (newest first).")
     restore_drill_schedule: CronSchedule = Field("0 4 1 * *", description="Monthly restore drill.")
     # 26 h: one missed daily run plus two hours of slack before anyone is paged.
     max_age_hours: int = Field(26, ge=1, le=24 * 14)
@@ -396,7 +403,8 @@ class PlatformConfig(Model):
 
     @model_validator(mode="after")
     def _consistent(self) -> "PlatformConfig":
-        refuse(_name_problems(self) + _edge_problems(self) + _promotion_problems(self) + _secret_key_problems(self))
+        refuse(_name_problems(self) + _edge_problems(self) + _promotion_problems(self) + _secret_key_problems(self)
+               + volume_problems(self))
         return self
 
     @model_validator(mode="before")

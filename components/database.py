@@ -17,13 +17,13 @@ class PostgresDatabaseArgs:
     name: str
     spec: DatabaseSpec
     password: pulumi.Input[str]
+    target: RuntimeTarget
 
 
 class PostgresDatabase(pulumi.ComponentResource):
-    def __init__(self, name: str, args: PostgresDatabaseArgs, target: RuntimeTarget,
-                 opts: ResourceOptions | None = None):
+    def __init__(self, name: str, args: PostgresDatabaseArgs, opts: ResourceOptions | None = None):
         super().__init__("platform:database:PostgresDatabase", name, None, opts)
-        spec = args.spec
+        spec, target = args.spec, args.target
         self.workload_name = f"postgres-{args.name}"
         self.data_volume = Volume(name=f"{self.workload_name}-data", mount_path="/var/lib/postgresql/data",
                                   size=spec.storage_size)

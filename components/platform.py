@@ -11,6 +11,7 @@ from pulumi import ResourceOptions
 
 from components.backups import BackupSchedule, BackupScheduleArgs
 from components.config import PlatformConfig
+from components.config_volumes import volumes_backed_up_with, volumes_of
 from components.database import PostgresDatabase, PostgresDatabaseArgs
 from components.edge import ADMIN_PORT, EdgeProxy, EdgeProxyArgs
 from components.monitoring import Monitoring, MonitoringArgs
@@ -42,14 +43,16 @@ class Platform(pulumi.ComponentResource):
 
         self.databases = {
             db_name: PostgresDatabase(f"{name}-{db_name}", PostgresDatabaseArgs(
-                name=db_name, spec=spec, password=args.secrets[spec.password_secret]), target, child)
+                name=db_name, spec=spec, password=args.secrets[spec.password_secret], target=target), child)
             for db_name, spec in config.databases.items()
         }
         self.backups = {
             db_name: BackupSchedule(f"{name}-{db_name}-backup", BackupScheduleArgs(
                 database=db_name, workload=database.workload_name, spec=config.databases[db_name],
                 host=database.host, password=args.secrets[config.databases[db_name].password_secret],
-                monitoring=config.monitoring), target, child)
+                monitoring=config.monitoring, target=target,
+                volumes=tuple(volumes_backed_up_with(config, db_name))),
+                ResourceOptions.merge(child, ResourceOptions(depends_on=[database])))
             for db_name, database in self.databases.items()
         }
         self.predeploy_backups = self._predeploy_backups(name, config, target, child)
@@ -59,6 +62,7 @@ class Platform(pulumi.ComponentResource):
                 secret_env=self._service_secrets(spec, args.secrets, config),
                 database_env=self._database_env(spec, config),
                 database_workloads=tuple(self.databases[db].workload_name for db in spec.databases),
+                volumes=tuple(volumes_of(config, service)),
                 after=tuple(self.predeploy_backups[db] for db in spec.databases if db in self.predeploy_backups)),
                 target, child)
             for service, spec in config.services.items()

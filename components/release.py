@@ -15,7 +15,8 @@ import pulumi
 from pulumi import ResourceOptions
 
 from components.config import ServiceSpec
-from components.targets.base import RuntimeTarget, WorkloadHandle, WorkloadSpec
+from components.config_volumes import BackedUpVolume
+from components.targets.base import RuntimeTarget, Volume, WorkloadHandle, WorkloadSpec
 from components.versioning import image_reference
 
 
@@ -27,6 +28,7 @@ class ReleaseChannelArgs:
     database_env: Mapping[str, str]
     database_workloads: tuple[str, ...] = ()  # workloads this service may reach (NetworkPolicy/networks)
     after: tuple[pulumi.Resource, ...] = ()  # e.g. the pre-deploy backups of those databases
+    volumes: tuple[BackedUpVolume, ...] = ()  # persistent volumes every track mounts (config_volumes.py)
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,8 @@ class ReleaseChannel(pulumi.ComponentResource):
             track=track,
             clients_of=args.database_workloads,
             after=args.after,
+            # One volume for all tracks and replicas: uploads written by any of them stay together.
+            data_volumes=tuple(Volume(name=v.volume_name, mount_path=v.mount_path, size=v.size) for v in args.volumes),
         )
 
 

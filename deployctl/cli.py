@@ -298,7 +298,8 @@ def drill_restore(stack: str,
         config = ops.platform_model(eng, stack)
         with eng.leases.hold(stack, "drill restore"), console.status(f"{stack}: restore drill running") as status:
             evidence = drills.restore_drill(config, stack, database, backup_first,
-                                            on_progress=lambda line: status.update(f"{stack}: {line}"))
+                                            on_progress=lambda line: status.update(f"{stack}: {line}"),
+                                            releases=eng.releases(stack))
     except LeaseHeld as error:
         fail(f"{stack}: restore drill refused: {error}")
     except DeployError as error:
@@ -310,7 +311,13 @@ def drill_restore(stack: str,
         if "rto_seconds" in record:
             console.print(f"{verdict} {name}: RTO {record['rto_seconds']:.0f}s (target <= "
                           f"{record['rto_threshold_seconds']}s), RPO {record['rpo_seconds']:.0f}s (target <= "
-                          f"{record['rpo_threshold_seconds']}s), {record['report'].get('tables')} tables restored")
+                          f"{record['rpo_threshold_seconds']}s), {record['report'].get('tables')} tables restored"
+                          + "".join(f", {v}: {e['files_verified']}/{e['files']} files verified"
+                                    for v, e in record.get("volumes", {}).items())
+                          + (f"; backup {record['backup_set']} belongs to update {record['stack_update']['update']}"
+                             if record.get("stack_update") else ""))
+            if record.get("error"):
+                console.print(f"  {record['error']}", highlight=False)
         else:
             console.print(f"{verdict} {name}: {record['error']}", highlight=False)
     console.print(f"evidence: {path}")

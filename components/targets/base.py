@@ -59,6 +59,8 @@ class WorkloadSpec:
     after: Sequence[pulumi.Resource] = ()  # created/updated only once these are done (pre-deploy backups)
     shared_volume: Volume | None = None  # a volume other workloads also mount (backups), not owned per pod
     live_config: "LiveConfig | None" = None  # the proxy's routes, switched without restarting it
+    # A service's declared volumes (uploads): shared by its tracks, replicas and its database's backup job.
+    data_volumes: Sequence[Volume] = ()
 
 
 @dataclass(frozen=True)
@@ -153,6 +155,7 @@ class JobSpec:
     volume: Volume | None = None
     clients_of: Sequence[str] = ()
     extra_labels: Mapping[str, str] = field(default_factory=dict)
+    data_volumes: Sequence[Volume] = ()  # services' volumes the job archives and restores
 
 
 @dataclass(frozen=True)

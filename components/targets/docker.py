@@ -84,6 +84,7 @@ class DockerRuntime:
             if settings.internal_subnet else None, opts=opts)
         self._images: dict[str, docker.RemoteImage] = {}
         self._volumes: dict[str, docker.Volume] = {}
+        self._owners: dict[str, command.local.Command] = {}
 
     def service_address(self, name: str, port: int) -> str:
         # Containers reach each other by network alias; Docker's DNS round-robins replicas.
@@ -248,12 +249,13 @@ class DockerRuntime:
                 ports=[docker.ContainerPortArgs(internal=inner, external=outer, ip=self.settings.bind_address)
                        for inner, outer in sorted(spec.published_ports.items())] or None,
                 uploads=uploads or None,
-                volumes=self._mount(spec.volume or spec.shared_volume, spec.service, parent),
+                volumes=self._mount_all(spec.volume or spec.shared_volume, spec.data_volumes, spec.service, parent),
                 privileged=False,
                 # Readiness is the gate's job (fails on the first crash or run of failed probes);
                 # the provider's own wait would only give up at its timeout.
                 wait=False,
-                opts=ResourceOptions(parent=parent, provider=self.provider, depends_on=[image, *spec.after]),
+                opts=ResourceOptions(parent=parent, provider=self.provider, depends_on=[
+                    image, *spec.after, *self._volume_owners(spec.data_volumes, spec.image, image, parent)]),
             ))
         ready = [self._readiness_gate(base, names, spec, containers, parent)] if spec.health_check else []
         switched = [self._switch_routes(names[0], spec.live_config, [*containers, *ready], parent)] \
@@ -302,6 +304,28 @@ class DockerRuntime:
         return [docker.ContainerVolumeArgs(volume_name=self._volumes[volume.name].name,
                                            container_path=volume.mount_path)]
 
+    def _mount_all(self, own: Volume | None, data: Sequence[Volume], service: str, parent: pulumi.Resource):
+        mounts = [*(self._mount(own, service, parent) or []),
+                  *(mount for volume in data for mount in self._mount(volume, service, parent))]
+        return mounts or None
+
+    def _volume_owners(self, data: Sequence[Volume], reference: str, image: docker.RemoteImage,
+                       parent: pulumi.Resource) -> list[pulumi.Resource]:
+        """A new named volume's root belongs to root; a service's image runs as its own user (nobody),
+        which could then not write its uploads. Once per volume, hand the root to the image's user."""
+        owners = []
+        for volume in data:
+            if volume.name not in self._owners:
+                cli, name = shlex.join(self.docker_cli()), self._volumes[volume.name].name
+                script = (f"user=$({cli} image inspect -f '{{{{.Config.User}}}}' {shlex.quote(reference)}) && "
+                          f'{{ [ -z "$user" ] || {cli} run --rm --user 0 --network none -v "$VOLUME:/v" '
+                          f'--entrypoint chown {shlex.quote(reference)} "$user" /v; }}')
+                self._owners[volume.name] = command.local.Command(
+                    f"volume-{volume.name}-owner", create=script, environment={"VOLUME": name},
+                    opts=ResourceOptions(parent=parent, depends_on=[image, self._volumes[volume.name]]))
+            owners.append(self._owners[volume.name])
+        return owners
+
     def scheduled_job(self, spec: JobSpec, parent: pulumi.Resource) -> Sequence[pulumi.Resource]:
         # Docker has no scheduler: a long-running container runs crond with the job's schedule.
         image = self._image(spec.image, parent)
@@ -327,7 +351,7 @@ class DockerRuntime:
             uploads=[docker.ContainerUploadArgs(file="/etc/crontabs/root", content=crontab),
                      docker.ContainerUploadArgs(file=JOB_SCRIPT, content=script),
                      *_uploads({}, spec.secret_env)],
-            volumes=self._mount(spec.volume, spec.service, parent),
+            volumes=self._mount_all(spec.volume, spec.data_volumes, spec.service, parent),
             opts=ResourceOptions(parent=parent, provider=self.provider, depends_on=[image]),
         )
         return [image, job]
@@ -377,6 +401,8 @@ def release_slot(spec: WorkloadSpec) -> str:
         "secrets": sorted(spec.secret_env), "resources": repr(spec.resources),
         "health": repr(spec.health_check), "restart": spec.restart_policy, "logs": repr(spec.log_rotation),
         "track": spec.track, "clients": list(spec.clients_of), "labels": dict(spec.extra_labels),
+        # Only when there are any: slots of services without volumes keep the digest they had.
+        **({"volumes": [(v.name, v.mount_path) for v in spec.data_volumes]} if spec.data_volumes else {}),
     }
     digest = hashlib.sha256(json.dumps(defining, sort_keys=True).encode()).hexdigest()[:6]
     version = re.sub(r"[^a-z0-9]+", "-", spec.version.lower()).strip("-")[:24]

@@ -15,7 +15,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable, Protocol
+from typing import Callable, Mapping, Protocol
 
 from components.config import DockerTarget, KubernetesTarget, PlatformConfig
 
@@ -36,7 +36,10 @@ class JobResult:
 
 
 class JobRunner(Protocol):
-    def run(self, job: str, timeout: float, on_progress: Callable[[str], None] = lambda _: None) -> JobResult: ...
+    def run(self, job: str, timeout: float, on_progress: Callable[[str], None] = lambda _: None,
+            env: Mapping[str, str] | None = None) -> JobResult:
+        """Run `job` now; `env` adds to or overrides its environment for this run only."""
+        ...
 
 
 def docker_container(stack: str, job: str) -> str:
@@ -44,10 +47,12 @@ def docker_container(stack: str, job: str) -> str:
     return f"{stack}-{job}"
 
 
-def docker_job_command(host: str | None, stack: str, job: str, timeout: float | None = None) -> list[str]:
+def docker_job_command(host: str | None, stack: str, job: str, timeout: float | None = None,
+                       env: Mapping[str, str] | None = None) -> list[str]:
     """Runs the job's script now inside its container; busybox `timeout` bounds it there."""
     bound = ["timeout", str(max(1, int(timeout)))] if timeout else []
-    return ["docker", *(["--host", host] if host else []), "exec", docker_container(stack, job),
+    extra = [arg for key, value in sorted((env or {}).items()) for arg in ("-e", f"{key}={value}")]
+    return ["docker", *(["--host", host] if host else []), "exec", *extra, docker_container(stack, job),
             *bound, "sh", JOB_SCRIPT]
 
 
@@ -56,6 +61,22 @@ def kubernetes_job_script(kubectl: list[str], cronjob: str, timeout_seconds: int
     cli = shlex.join(kubectl)
     return (f'job="{cronjob}-predeploy-$(date +%s)"; {cli} create job "$job" --from=cronjob/{cronjob} && '
             f'{cli} wait --for=condition=complete --timeout={timeout_seconds}s "job/$job"')
+
+
+def job_from_cronjob(cronjob: dict, name: str, env: Mapping[str, str]) -> dict:
+    """What `kubectl create job --from=cronjob/...` makes, with `env` set in every container
+    (kubectl's --from takes no overrides)."""
+    template = json.loads(json.dumps(cronjob["spec"]["jobTemplate"]))
+    for container in template["spec"]["template"]["spec"]["containers"]:
+        kept = [entry for entry in container.get("env", []) if entry.get("name") not in env]
+        container["env"] = kept + [{"name": key, "value": value} for key, value in sorted(env.items())]
+    metadata = cronjob["metadata"]
+    return {"apiVersion": "batch/v1", "kind": "Job", "spec": template["spec"], "metadata": {
+        "name": name, "namespace": metadata.get("namespace"),
+        "labels": template.get("metadata", {}).get("labels", {}),
+        "annotations": {"cronjob.kubernetes.io/instantiate": "manual"},
+        "ownerReferences": [{"apiVersion": "batch/v1", "kind": "CronJob", "name": metadata["name"],
+                             "uid": metadata["uid"], "controller": False}]}}
 
 
 class KubernetesJobs:
@@ -68,18 +89,23 @@ class KubernetesJobs:
         self.stack = stack
         self.base = settings.kubectl()
 
-    def _kubectl(self, *args: str, timeout: float = 120) -> str:
+    def _kubectl(self, *args: str, timeout: float = 120, stdin: str | None = None) -> str:
         try:
-            proc = subprocess.run([*self.base, *args], capture_output=True, text=True, timeout=timeout)
+            proc = subprocess.run([*self.base, *args], capture_output=True, text=True, timeout=timeout, input=stdin)
         except FileNotFoundError:
             raise JobError(f"{self.stack}: kubectl not found on PATH (source scripts/env.sh)") from None
         if proc.returncode != 0:
             raise JobError(f"{self.stack}: kubectl {' '.join(args)} failed: {proc.stderr.strip()[-800:]}")
         return proc.stdout
 
-    def run(self, job: str, timeout: float, on_progress: Callable[[str], None] = lambda _: None) -> JobResult:
+    def run(self, job: str, timeout: float, on_progress: Callable[[str], None] = lambda _: None,
+            env: Mapping[str, str] | None = None) -> JobResult:
         name = f"{job}-deployctl-{datetime.now(timezone.utc):%Y%m%d%H%M%S}"[:63]
-        self._kubectl("create", "job", name, f"--from=cronjob/{job}")
+        if env:
+            cronjob = json.loads(self._kubectl("get", "cronjob", job, "-o", "json"))
+            self._kubectl("create", "-f", "-", stdin=json.dumps(job_from_cronjob(cronjob, name, env)))
+        else:
+            self._kubectl("create", "job", name, f"--from=cronjob/{job}")
         on_progress(f"started job {name}")
         started = time.monotonic()
         while True:
@@ -112,11 +138,12 @@ class DockerJobs:
         self.settings = settings
         self.stack = stack
 
-    def run(self, job: str, timeout: float, on_progress: Callable[[str], None] = lambda _: None) -> JobResult:
+    def run(self, job: str, timeout: float, on_progress: Callable[[str], None] = lambda _: None,
+            env: Mapping[str, str] | None = None) -> JobResult:
         container = docker_container(self.stack, job)
         on_progress(f"running {JOB_SCRIPT} in container {container}")
         started = time.monotonic()
-        argv = docker_job_command(self.settings.host, self.stack, job, timeout=timeout)
+        argv = docker_job_command(self.settings.host, self.stack, job, timeout=timeout, env=env)
         try:
             # The in-container `timeout` ends the script; the outer bound covers a hung engine.
             proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout + 60)

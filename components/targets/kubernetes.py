@@ -146,6 +146,14 @@ class KubernetesRuntime:
             mounts.append(core.VolumeMountArgs(name=secret_name, mount_path=directory, read_only=True))
         _scratch(spec.component, volumes, mounts)
         uid = DATABASE_UID if owned else UNPRIVILEGED_UID
+        for data in spec.data_volumes:
+            # A service's own volume (uploads): one claim for every track and replica, which the
+            # database's backup job mounts too; owned by the pod's user like any volume root.
+            created.append(self._claim(data, unversioned, parent))
+            volumes.append(core.VolumeArgs(name=data.name, persistent_volume_claim=core.PersistentVolumeClaimVolumeSourceArgs(
+                claim_name=data.name)))
+            mounts.append(core.VolumeMountArgs(name=data.name, mount_path=data.mount_path))
+            owned.append((data.mount_path, False))
         container = core.ContainerArgs(
             name=spec.service,
             image=spec.image,
@@ -447,12 +455,17 @@ class KubernetesRuntime:
             volumes = [core.VolumeArgs(name=spec.volume.name, persistent_volume_claim=core.PersistentVolumeClaimVolumeSourceArgs(
                 claim_name=spec.volume.name))]
             mounts = [core.VolumeMountArgs(name=spec.volume.name, mount_path=spec.volume.mount_path)]
+        for data in spec.data_volumes:  # services' volumes it archives: read, never re-owned
+            volumes.append(core.VolumeArgs(name=data.name, persistent_volume_claim=core.PersistentVolumeClaimVolumeSourceArgs(
+                claim_name=data.name)))
+            mounts.append(core.VolumeMountArgs(name=data.name, mount_path=data.mount_path))
         _scratch(spec.component, volumes, mounts)
         owned = [(spec.volume.mount_path, True)] if spec.volume else []
         uid = DATABASE_UID if owned else UNPRIVILEGED_UID
         created: list[pulumi.Resource] = [secret] if secret else []
         if spec.volume:
             created.append(self._claim(spec.volume, unversioned, parent))
+        created += [self._claim(data, unversioned, parent) for data in spec.data_volumes]
         created.append(k8s.batch.v1.CronJob(
             spec.name,
             metadata=self._metadata(spec.name, labels, version_annotations(spec.version)),

@@ -235,6 +235,22 @@ CORPUS: list[Case] = [
     case(f"{D}.backup.retentionDays", 0, "no retention"),
     case(f"{D}.backup.retentionDays", "7", "a number given as a string"),
     case(f"{D}.backup.retentionDays", 366, "more than a year"),
+    case(f"{D}.backup.retentionCount", 0, "keeping no backup at all"),
+    case(f"{D}.backup.retentionCount", "7", "a number given as a string"),
+    case(f"{S}.volumes", {"Uploads": {"mountPath": "/data/uploads"}}, "not a volume name"),
+    case(f"{S}.volumes", ["uploads"], "a list, not a map of volumes"),
+    case(f"{S}.volumes", {"uploads": {"mountPath": "data/uploads"}}, "a relative path",
+         key=f"{S}.volumes.uploads.mountPath"),
+    case(f"{S}.volumes", {"uploads": {"mountPath": "/tmp/uploads"}}, "inside the pod's scratch space",
+         key=f"{S}.volumes.uploads.mountPath"),
+    case(f"{S}.volumes", {"uploads": {"mountPath": "/data/uploads", "size": "1GB"}}, "not a Kubernetes quantity",
+         key=f"{S}.volumes.uploads.size"),
+    case(f"{S}.volumes", {"uploads": {"mountPath": "/data/uploads", "backup": "yes"}}, "a boolean given as text",
+         key=f"{S}.volumes.uploads.backup"),
+    case(f"{S}.volumes", {"uploads": {"mountPath": "/data/uploads", "backupWith": "orders"}}, "no such database",
+         key=f"{S}.volumes.uploads.backupWith"),
+    case(f"{W}.volumes", {"cache": {"mountPath": "/data/cache"}, "media": {"mountPath": "/data/cache"}},
+         "two volumes at one path"),
     case(f"{D}.backup.restoreDrillSchedule", "monthly", "not a cron expression"),
     case(f"{D}.backup.restoreDrillSchedule", "0 4 31 4 *", "April 31st never comes"),
     case(f"{D}.backup.restoreDrillSchedule", "0 4 1 * * 2025", "seven fields"),
@@ -555,7 +571,7 @@ def _models_in(annotation: Any, key: str) -> list[tuple[type[BaseModel], str]]:
 def generalised(path: str) -> str:
     parts = path.split(".")
     for index, part in enumerate(parts[:-1]):
-        if part in ("services", "databases", "overrides") and (index == 0 or part == "overrides"):
+        if part in ("services", "databases", "overrides", "volumes") and (index == 0 or part in ("overrides", "volumes")):
             parts[index + 1] = "*"
     return ".".join(parts)
 
