@@ -7,8 +7,9 @@ Metric contract (what the monitoring components must scrape for these rules to w
   (devenv/images/shop-app/handler.sh); a service without a port (the worker) is not scraped, so no `up` watches it;
 - blackbox_exporter probes each public HTTPS endpoint (`probe_ssl_earliest_cert_expiry`): it sees the certificate
   users see, whether the edge proxy's ACME or cert-manager issued it, so it works on Docker and Kubernetes;
-- the backup job publishes `platform_backup_last_success_timestamp_seconds{database}` and
-  `platform_backup_last_run_status{database}` (1 ok, 0 failed), e.g. through node_exporter's textfile collector;
+- the backup job publishes `platform_backup_last_success_timestamp_seconds{database}`,
+  `platform_backup_last_run_status{database}` (1 ok, 0 failed) and `platform_backup_space_short{database}` (1: the
+  run refused, the backup volume is short of space), served by the backup-metrics exporter;
 - node_exporter on every host/node; postgres_exporter per database, with `database="<name>"` added by the scrape config;
 - the certificate and database alerts also fire when their exporter's series are missing (`absent()`, `unless`),
   so a missing exporter alerts instead of silencing them;
@@ -259,15 +260,26 @@ def backup_rules(t: AlertingThresholds, databases: list[str]) -> list[AlertRule]
     def last_run(status: int) -> list[Series]:
         return [Series(metric="platform_backup_last_run_status", labels=scraped, values=f"{status}x{samples}")]
 
+    def space_short(short: int) -> list[Series]:
+        return [Series(metric="platform_backup_space_short", labels=scraped, values=f"{short}x{samples}")]
+
+    age = f"time() - platform_backup_last_success_timestamp_seconds{{{sel}}}"
+
     return [
         _rule(
             t, name="BackupStale", severity="critical", for_=t.backup_for,
-            expr=f"time() - platform_backup_last_success_timestamp_seconds{{{sel}}} > {_num(t.backup_max_age_hours)} * 3600",
-            summary=f"A database has no successful backup from the last {_num(t.backup_max_age_hours)} hours.",
+            # Or at once when the job refused for lack of room on the backup volume: no backup can get
+            # fresher until someone makes room, and the job never deletes good backups to do so.
+            expr=f"{age} > {_num(t.backup_max_age_hours)} * 3600 or ({age}) and on(database) platform_backup_space_short{{{sel}}} == 1",
+            summary=f"A database has no successful backup from the last {_num(t.backup_max_age_hours)} hours, "
+                    "or its backup volume has no room for the next one.",
             description="The last successful backup of {{ $labels.database }} finished {{ $value | humanizeDuration }} ago.",
             fixture=AlertFixture(
                 eval_time=f"{eval_minutes}m", firing=last_success(2 * max_age),
-                expected=[ExpectedAlert(labels=scraped, value=2 * max_age)], healthy=last_success(max_age / 2),
+                expected=[ExpectedAlert(labels=scraped, value=2 * max_age)],
+                healthy=[*last_success(max_age / 2), *space_short(0)],
+                more_firing=[FiringCase(firing=[*last_success(max_age / 2), *space_short(1)],
+                                        expected=[ExpectedAlert(labels=scraped, value=max_age / 2)])],
             ),
         ),
         _rule(
