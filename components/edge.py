@@ -17,7 +17,7 @@ import yaml
 from pulumi import ResourceOptions
 
 from components.config import EdgeSpec, HealthCheck, TlsSpec
-from components.tls_settings import EDGE_ACME_CA_PATH, acme_ca_bundle, acme_directory
+from components.tls_settings import EDGE_ACME_CA_PATH, EDGE_ACME_STORAGE, acme_ca_bundle, acme_directory
 from components.release import Route
 from components.targets.base import LiveConfig, RuntimeTarget, TlsMaterial, WorkloadSpec
 from components.versioning import image_reference
@@ -110,7 +110,13 @@ def render_static_config(tls: TlsSpec, https_port: int, certificate: TlsMaterial
     if _traefik_resolves(tls, certificate):
         config["certificatesResolvers"] = {"acme": {"acme": {
             "email": tls.email, "caServer": acme_directory(tls.acme_server),
-            "storage": "/etc/traefik/acme.json", "httpChallenge": {"entryPoint": "web"}}}}
+            # On a volume of its own (the target's job): account and certificates outlive the
+            # container, so a re-created edge serves what it had instead of ordering again.
+            "storage": EDGE_ACME_STORAGE, "httpChallenge": {"entryPoint": "web"},
+            # Traefik asks for no lifetime; this tells it the one the CA gives, which sets when it
+            # renews and how often it checks (e.g. 20 minutes before expiry, every minute, under a
+            # day). Ref: https://doc.traefik.io/traefik/https/acme/#certificatesduration
+            "certificatesDuration": tls.duration_hours}}}
     return yaml.safe_dump(config, sort_keys=True)
 
 

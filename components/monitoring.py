@@ -22,6 +22,7 @@ from components.alerting import (
     render_prometheus_rule_file,
 )
 from components.config import AlertingSpec, MonitoringSpec, PlatformConfig
+from components.tls_settings import edge_certificate_verifiable
 from components.targets.base import (
     MonitoringBundle,
     PostgresExporterTarget,
@@ -74,7 +75,7 @@ class Monitoring(pulumi.ComponentResource):
             probes=probe_targets(args.config),
             databases=[_postgres_target(db, args.config, args.database_workloads[db], args.secrets)
                        for db in args.databases],
-            edge_tls_verified=args.config.edge.tls.mode != "local-ca",
+            edge_tls_verified=edge_certificate_verifiable(args.config.edge.tls),
         ), parent=self)
         self.register_outputs({"alert_names": self.alert_names})
 

@@ -25,13 +25,19 @@ def runtime_for(config: PlatformConfig, stack: str, parent: pulumi.Resource,
 def target_images(config: PlatformConfig) -> dict[str, tuple[str, str]]:
     """Images the target adds to every stack's own (components/images.py), by role: the exporters
     the alert rules read. The Docker target runs the node, postgres and blackbox exporters beside
-    the stack's Prometheus; Kubernetes none yet (a change that adds one adds it here too:
+    the stack's Prometheus; Kubernetes the blackbox exporter (components/targets/kubernetes_probes.py)
+    and, per database, the postgres exporter (a change that adds one adds it here too:
     tests/unit/test_stack_images.py compares this list with what the program renders)."""
-    if config.target == "kubernetes":
-        return {}
     from components.monitoring import probe_targets
 
     settings = config.monitoring
+    if config.target == "kubernetes":
+        images = {}
+        if config.databases:
+            images["postgres-exporter"] = (settings.postgres_exporter_image, settings.postgres_exporter_version)
+        if probe_targets(config):
+            images["blackbox-exporter"] = (settings.blackbox_exporter_image, settings.blackbox_exporter_version)
+        return images
     images = {"node-exporter": (settings.node_exporter_image, settings.node_exporter_version)}
     if config.databases:
         images["postgres-exporter"] = (settings.postgres_exporter_image, settings.postgres_exporter_version)

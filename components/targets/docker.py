@@ -50,6 +50,8 @@ from components.targets.base import (
     MonitoringBundle,
     TlsMaterial,
     Volume,
+    OneOffJob,
+    OneOffJobSpec,
     WorkloadHandle,
     WorkloadSpec,
     standard_labels,
@@ -183,6 +185,19 @@ class DockerRuntime:
         if tls.mode == "acme":
             return None  # Traefik's own ACME resolver issues and renews
         authority = LocalCertificateAuthority("local-ca", LocalCertificateAuthorityArgs(
+    def one_off_job(self, spec: OneOffJobSpec, parent: pulumi.Resource) -> OneOffJob | None:
+        # A one-off container on the internal network (components/targets/oneoff_jobs.py); its
+        # images are pulled (and kept) first, so a run never waits on the registry.
+        images = [self._image(image, parent) for image in spec.images]
+        labels = {**standard_labels(self.stack, spec.service, spec.component, spec.version), "deploy.platform/one-off": "true"}
+        secrets = pulumi.Output.all(**dict(spec.secret_env)) if spec.secret_env else pulumi.Output.from_input({})
+        settings = pulumi.Output.all(network=self.backend.name, secrets=secrets).apply(
+            lambda values: {"target": "docker", "docker": self.docker_cli(), "network": values["network"],
+                            "name": f"{self.stack}-{spec.name}", "labels": labels, "env": dict(spec.env),
+                            "secrets": values["secrets"], "memory": f"{int(memory_mebibytes(spec.resources.memory_limit))}m"})
+        return OneOffJob(settings=pulumi.Output.secret(settings) if spec.secret_env else settings,
+                         resources=[*images, self.backend])
+
             hosts=hosts, renew_before_days=tls.renew_before_days), opts=ResourceOptions(parent=parent))
         cert_dir = "/etc/traefik/certs"
         # One certificate from the local CA covers every edge host (subject alternative names).

@@ -32,8 +32,16 @@ from components.hardening import (
 from components.targets.gate import after
 from components.targets.jobs import kubernetes_job_script
 from components.targets.kubernetes_monitoring import stack_pipeline
+from components.targets.kubernetes_probes import (
+    BLACKBOX,
+    blackbox_workload,
+    edge_probe_address,
+    probe_monitor_spec,
+    probe_scrape_target,
+)
 from components.targets.kubernetes_tls import (
     SOLVER_PORT,
+    TLS_KEYS,
     issue_edge_certificate,
     issue_local_ca_certificate,
 )
@@ -113,10 +121,13 @@ class KubernetesRuntime:
         return f"{name}.{self.namespace_name}.svc.cluster.local:{port}"
 
     def workload(self, spec: WorkloadSpec, parent: pulumi.Resource) -> WorkloadHandle:
+        live_dir = None
         if spec.live_config is not None:
-            # A mounted file like any other: its checksum rolls the edge, and the edge's own
-            # readiness keeps the previous pods serving until the new ones load the routes.
+            # Its checksum rolls the edge, and the edge's own readiness keeps the previous pods
+            # serving until the new ones load the routes. The directory it is in is the one the
+            # proxy watches: it is mounted as one volume that also holds the certificates (_live_volume).
             live = spec.live_config
+            live_dir = posixpath.dirname(live.path)
             spec = dataclasses.replace(spec, files={**spec.files, live.path: live.content}, live_config=None)
         labels = {**standard_labels(self.stack, spec.service, spec.component, spec.version, spec.track),
                   **spec.extra_labels, **{database_client_label(db): "client" for db in spec.clients_of}}
@@ -127,7 +138,7 @@ class KubernetesRuntime:
         env, secret = self._env(spec.name, spec.env, spec.secret_env, unversioned, parent)
         if secret:
             created.append(secret)
-        volumes, mounts, config_map = self._files(spec, unversioned, parent)
+        volumes, mounts, config_map = self._files(spec, unversioned, parent, live_dir)
         if config_map:
             created.append(config_map)
         owned: list[tuple[str, bool]] = []  # (mount path, recursively) the pod's user must own
@@ -142,6 +153,8 @@ class KubernetesRuntime:
             mounts.append(core.VolumeMountArgs(name=shared.name, mount_path=shared.mount_path))
             owned.append((shared.mount_path, True))
         for secret_name, directory in sorted(spec.secret_mounts.items()):
+            if live_dir and _within(directory, live_dir):
+                continue  # in the watched directory's volume
             volumes.append(core.VolumeArgs(name=secret_name, secret=core.SecretVolumeSourceArgs(secret_name=secret_name)))
             mounts.append(core.VolumeMountArgs(name=secret_name, mount_path=directory, read_only=True))
         _scratch(spec.component, volumes, mounts)
@@ -273,10 +286,11 @@ class KubernetesRuntime:
         )
         return env, secret
 
-    def _files(self, spec: WorkloadSpec, labels, parent):
+    def _files(self, spec: WorkloadSpec, labels, parent, live_dir: str | None = None):
         if not spec.files:
             return [], [], None
         keys = {path: _config_key(path) for path in spec.files}
+        # Every file the workload is given (what readers of rendered manifests look at).
         config_map = core.ConfigMap(
             f"{spec.name}-files",
             metadata=self._metadata(f"{spec.name}-files", labels),
@@ -284,9 +298,39 @@ class KubernetesRuntime:
             opts=self._opts(parent),
         )
         volumes = [core.VolumeArgs(name="files", config_map=core.ConfigMapVolumeSourceArgs(name=f"{spec.name}-files"))]
+        # subPath: a file frozen for the pod's life (a kubelet never updates it in place).
         mounts = [core.VolumeMountArgs(name="files", mount_path=path, sub_path=keys[path], read_only=True)
-                  for path in sorted(spec.files)]
+                  for path in sorted(spec.files) if not (live_dir and posixpath.dirname(path) == live_dir)]
+        if live_dir:
+            live = {path: content for path, content in spec.files.items() if posixpath.dirname(path) == live_dir}
+            volume, mount = self._live_volume(spec, live, live_dir, labels, parent)
+            volumes.append(volume)
+            mounts.append(mount)
         return volumes, mounts, config_map
+
+    def _live_volume(self, spec: WorkloadSpec, files, directory: str, labels, parent):
+        """The directory the edge proxy watches (Traefik's file provider reloads on any event in
+        it): its routes and the certificate Secrets mounted under it, as one projected volume.
+        The kubelet updates a projected volume by swapping one symlink in its top directory, so a
+        renewed certificate is an event Traefik sees, and it reads the new files then (subPath
+        mounts and Secret volumes beside it are never seen to change: traefik/traefik#5495).
+        The routes come from an immutable ConfigMap named after their content: running pods keep
+        the routes they started with (a broken release's routes never reach them); a change is a
+        new ConfigMap and rolls the edge like any file change."""
+        digest = _digest([f"{path}\0{content}" for path, content in sorted(files.items())])
+        routes = core.ConfigMap(
+            f"{spec.name}-live", metadata=self._metadata(f"{spec.name}-live-{digest}", labels), immutable=True,
+            data={_config_key(path): content for path, content in files.items()}, opts=self._opts(parent))
+        sources = [core.VolumeProjectionArgs(config_map=core.ConfigMapProjectionArgs(
+            name=routes.metadata.name, items=[core.KeyToPathArgs(key=_config_key(path), path=posixpath.relpath(path, directory))
+                                              for path in sorted(files)]))]
+        for secret_name, mounted in sorted(spec.secret_mounts.items()):
+            if _within(mounted, directory):
+                relative = posixpath.relpath(mounted, directory)
+                sources.append(core.VolumeProjectionArgs(secret=core.SecretProjectionArgs(
+                    name=secret_name, items=[core.KeyToPathArgs(key=key, path=f"{relative}/{key}") for key in TLS_KEYS])))
+        return (core.VolumeArgs(name="live", projected=core.ProjectedVolumeSourceArgs(sources=sources)),
+                core.VolumeMountArgs(name="live", mount_path=directory, read_only=True))
 
     def _rollout_annotations(self, spec: WorkloadSpec) -> dict[str, str]:
         # pulumi-kubernetes only logs ProgressDeadlineExceeded and waits out its own timeout
@@ -372,7 +416,25 @@ class KubernetesRuntime:
         # The stack's own Prometheus and Alertmanager, run by the cluster's Prometheus Operator
         # (components/targets/kubernetes_monitoring.py, docs/monitoring-kubernetes.md).
         created += stack_pipeline(self.namespace_name, self.stack, labels, bundle.settings, self._opts(parent))
+        created += self._probes(bundle, labels, parent)
         return created
+
+    def _probes(self, bundle: MonitoringBundle, labels, parent) -> list[pulumi.Resource]:
+        """The blackbox exporter probing every public endpoint through the edge Service
+        (components/targets/kubernetes_probes.py), its PodMonitor and network paths."""
+        if not bundle.probes:
+            return []
+        handle = self.workload(blackbox_workload(bundle), parent)
+        selector = {NAME_LABEL: BLACKBOX}
+        monitor = k8s.apiextensions.CustomResource(
+            "scrape-blackbox", api_version="monitoring.coreos.com/v1", kind="PodMonitor",
+            metadata={"name": "platform-blackbox", "namespace": self.namespace_name, "labels": labels},
+            spec=probe_monitor_spec(bundle.probes, edge_probe_address(self.service_address)), opts=self._opts(parent))
+        edge = net.NetworkPolicyPeerArgs(pod_selector=meta.LabelSelectorArgs(match_labels={NAME_LABEL: "edge"}))
+        to_edge = self._policy(f"{BLACKBOX}-to-edge", labels, parent, selector, egress=[net.NetworkPolicyEgressRuleArgs(
+            to=[edge], ports=[net.NetworkPolicyPortArgs(port=443, protocol="TCP")])])
+        scraped = self._scrape_policy(probe_scrape_target(), labels, parent)
+        return [*handle.resources, monitor, to_edge, scraped]
 
     def _scrape_policy(self, target, labels, parent) -> pulumi.Resource:
         """Prometheus, in its own namespace or this one, reaches a workload's metrics port."""
@@ -504,11 +566,12 @@ class KubernetesRuntime:
 
 def _service_ports(spec: WorkloadSpec, service_type: str) -> list[core.ServicePortArgs]:
     if spec.external:
-        # The edge: HTTP (redirects to HTTPS) and HTTPS. As a NodePort Service the published
-        # ports are the node ports, so the stack's edge.httpPort/httpsPort are where it answers.
+        # The edge: HTTP (redirects to HTTPS) and HTTPS, on 80 and 443 of its Service, where an
+        # ACME server validates HTTP-01 (port 80 of the address the host name resolves to) and
+        # the blackbox exporter probes HTTPS. As a NodePort Service the published ports are also
+        # its node ports, so the stack's edge.httpPort/httpsPort are where it answers outside.
         published = spec.published_ports if service_type == "NodePort" else {}
-        return [core.ServicePortArgs(name=name, port=published.get(port, port), target_port=port,
-                                     node_port=published.get(port))
+        return [core.ServicePortArgs(name=name, port=port, target_port=port, node_port=published.get(port))
                 for name, port in (("http", 80), ("https", 443))]
     return [core.ServicePortArgs(name="http", port=spec.port, target_port=spec.port)]
 
@@ -603,6 +666,10 @@ def _scratch(component: str, volumes: list, mounts: list) -> None:
         name = "tmp" if index == 0 else f"scratch-{index}"
         volumes.append(core.VolumeArgs(name=name, empty_dir=core.EmptyDirVolumeSourceArgs(size_limit=SCRATCH_SIZE)))
         mounts.append(core.VolumeMountArgs(name=name, mount_path=path))
+
+
+def _within(path: str, directory: str) -> bool:
+    return posixpath.commonpath([path, directory]) == directory
 
 
 def _config_key(path: str) -> str:

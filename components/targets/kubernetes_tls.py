@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import posixpath
 from typing import Sequence
 
 import pulumi
@@ -25,12 +26,16 @@ import pulumi_kubernetes as k8s
 from pulumi import ResourceOptions
 
 from components.config import KubernetesTarget, TlsSpec
+from components.edge import DYNAMIC_PATH
 from components.local_ca import LocalCertificateAuthority, LocalCertificateAuthorityArgs
 from components.targets.base import TlsMaterial
 from components.tls_settings import acme_ca_bundle, acme_directory
 
 API = "cert-manager.io/v1"
-CERT_DIR = "/etc/traefik/certs"
+# Inside the directory the edge proxy watches, so it loads a renewed certificate without a restart
+# (KubernetesRuntime._live_volume); Traefik reads only .yml/.toml files there as configuration.
+CERT_DIR = posixpath.join(posixpath.dirname(DYNAMIC_PATH), "certs")
+TLS_KEYS = ("tls.crt", "tls.key")  # what a kubernetes.io/tls Secret holds for the edge
 LABELS = {"app.kubernetes.io/part-of": "platform", "app.kubernetes.io/name": "edge"}
 SOLVER_LABEL = "deploy.platform/acme-host"  # on cert-manager's HTTP-01 solver pods: which host they answer for
 SOLVER_PORT = 8089  # acmesolver's listen port

@@ -114,7 +114,8 @@ def load_staging_alerting() -> AlertThresholds:
 def test_kubernetes_scrapes_services_edge_and_backup_results_with_pod_monitors(mocks):
     deploy(mocks)
     monitors = {m.name: m for m in mocks.of_type("kubernetes:monitoring.coreos.com/v1:PodMonitor")}
-    assert set(monitors) == {"scrape-web", "scrape-api", "scrape-edge", "scrape-backup-main", "scrape-postgres-main"}
+    assert set(monitors) == {"scrape-web", "scrape-api", "scrape-edge", "scrape-backup-main", "scrape-postgres-main",
+                             "scrape-blackbox"}
     backup = monitors["scrape-backup-main"]
     assert backup.get("spec.selector.matchLabels") == {"app.kubernetes.io/name": "backup-metrics-main"}
     assert backup.get("spec.podMetricsEndpoints.0.relabelings.0") == {"targetLabel": "job", "replacement": "backup-main"}

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 
 import pytest
+import yaml
 
 from support import DEV_SECRETS, deploy_stack, is_secret
 
@@ -174,7 +176,7 @@ def test_whole_program_runs_for_each_shipped_stack(mocks, stack, staging_verifie
     platform = deploy(mocks, stack=stack)
     assert platform.versions == {"web": "1.4.2", "api": "1.4.2", "worker": "1.4.2"}
     names = {d.name for d in mocks.of_type(DEPLOYMENT)}
-    assert names == {"web", "api", "worker", "edge", "backup-metrics-main"}
+    assert names == {"web", "api", "worker", "edge", "backup-metrics-main", "postgres-exporter-main", "blackbox-exporter"}
 
 
 def test_edge_certificate_is_issued_by_cert_manager_and_renewed_thirty_days_early(mocks):
@@ -183,9 +185,8 @@ def test_edge_certificate_is_issued_by_cert_manager_and_renewed_thirty_days_earl
     assert certificate.get("spec.dnsNames") == ["shop.staging.localhost"]
     assert certificate.get("spec.renewBefore") == "720h"
     assert certificate.get("spec.issuerRef") == {"name": "platform-ca", "kind": "Issuer"}
-    edge = mocks.named(DEPLOYMENT, "edge")
-    assert {"name": "edge-tls-shop-staging-localhost", "secret": {"secretName": "edge-tls-shop-staging-localhost"}} \
-        in edge.get("spec.template.spec.volumes")
+    assert watched_secrets(mocks.named(DEPLOYMENT, "edge")) == {
+        "edge-tls-shop-staging-localhost": ["certs/shop-staging-localhost/tls.crt", "certs/shop-staging-localhost/tls.key"]}
 
 
 def test_every_edge_host_gets_its_own_certificate(mocks):
@@ -195,7 +196,7 @@ def test_every_edge_host_gets_its_own_certificate(mocks):
     hosts = sorted(c.get("spec.dnsNames")[0] for c in certificates if not c.get("spec.isCA"))
     assert hosts == ["api.staging.localhost", "shop.staging.localhost"]
     files = mocks.named("kubernetes:core/v1:ConfigMap", "edge-files").get("data")["routes.yml"]
-    assert "/etc/traefik/certs/api-staging-localhost/tls.crt" in files
+    assert "/etc/traefik/dynamic/certs/api-staging-localhost/tls.crt" in files
 
 
 def test_self_signed_mode_issues_from_a_cert_manager_ca_chain(mocks):
@@ -221,8 +222,40 @@ def test_local_ca_mode_writes_the_edge_tls_secret_without_cert_manager(mocks):
     secret = mocks.named(SECRET, "edge-tls")
     assert secret.get("type") == "kubernetes.io/tls"
     assert is_secret(secret.inputs["stringData"]) or is_secret(secret.inputs["stringData"]["tls.key"])
+    assert watched_secrets(mocks.named(DEPLOYMENT, "edge")) == {"edge-tls": ["certs/edge/tls.crt", "certs/edge/tls.key"]}
+
+
+def watched_secrets(edge) -> dict[str, list[str]]:
+    """Secret -> paths of its keys in the edge's watched directory (the projected volume)."""
+    [live] = [v for v in edge.get("spec.template.spec.volumes") if v["name"] == "live"]
+    return {source["secret"]["name"]: [item["path"] for item in source["secret"]["items"]]
+            for source in live["projected"]["sources"] if "secret" in source}
+
+
+def test_the_edge_watches_one_directory_holding_its_routes_and_certificates(mocks):
+    # Traefik reloads on an event in the directory it watches: the kubelet's update of a projected
+    # volume (a renewed certificate) is one; a subPath file or a Secret volume beside it is not.
+    deploy(mocks, change=self_signed)
     edge = mocks.named(DEPLOYMENT, "edge")
-    assert {"name": "edge-tls", "secret": {"secretName": "edge-tls"}} in edge.get("spec.template.spec.volumes")
+    [mount] = [m for m in container(edge)["volumeMounts"] if m["name"] == "live"]
+    assert mount["mountPath"] == "/etc/traefik/dynamic" and "subPath" not in mount
+    [live] = [v for v in edge.get("spec.template.spec.volumes") if v["name"] == "live"]
+    [routes] = [s["configMap"] for s in live["projected"]["sources"] if "configMap" in s]
+    assert routes["items"] == [{"key": "routes.yml", "path": "routes.yml"}]
+    config_map = mocks.named("kubernetes:core/v1:ConfigMap", "edge-live")
+    # Immutable and named after its content: running pods keep the routes they started with.
+    assert config_map.get("immutable") is True and routes["name"] == config_map.get("metadata.name")
+    assert config_map.get("metadata.name").startswith("edge-live-")
+    static = yaml.safe_load(mocks.named("kubernetes:core/v1:ConfigMap", "edge-files").get("data")["traefik.yml"])
+    assert static["providers"]["file"] == {"directory": "/etc/traefik/dynamic", "watch": True}
+
+
+def test_the_routes_config_map_is_named_after_its_content(mocks):
+    # A routes change is a new ConfigMap (the edge rolls), never an in-place update of running pods.
+    deploy(mocks, change=self_signed)
+    routes = mocks.named("kubernetes:core/v1:ConfigMap", "edge-files").get("data")["routes.yml"]
+    digest = hashlib.sha256(f"/etc/traefik/dynamic/routes.yml\0{routes}".encode()).hexdigest()[:16]
+    assert mocks.named("kubernetes:core/v1:ConfigMap", "edge-live").get("metadata.name") == f"edge-live-{digest}"
 
 
 def test_edge_is_exposed_outside_the_cluster_on_http_and_https(mocks):
@@ -236,7 +269,10 @@ def test_a_node_port_edge_answers_on_the_stack_edge_ports(mocks):
     deploy(mocks)
     service = mocks.named("kubernetes:core/v1:Service", "edge")
     assert service.get("spec.type") == "NodePort"
-    assert {(p["nodePort"], p["targetPort"]) for p in service.get("spec.ports")} == {(31080, 80), (31443, 443)}
+    # Its own ports are 80 and 443 beside the node ports: inside the cluster (an ACME server's
+    # HTTP-01 fetch at the Service's address, the blackbox probes) the edge answers where clients expect.
+    assert {(p["port"], p["nodePort"], p["targetPort"]) for p in service.get("spec.ports")} == {
+        (80, 31080, 80), (443, 31443, 443)}
 
 
 def test_workers_are_probed_by_command(mocks):

@@ -5,13 +5,15 @@ Docker trusting the directory through LEGO_CA_CERTIFICATES, and short-lived cert
 from __future__ import annotations
 
 import base64
+import posixpath
 
 import pytest
 import yaml
 
+from components.config import TlsSpec
 from components.edge import STATIC_PATH
 from components.targets.kubernetes_tls import SOLVER_LABEL, solver_id
-from components.tls_settings import EDGE_ACME_CA_PATH, acme_ca_bundle
+from components.tls_settings import EDGE_ACME_CA_PATH, EDGE_ACME_STORAGE, acme_ca_bundle, edge_certificate_verifiable
 from support import deploy_stack, on_docker
 
 CERTIFICATE = "kubernetes:cert-manager.io/v1:Certificate"
@@ -159,3 +161,40 @@ def test_the_cluster_issuer_is_named_after_the_namespace_so_stack_copies_do_not_
     assert issuer.get("metadata.name") == "shop-staging-acme"
     certificate = mocks.named(CERTIFICATE, "edge-certificate-shop-staging-localhost")
     assert certificate.get("spec.issuerRef") == {"name": "shop-staging-acme", "kind": "ClusterIssuer"}
+
+
+def test_traefiks_acme_storage_on_docker_is_a_named_volume_of_the_stack(mocks, bundle):
+    # A re-created edge container (a new image, a changed setting) keeps account and certificates:
+    # without the volume every such deploy ordered again and served Traefik's default certificate meanwhile.
+    deploy_stack("staging", lambda raw: (on_docker(raw), pebble(bundle)(raw)))
+    edge = docker_edge(mocks)
+    [volume] = edge.get("volumes")
+    assert volume["containerPath"] == posixpath.dirname(EDGE_ACME_STORAGE)
+    named = mocks.named("docker:index/volume:Volume", "volume-edge-acme")
+    assert named.get("name") == "staging-edge-acme" and volume["volumeName"] == "staging-edge-acme"
+    uploads = {entry["file"]: entry.get("content") for entry in edge.get("uploads")}
+    resolver = yaml.safe_load(uploads[STATIC_PATH])["certificatesResolvers"]["acme"]["acme"]
+    assert resolver["storage"] == EDGE_ACME_STORAGE
+
+
+def test_without_traefiks_resolver_the_docker_edge_has_no_volume(mocks):
+    deploy_stack("staging", on_docker)
+    assert docker_edge(mocks).get("volumes") is None
+
+
+def test_traefik_renews_by_the_lifetime_the_stack_declares(mocks, bundle):
+    # Traefik requests no lifetime; certificatesDuration tells it when to renew (2 h: 20 min before expiry).
+    deploy_stack("staging", lambda raw: (on_docker(raw), pebble(bundle, durationHours=2)(raw)))
+    uploads = {entry["file"]: entry.get("content") for entry in docker_edge(mocks).get("uploads")}
+    assert yaml.safe_load(uploads[STATIC_PATH])["certificatesResolvers"]["acme"]["acme"]["certificatesDuration"] == 2
+
+
+@pytest.mark.parametrize(("tls", "verifiable"), [
+    ({"mode": "acme", "email": "a@b.example", "acmeServer": "production"}, True),
+    ({"mode": "acme", "email": "a@b.example", "acmeServer": "staging"}, False),
+    ({"mode": "acme", "email": "a@b.example", "acmeServer": DIRECTORY, "acmeCaBundleFile": "/x.pem"}, False),
+    ({"mode": "self-signed"}, False),
+    ({"mode": "local-ca"}, False),
+])
+def test_probes_verify_only_certificates_from_a_public_ca(tls, verifiable):
+    assert edge_certificate_verifiable(TlsSpec.model_validate(tls)) is verifiable

@@ -1,0 +1,67 @@
+"""HTTPS probes through the edge on Kubernetes: the blackbox exporter, as on Docker.
+
+The stack's blackbox exporter (the same image and `blackbox.yml` as the Docker target's,
+components/monitoring.py) probes every public endpoint on every edge host through the edge's
+Service, port 443, with the host's name as SNI and Host header, so `probe_ssl_earliest_cert_expiry`
+is the certificate clients get: what the certificate expiry alerts read. The stack's Prometheus
+(a Prometheus Operator object selecting this namespace's PodMonitors) scrapes it through one
+PodMonitor whose endpoints are the probes: `/probe` with the module and target as parameters,
+relabelled like the Docker scrape job (`job="blackbox"`, the public URL as `instance`, the probed
+service's `service` and `version`), so one rule file fits both targets.
+Ref: https://github.com/prometheus/blackbox_exporter#prometheus-configuration
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from components.config import HealthCheck, Resources
+from components.monitoring import (
+    BLACKBOX_CONFIG,
+    BLACKBOX_EXPORTER_PORT,
+    EDGE_TLS_PORT,
+    blackbox_config,
+    module_name,
+)
+from components.targets.base import MonitoringBundle, ProbeTarget, ScrapeTarget, WorkloadSpec
+from components.versioning import image_reference
+
+BLACKBOX = "blackbox-exporter"
+PROBE_JOB = "blackbox"  # the `job` the certificate rules select on (components/alerting/catalogue.py)
+
+
+def blackbox_workload(bundle: MonitoringBundle) -> WorkloadSpec:
+    settings = bundle.settings
+    return WorkloadSpec(
+        name=BLACKBOX, service=BLACKBOX, component="monitoring",
+        image=image_reference(settings.blackbox_exporter_image, settings.blackbox_exporter_version),
+        version=settings.blackbox_exporter_version, port=BLACKBOX_EXPORTER_PORT,
+        command=["blackbox-exporter", f"--config.file={BLACKBOX_CONFIG}",
+                 f"--web.listen-address=:{BLACKBOX_EXPORTER_PORT}"],
+        files={BLACKBOX_CONFIG: blackbox_config(bundle)},
+        resources=Resources(cpu_request="10m", cpu_limit="200m", memory_request="32Mi", memory_limit="64Mi"),
+        health_check=HealthCheck(path="/-/healthy", port=BLACKBOX_EXPORTER_PORT),
+    )
+
+
+def probe_monitor_spec(probes: Sequence[ProbeTarget], edge_address: str) -> dict:
+    """The PodMonitor's spec: one endpoint per probe (`edge_address`: the edge Service's host:port)."""
+    endpoints = []
+    for probe in probes:
+        relabelings = [{"targetLabel": "job", "replacement": PROBE_JOB},
+                       {"targetLabel": "instance", "replacement": probe.url},
+                       *({"targetLabel": key, "replacement": value} for key, value in sorted(probe.labels.items()))]
+        endpoints.append({"targetPort": BLACKBOX_EXPORTER_PORT, "path": "/probe",
+                          "params": {"module": [module_name(probe.host)], "target": [f"https://{edge_address}{probe.path}"]},
+                          "relabelings": relabelings})
+    return {"selector": {"matchLabels": {"app.kubernetes.io/name": BLACKBOX}}, "podMetricsEndpoints": endpoints}
+
+
+def edge_probe_address(service_address) -> str:
+    """host:port of the edge's HTTPS Service port, given the runtime's service_address(name, port)."""
+    return service_address("edge", EDGE_TLS_PORT)
+
+
+def probe_scrape_target() -> ScrapeTarget:
+    """The exporter as a scrape target (what the namespace's network policy opens to Prometheus)."""
+    return ScrapeTarget(job=PROBE_JOB, workload=BLACKBOX, port=BLACKBOX_EXPORTER_PORT)
