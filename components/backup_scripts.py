@@ -131,7 +131,8 @@ if [ "$into" = live ]; then
   done
 fi
 start=$(date +%s)
-work=$(mktemp -d /tmp/restore.XXXXXX)
+# Scratch on the backup volume (sized for one more set), not /tmp (a small emptyDir on Kubernetes).
+work=$(mktemp -d "$BACKUP_DIR/.restore.XXXXXX")
 scratch=""
 cleanup() { rm -rf "$work"; [ -z "$scratch" ] || dropdb --if-exists "$scratch"; }
 trap cleanup EXIT
