@@ -5,7 +5,8 @@ from __future__ import annotations
 from pulumi_policy import ResourceValidationArgs, ResourceValidationPolicy, ReportViolation, Severity
 
 from ._docs import doc_url
-from ._hardening import each_container, effective, is_contained_root_init
+from ._hardening import effective, is_contained_root_init, kubernetes_workload
+from ._workloads import subject
 
 NAME = "require-non-root-user"
 
@@ -23,10 +24,14 @@ def _problem(container, pod) -> str | None:
 
 
 def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    for who, container, pod in each_container(args):
+    workload = kubernetes_workload(args.resource_type, args.name, args.props)
+    if workload is None:
+        return
+    service, containers, pod = workload
+    for container in containers:
         problem = _problem(container, pod)
         if problem:
-            report_violation(f"{who} {problem}", None)
+            report_violation(f"{subject(service, container.where)} {problem}", None)
 
 
 POLICY = ResourceValidationPolicy(
