@@ -10,7 +10,7 @@ Rules the runbook asks for (docs/runbooks/backups.md):
   last dump and the volumes' current size, plus 10 % and 1 MiB). Short of space, it
   refuses: exit 1 with a message saying so. It never deletes an older good backup to make room:
   retention runs only after a new set is complete. A write that still runs out of space removes
-  only this run's partial files and fails the same way.
+  only this run's own files and fails the same way.
 - Every run, whatever its end, writes the metrics BackupStale/BackupFailed read
   (`platform_backup_last_success_timestamp_seconds`, `platform_backup_last_run_status`,
   `platform_backup_space_short`), in place if the full volume has no room for a new file.
@@ -123,8 +123,16 @@ for v in ${VOLUMES:-}; do
   [ -f "$set_id.$v.tar" ] || { echo "restore: backup set $set_id has no archive of volume $v" >&2; exit 1; }
   sha256sum -c "$set_id.$v.tar.sha256"
 done
+if [ "$into" = live ]; then
+  # Before anything is overwritten: every volume must take the restore's files, or nothing is restored.
+  for v in ${VOLUMES:-}; do
+    probe="$VOLUMES_ROOT/$v/.restore-probe.$$"
+    { : > "$probe" && rm -f "$probe"; } 2>/dev/null || { echo "restore: volume $v ($VOLUMES_ROOT/$v) is not writable by the restore job (uid $(id -u)); nothing was restored (docs/runbooks/backups.md)" >&2; exit 1; }
+  done
+fi
 start=$(date +%s)
-work=$(mktemp -d /tmp/restore.XXXXXX)
+# Scratch on the backup volume (sized for one more set), not /tmp (a small emptyDir on Kubernetes).
+work=$(mktemp -d "$BACKUP_DIR/.restore.XXXXXX")
 scratch=""
 cleanup() { rm -rf "$work"; [ -z "$scratch" ] || dropdb --if-exists "$scratch"; }
 trap cleanup EXIT
@@ -140,9 +148,9 @@ fi
 tables=$(psql -tA -d "$db" -c "select count(*) from information_schema.tables where table_schema not in ('pg_catalog', 'information_schema')")
 volumes=""
 for v in ${VOLUMES:-}; do
-  if [ "$into" = scratch ]; then dest="$work/$v"; mkdir -p "$dest"
-  else dest="$VOLUMES_ROOT/$v"; find "$dest" -mindepth 1 -maxdepth 1 -exec rm -rf {} \; ; fi
-  tar -xpf "$set_id.$v.tar" -C "$dest"
+  # Scratch: the job's own user owns the copies (-o); live: owners as they were (root on Docker).
+  if [ "$into" = scratch ]; then dest="$work/$v"; mkdir -p "$dest"; tar -xof "$set_id.$v.tar" -C "$dest"
+  else dest="$VOLUMES_ROOT/$v"; find "$dest" -mindepth 1 -maxdepth 1 -exec rm -rf {} \; ; tar -xpf "$set_id.$v.tar" -C "$dest"; fi
   # Every file as it was at backup time, by its own checksum.
   (cd "$dest" && sha256sum -c "$BACKUP_DIR/$set_id.$v.files.sha256" > /dev/null) \
     || { echo "restore: restored files of volume $v do not match their checksums" >&2; exit 1; }

@@ -33,6 +33,7 @@ from components.config_model import (
     refuse,
     stack_key,
 )
+from components.config_migrations import MigrationSpec, migration_problems
 from components.config_release import DrillsSpec, PromotionSpec, RolloutSpec, SmokeTestSpec
 from components.config_targets import NODE_PORTS, DockerTarget, KubernetesTarget
 from components.config_volumes import ServiceVolume, check_volume_names, volume_problems
@@ -139,6 +140,8 @@ class ServiceSpec(Model):
     restart_policy: Literal["always", "unless-stopped", "on-failure"] = "unless-stopped"
     log_rotation: LogRotation = Field(default_factory=LogRotation)
     canary: Canary | None = None
+    migration: MigrationSpec | None = Field(
+        None, description="Database migration run with the new image before the rollout (config_migrations.py).")
     volumes: dict[str, ServiceVolume] = Field(
         default_factory=dict, description="Persistent volumes (uploads, media), backed up with a database (config_volumes.py).")
 
@@ -404,7 +407,7 @@ class PlatformConfig(Model):
     @model_validator(mode="after")
     def _consistent(self) -> "PlatformConfig":
         refuse(_name_problems(self) + _edge_problems(self) + _promotion_problems(self) + _secret_key_problems(self)
-               + volume_problems(self))
+               + migration_problems(self) + volume_problems(self))
         return self
 
     @model_validator(mode="before")

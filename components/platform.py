@@ -14,6 +14,7 @@ from components.config import PlatformConfig
 from components.config_volumes import volumes_backed_up_with, volumes_of
 from components.database import PostgresDatabase, PostgresDatabaseArgs
 from components.edge import ADMIN_PORT, EdgeProxy, EdgeProxyArgs
+from components.migrations import migrations_for, migrations_of
 from components.monitoring import Monitoring, MonitoringArgs
 from components.predeploy import PreDeployBackup, PreDeployBackupArgs
 from components.promotion import PromotionGate, PromotionGateArgs
@@ -56,6 +57,9 @@ class Platform(pulumi.ComponentResource):
             for db_name, database in self.databases.items()
         }
         self.predeploy_backups = self._predeploy_backups(name, config, target, child)
+        # After the backup, before any workload of the database changes: each declared migration.
+        self.migrations = migrations_for(name, config, target, args.secrets, self.databases,
+                                         self.predeploy_backups, self)
         self.channels = {
             service: ReleaseChannel(f"{name}-{service}", ReleaseChannelArgs(
                 service=service, spec=spec,
@@ -63,7 +67,8 @@ class Platform(pulumi.ComponentResource):
                 database_env=self._database_env(spec, config),
                 database_workloads=tuple(self.databases[db].workload_name for db in spec.databases),
                 volumes=tuple(volumes_of(config, service)),
-                after=tuple(self.predeploy_backups[db] for db in spec.databases if db in self.predeploy_backups)),
+                after=tuple(self.predeploy_backups[db] for db in spec.databases if db in self.predeploy_backups)
+                + migrations_of(self.migrations, config, spec.databases)),
                 target, child)
             for service, spec in config.services.items()
         }

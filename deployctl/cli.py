@@ -129,9 +129,13 @@ def verify(file: Path,
 def rollback(stack: str,
              to_version: Optional[int] = typer.Option(None, "--to-version", help="History version to re-apply."),
              last_good: bool = typer.Option(False, "--last-good", help="The newest succeeded update before the current one."),
+             restore_data: bool = typer.Option(
+                 False, "--restore-data", help="Across an irreversible migration: restore its database from the "
+                 "backup taken before that release (data written since is lost; the RPO is reported)."),
              actor: Optional[str] = ActorOption, reason: Optional[str] = ReasonOption,
              correlation_id: Optional[str] = CorrelationOption, cwd: Optional[Path] = CwdOption) -> None:
-    """Re-apply the configuration of an earlier update (versions, weights, everything) with `pulumi up`."""
+    """Re-apply the configuration of an earlier update (versions, weights, everything) with `pulumi up`.
+    Down migrations of the newer releases run first; an irreversible one refuses without --restore-data."""
     if (to_version is None) == (not last_good):
         fail("give exactly one of --to-version N or --last-good")
     if not reason:
@@ -139,11 +143,19 @@ def rollback(stack: str,
     eng = engine(cwd)
     audited = audit(eng, actor, reason, correlation_id)
     try:
-        target, evidence = ops.rollback(eng, stack, to_version=to_version, audit=audited)
+        target, evidence = ops.rollback(eng, stack, to_version=to_version, audit=audited, restore_data=restore_data)
+    except UpdateNotStarted as error:
+        show_record(audited)
+        fail(f"{stack}: rollback refused: {error}")
     except DeployError as error:
         show_record(audited)
         fail(f"{stack}: rollback failed: {error}")
     show_record(audited)
+    for item in evidence.details.get("restored", []):
+        console.print(f"[yellow]restored database {escape(item['database'])}[/] from {escape(item['dump'])} "
+                      f"(taken before migration {escape(item['migration'])}): data written from "
+                      f"{item['rpo_window']['from']} to {item['rpo_window']['to']} is lost "
+                      f"(RPO {item['rpo_seconds']:.0f}s)", highlight=False, soft_wrap=True)
     path = evidence.path
     console.print(f"[green]rolled back {stack} to version {target.number}[/] in {evidence.duration_seconds:.1f}s "
                   f"({', '.join(f'{s}={v}' for s, v in sorted(target.versions.items()))}); evidence: {path}")

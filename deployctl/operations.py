@@ -14,6 +14,8 @@ from typing import Any, Iterator
 
 from components.config import PlatformConfig
 from components.stack_config import ConfigError, parse_platform_config
+from components.migration_plan import Plan
+from deployctl import migrations
 from deployctl.analysis import analyse_canary
 from deployctl.evidence import Evidence
 from deployctl.history import HistoryError, Release, find, last_good, newest_good
@@ -70,28 +72,78 @@ def up(engine: Engine, stack: str, before: Before, message: str, policy_config: 
 
 
 def rollback(engine: Engine, stack: str, *, to_version: int | None = None,
-             audit: Audit | None = None) -> tuple[Release, Evidence]:
-    """Re-apply the configuration of a succeeded update (the newest good one by default)."""
+             audit: Audit | None = None, restore_data: bool = False) -> tuple[Release, Evidence]:
+    """Re-apply the configuration of a succeeded update (the newest good one by default). Across
+    an irreversible migration only with `restore_data` (deployctl/migrations.py)."""
     with changing(engine, stack, "rollback") as before, \
             recorded(engine, stack, "rollback", audit, before.releases) as record:
-        return _rollback(engine, stack, before, record, audit, to_version)
+        return _rollback(engine, stack, before, record, audit, to_version, restore_data)
 
 
 def _rollback(engine: Engine, stack: str, before: Before, record: ReleaseRecord, audit: Audit | None,
-              to_version: int | None) -> tuple[Release, Evidence]:
+              to_version: int | None, restore_data: bool = False) -> tuple[Release, Evidence]:
     try:
         target = (find(before.releases, to_version, stack) if to_version is not None
                   else last_good(before.releases, stack))
     except HistoryError as error:
         raise UpdateNotStarted(str(error)) from None
     evidence = Evidence(kind="rollback", stack=stack, threshold_seconds=rollback_threshold(engine, stack))
+    plans = schema_rollback(engine, stack, target, record, restore_data)
     apply_release_config(engine, stack, target)
     prepare(engine, stack, record, audit)
+    restored = restore_for(engine, stack, plans, record) if restore_data else []
     record.rolled_back_to = target.number
     _up(engine, stack, before, record, f"rollback to {target.number}", policy_config_for(engine, stack))
-    evidence.finish(to_version=target.number, versions=target.versions)
+    evidence.finish(to_version=target.number, versions=target.versions,
+                    **({"migrations": migrations.describe(plans)} if plans else {}),
+                    **({"restored": [item.to_record() for item in restored]} if restored else {}))
     attach_evidence(engine, record, evidence, audit)
     return target, evidence
+
+
+def schema_rollback(engine: Engine, stack: str, target: Release, record: ReleaseRecord,
+                    restore_data: bool) -> dict[str, Plan]:
+    """What going back to `target` does to each migrated schema, decided before anything changes:
+    an irreversible migration in the way refuses the rollback unless the data is to be restored."""
+    try:
+        wanted = parse_platform_config(release_values(target), stack)
+    except ConfigError as error:
+        raise UpdateNotStarted(f"version {target.number}'s configuration no longer loads: {error}") from None
+    plans = migrations.rollback_plans(migrations.applied_chains(engine, stack), wanted)
+    if plans:
+        record.details["migrations"] = migrations.describe(plans)
+    refused = {service: decided for service, decided in plans.items() if decided.refused}
+    if refused and not restore_data:
+        raise UpdateNotStarted("; ".join(decided.refusal(service) for service, decided in refused.items())
+                               + ". Nothing changed")
+    return plans
+
+
+def restore_for(engine: Engine, stack: str, plans: dict[str, Plan], record: ReleaseRecord) -> list:
+    """--restore-data: each database behind an irreversible migration restored from the backup
+    taken before it ran; the re-applied release is told so (migration.restored), then goes up."""
+    config = platform_model(engine, stack)
+    restored = []
+    for service, decided in sorted(plans.items()):
+        if not decided.refused:
+            continue
+        with record.phase("restore"):
+            item = migrations.restore_before(config, stack, service, decided, float(config.drills.restore_seconds),
+                                             engine.on_notice)
+        restored.append(item)
+        record.details.setdefault("restored", []).append(item.to_record())
+        engine.on_notice(f"{stack}: restored database '{item.migration.database}' from {item.report['dump']}; "
+                         f"data written from {item.to_record()['rpo_window']['from']} to "
+                         f"{item.to_record()['rpo_window']['to']} is lost (RPO {item.to_record()['rpo_seconds']:.0f}s)")
+        if config.services.get(service) and config.services[service].migration:
+            engine.set_path(stack, f"services.{service}.migration.restored", item.migration.id)
+    return restored
+
+
+def release_values(release: Release) -> dict[str, Any]:
+    """A release's non-secret `platform:*` config as the models take it."""
+    return {key.removeprefix("platform:"): entry.get("objectValue", entry.get("value"))
+            for key, entry in release.plain_config().items() if key.startswith("platform:")}
 
 
 def _up(engine: Engine, stack: str, before: Before, record: ReleaseRecord, message: str,

@@ -159,6 +159,30 @@ class JobSpec:
 
 
 @dataclass(frozen=True)
+class OneOffJobSpec:
+    """A job run once, now, during an update (a migration), with the image it names per run."""
+
+    name: str
+    service: str
+    component: str
+    version: str
+    env: Mapping[str, str] = field(default_factory=dict)
+    secret_env: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    resources: Resources = field(default_factory=Resources)
+    clients_of: Sequence[str] = ()  # database workloads it reaches
+    images: Sequence[str] = ()  # pulled before it runs (Docker)
+
+
+@dataclass(frozen=True)
+class OneOffJob:
+    """How components/targets/oneoff_jobs.py runs the job on this target (JSON-able settings,
+    secret where they hold secret values) and what must exist before it runs."""
+
+    settings: pulumi.Input[dict]
+    resources: Sequence[pulumi.Resource] = ()
+
+
+@dataclass(frozen=True)
 class WorkloadHandle:
     """What the rest of the program may know about a deployed workload."""
 
@@ -195,6 +219,10 @@ class RuntimeTarget(Protocol):
     def backup_now_command(self, job_name: str) -> list[str] | None:
         """A command, run where `pulumi up` runs, that takes a backup with `job_name` now and exits
         non-zero if it fails; None when nothing runs on this target (rendered manifests)."""
+        ...
+
+    def one_off_job(self, spec: OneOffJobSpec, parent: pulumi.Resource) -> OneOffJob | None:
+        """What running `spec` once needs here; None when nothing runs on this target (rendered manifests)."""
         ...
 
     def edge_tls(self, hosts: Sequence[str], tls: TlsSpec, parent: pulumi.Resource) -> TlsMaterial | None:

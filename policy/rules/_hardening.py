@@ -4,8 +4,10 @@ container the program allows (the volume-owner init container: drops ALL, adds o
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
+
+from pulumi_policy import ResourceValidationArgs
 
 from ._workloads import (
     Container,
@@ -16,6 +18,7 @@ from ._workloads import (
     kubernetes_labels,
     pod_template,
     service_name,
+    subject,
 )
 
 # What a root init container may add after dropping ALL: changing a volume's owner, nothing else.
@@ -58,3 +61,14 @@ def kubernetes_workload(resource_type: str, name: str, props: Mapping) -> tuple[
         return None
     labels = kubernetes_labels(resource_type, props)
     return service_name(labels, name), kubernetes_containers(resource_type, props), pod_security(resource_type, props)
+
+
+def each_container(args: ResourceValidationArgs) -> Iterator[tuple[str, Container, Mapping]]:
+    """(who, container, pod security context) for every container of a Kubernetes workload, init
+    containers included; nothing for any other resource. `who` is how a violation names it."""
+    workload = kubernetes_workload(args.resource_type, args.name, args.props)
+    if workload is None:
+        return
+    service, containers, pod = workload
+    for container in containers:
+        yield subject(service, container.where), container, pod

@@ -5,9 +5,11 @@ What a version and a pinned version are is decided only in components/versioning
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from pulumi_policy import ResourceValidationArgs
 
 from components.versioning import DIGEST_RE, ImageReference, is_pinned, parse_image_reference
 
@@ -16,6 +18,9 @@ from ._workloads import (
     DOCKER_REMOTE_IMAGE,
     is_kubernetes_workload,
     kubernetes_containers,
+    labels_of,
+    service_name,
+    subject,
 )
 
 IMAGE_RESOURCE_TYPES = frozenset({DOCKER_CONTAINER, DOCKER_REMOTE_IMAGE})
@@ -55,3 +60,14 @@ def is_pinned_image(ref: ImageReference) -> bool:
 
 def names_version(ref: ImageReference, version: str) -> bool:
     return version in (ref.tag, ref.digest)
+
+
+def each_image(args: ResourceValidationArgs) -> Iterator[tuple[str, str]]:
+    """(who, image reference) for every image a Docker image/container or a Kubernetes workload
+    names, init containers included; an image not known yet (an output) is skipped."""
+    if args.resource_type not in IMAGE_RESOURCE_TYPES and not is_kubernetes_workload(args.resource_type):
+        return
+    service = service_name(labels_of(args.resource_type, args.props), args.name)
+    for use in image_uses(args.resource_type, args.props):
+        if isinstance(use.image, str) and use.image:
+            yield subject(service, use.where), use.image

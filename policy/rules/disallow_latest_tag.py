@@ -5,25 +5,18 @@ from __future__ import annotations
 from pulumi_policy import EnforcementLevel, ResourceValidationArgs, ResourceValidationPolicy, ReportViolation, Severity
 
 from ._docs import doc_url
-from ._images import IMAGE_RESOURCE_TYPES, image_uses, parse_image
-from ._workloads import is_kubernetes_workload, labels_of, service_name, subject
+from ._images import each_image, parse_image
 
 NAME = "disallow-latest-tag"
 
 
 def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if args.resource_type not in IMAGE_RESOURCE_TYPES and not is_kubernetes_workload(args.resource_type):
-        return
-    service = service_name(labels_of(args.resource_type, args.props), args.name)
-    for use in image_uses(args.resource_type, args.props):
-        if not isinstance(use.image, str) or not use.image:
-            continue
-        ref = parse_image(use.image)
-        who = subject(service, use.where)
+    for who, image in each_image(args):
+        ref = parse_image(image)
         if ref.tag == "latest":
-            report_violation(f"{who} uses image '{use.image}' with the moving tag 'latest'", None)
+            report_violation(f"{who} uses image '{image}' with the moving tag 'latest'", None)
         elif ref.tag is None and ref.digest is None:
-            report_violation(f"{who} uses image '{use.image}' without a tag or digest, which pulls 'latest'", None)
+            report_violation(f"{who} uses image '{image}' without a tag or digest, which pulls 'latest'", None)
 
 
 POLICY = ResourceValidationPolicy(

@@ -5,28 +5,22 @@ from __future__ import annotations
 from pulumi_policy import ResourceValidationArgs, ResourceValidationPolicy, ReportViolation, Severity
 
 from ._docs import doc_url
-from ._hardening import ROOT_INIT_CAPABILITIES, capabilities, effective, kubernetes_workload
-from ._workloads import subject
+from ._hardening import ROOT_INIT_CAPABILITIES, capabilities, each_container, effective
 
 NAME = "require-dropped-capabilities"
 
 
 def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    workload = kubernetes_workload(args.resource_type, args.name, args.props)
-    if workload is None:
-        return
-    service, containers, pod = workload
-    for container in containers:
+    for who, container, pod in each_container(args):
         drop, add = capabilities(container)
-        where = subject(service, container.where)
         if "ALL" not in drop:
-            report_violation(f"{where} does not drop all capabilities (securityContext.capabilities.drop "
+            report_violation(f"{who} does not drop all capabilities (securityContext.capabilities.drop "
                              "lacks ALL)", None)
         # A capability only works for root; the one root step may keep CHOWN (require-non-root-user).
         allowed = ROOT_INIT_CAPABILITIES if container.init and effective(container, pod, "runAsUser") == 0 else set()
         extra = sorted(add - allowed)
         if extra:
-            report_violation(f"{where} adds capabilities {', '.join(extra)}", None)
+            report_violation(f"{who} adds capabilities {', '.join(extra)}", None)
 
 
 POLICY = ResourceValidationPolicy(

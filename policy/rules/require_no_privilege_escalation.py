@@ -5,22 +5,16 @@ from __future__ import annotations
 from pulumi_policy import ResourceValidationArgs, ResourceValidationPolicy, ReportViolation, Severity
 
 from ._docs import doc_url
-from ._hardening import container_security, kubernetes_workload
-from ._workloads import subject
+from ._hardening import container_security, each_container
 
 NAME = "require-no-privilege-escalation"
 
 
 def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    workload = kubernetes_workload(args.resource_type, args.name, args.props)
-    if workload is None:
-        return
-    service, containers, _ = workload
-    for container in containers:
+    for who, container, _ in each_container(args):
         # Unset means allowed (no_new_privs is not set): it must be false explicitly.
         if container_security(container).get("allowPrivilegeEscalation") is not False:
-            report_violation(f"{subject(service, container.where)} does not set "
-                             "securityContext.allowPrivilegeEscalation: false", None)
+            report_violation(f"{who} does not set securityContext.allowPrivilegeEscalation: false", None)
 
 
 POLICY = ResourceValidationPolicy(

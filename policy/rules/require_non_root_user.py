@@ -5,8 +5,7 @@ from __future__ import annotations
 from pulumi_policy import ResourceValidationArgs, ResourceValidationPolicy, ReportViolation, Severity
 
 from ._docs import doc_url
-from ._hardening import effective, is_contained_root_init, kubernetes_workload
-from ._workloads import subject
+from ._hardening import each_container, effective, is_contained_root_init
 
 NAME = "require-non-root-user"
 
@@ -24,14 +23,10 @@ def _problem(container, pod) -> str | None:
 
 
 def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    workload = kubernetes_workload(args.resource_type, args.name, args.props)
-    if workload is None:
-        return
-    service, containers, pod = workload
-    for container in containers:
+    for who, container, pod in each_container(args):
         problem = _problem(container, pod)
         if problem:
-            report_violation(f"{subject(service, container.where)} {problem}", None)
+            report_violation(f"{who} {problem}", None)
 
 
 POLICY = ResourceValidationPolicy(

@@ -5,20 +5,15 @@ from __future__ import annotations
 from pulumi_policy import ResourceValidationArgs, ResourceValidationPolicy, ReportViolation, Severity
 
 from ._docs import doc_url
-from ._hardening import container_security, kubernetes_workload
-from ._workloads import subject
+from ._hardening import container_security, each_container
 
 NAME = "require-read-only-root-filesystem"
 
 
 def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    workload = kubernetes_workload(args.resource_type, args.name, args.props)
-    if workload is None:
-        return
-    service, containers, _ = workload
-    for container in containers:
+    for who, container, _ in each_container(args):
         if container_security(container).get("readOnlyRootFilesystem") is not True:
-            report_violation(f"{subject(service, container.where)} has a writable root filesystem "
+            report_violation(f"{who} has a writable root filesystem "
                              "(securityContext.readOnlyRootFilesystem is not true)", None)
 
 

@@ -5,23 +5,19 @@ from __future__ import annotations
 from pulumi_policy import ResourceValidationArgs, ResourceValidationPolicy, ReportViolation, Severity
 
 from ._docs import doc_url
-from ._hardening import effective, kubernetes_workload
-from ._workloads import as_mapping, subject
+from ._hardening import each_container, effective
+from ._workloads import as_mapping
 
 NAME = "require-seccomp-profile"
 CONFINED = frozenset({"RuntimeDefault", "Localhost"})
 
 
 def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    workload = kubernetes_workload(args.resource_type, args.name, args.props)
-    if workload is None:
-        return
-    service, containers, pod = workload
-    for container in containers:
+    for who, container, pod in each_container(args):
         profile = as_mapping(effective(container, pod, "seccompProfile")).get("type")
         if profile not in CONFINED:
             found = f"'{profile}'" if profile else "none"
-            report_violation(f"{subject(service, container.where)} runs without a seccomp profile "
+            report_violation(f"{who} runs without a seccomp profile "
                              f"(seccompProfile.type: {found}; expected RuntimeDefault or Localhost)", None)
 
 

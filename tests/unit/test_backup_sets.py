@@ -104,6 +104,7 @@ def test_the_drill_restores_volume_files_into_scratch_and_checks_each_by_sha256(
     assert line["volumes"]["api-uploads"]["files_verified"] == 2
     # The live volume is left alone by a drill.
     assert (Path(env["VOLUMES_ROOT"]) / "api-uploads" / "invoice.pdf").exists()
+    assert not list(Path(env["BACKUP_DIR"]).glob(".restore.*"))  # its scratch directory is gone
 
 
 def test_a_drill_fails_when_an_archived_file_does_not_match_its_checksum(env):
