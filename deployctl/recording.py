@@ -12,7 +12,8 @@ from typing import Any, Iterator, Sequence
 from deployctl import notify, signing
 from deployctl.evidence import Evidence
 from deployctl.history import Release, versions_of
-from deployctl.preflight import PreflightFailed, host_for, run_checks
+from components.targets.hosts import host_for
+from deployctl.preflight import PreflightFailed, run_checks
 from components.images import stack_images
 from deployctl.lease import process_alive
 from deployctl.records import Audit, ReleaseRecord, now_iso, resolve_images, version_set_sha256

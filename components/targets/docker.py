@@ -41,6 +41,7 @@ from components.monitoring import (
     prometheus_config,
 )
 from components.targets.gate import after
+from components.targets.hosts import frontend_network
 from components.targets.jobs import JOB_SCRIPT, docker_container, docker_job_command
 from components.targets.docker_gate import Gate
 from components.targets.docker_routes import Switch
@@ -79,7 +80,7 @@ class DockerRuntime:
                                         opts=ResourceOptions(parent=parent))
         opts = ResourceOptions(parent=parent, provider=self.provider)
         self.frontend = docker.Network(
-            "frontend", name=f"{stack}-frontend", labels=_network_labels(stack), opts=opts)
+            "frontend", name=frontend_network(stack), labels=_network_labels(stack), opts=opts)
         self.backend = docker.Network(
             "backend", name=f"{stack}-backend", internal=True, labels=_network_labels(stack),
             ipam_configs=[docker.NetworkIpamConfigArgs(subnet=settings.internal_subnet)]
@@ -185,6 +186,14 @@ class DockerRuntime:
         if tls.mode == "acme":
             return None  # Traefik's own ACME resolver issues and renews
         authority = LocalCertificateAuthority("local-ca", LocalCertificateAuthorityArgs(
+            hosts=hosts, renew_before_days=tls.renew_before_days), opts=ResourceOptions(parent=parent))
+        cert_dir = "/etc/traefik/certs"
+        # One certificate from the local CA covers every edge host (subject alternative names).
+        return TlsMaterial(certificates=[(f"{cert_dir}/tls.crt", f"{cert_dir}/tls.key")],
+                           files={f"{cert_dir}/tls.crt": authority.certificate,
+                                  f"{cert_dir}/tls.key": authority.private_key},
+                           issuer="local-ca")
+
     def one_off_job(self, spec: OneOffJobSpec, parent: pulumi.Resource) -> OneOffJob | None:
         # A one-off container on the internal network (components/targets/oneoff_jobs.py); its
         # images are pulled (and kept) first, so a run never waits on the registry.
@@ -197,14 +206,6 @@ class DockerRuntime:
                             "secrets": values["secrets"], "memory": f"{int(memory_mebibytes(spec.resources.memory_limit))}m"})
         return OneOffJob(settings=pulumi.Output.secret(settings) if spec.secret_env else settings,
                          resources=[*images, self.backend])
-
-            hosts=hosts, renew_before_days=tls.renew_before_days), opts=ResourceOptions(parent=parent))
-        cert_dir = "/etc/traefik/certs"
-        # One certificate from the local CA covers every edge host (subject alternative names).
-        return TlsMaterial(certificates=[(f"{cert_dir}/tls.crt", f"{cert_dir}/tls.key")],
-                           files={f"{cert_dir}/tls.crt": authority.certificate,
-                                  f"{cert_dir}/tls.key": authority.private_key},
-                           issuer="local-ca")
 
     def _image(self, reference: str, parent: pulumi.Resource) -> docker.RemoteImage:
         if reference not in self._images:

@@ -8,7 +8,8 @@ import subprocess
 import pytest
 
 from components.stack_config import parse_platform_config
-from deployctl.preflight import DockerHost, KubernetesCluster, PreflightFailed, RenderDirectory, host_for, run_checks
+from components.targets.hosts import DockerHost, KubernetesCluster, RenderDirectory, host_for
+from deployctl.preflight import PreflightFailed, run_checks
 from support import raw_stack_config
 
 DIGEST = "sha256:" + "c" * 64
@@ -99,7 +100,7 @@ def test_docker_over_ssh_measures_the_remote_data_root_with_df():
 
 
 def test_free_disk_is_counted_as_df_does_without_reserved_blocks():
-    from deployctl.preflight import free_share
+    from components.targets.hosts import free_share
 
     # df: 1200 blocks, 900 used, 100 available to users (200 reserved): Use% 90, so 10 % free.
     assert free_share(100, 900) == 10.0
