@@ -17,8 +17,10 @@ volume (the edge, databases) keep one name and are replaced in place.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import posixpath
 import re
 import shlex
 from typing import Sequence
@@ -31,6 +33,7 @@ from pulumi import ResourceOptions
 
 from components.config import DockerTarget, HealthCheck, Resources, cpu_millicores, memory_mebibytes
 from components.local_ca import LocalCertificateAuthority, LocalCertificateAuthorityArgs
+from components.tls_settings import EDGE_ACME_STORAGE
 from components.monitoring import (
     BLACKBOX_CONFIG,
     BLACKBOX_EXPORTER_PORT,
@@ -87,6 +90,7 @@ class DockerRuntime:
             if settings.internal_subnet else None, opts=opts)
         self._images: dict[str, docker.RemoteImage] = {}
         self._volumes: dict[str, docker.Volume] = {}
+        self._acme_storage: Volume | None = None  # Traefik's ACME storage (edge_tls sets it)
         self._owners: dict[str, command.local.Command] = {}
 
     def service_address(self, name: str, port: int) -> str:
@@ -184,7 +188,10 @@ class DockerRuntime:
 
     def edge_tls(self, hosts, tls, parent: pulumi.Resource) -> TlsMaterial | None:
         if tls.mode == "acme":
-            return None  # Traefik's own ACME resolver issues and renews
+            # Traefik's own ACME resolver issues and renews, into storage on a named volume
+            # (workload): a re-created edge keeps its account and certificates, no new order.
+            self._acme_storage = Volume(name="edge-acme", mount_path=posixpath.dirname(EDGE_ACME_STORAGE), size="16Mi")
+            return None
         authority = LocalCertificateAuthority("local-ca", LocalCertificateAuthorityArgs(
             hosts=hosts, renew_before_days=tls.renew_before_days), opts=ResourceOptions(parent=parent))
         cert_dir = "/etc/traefik/certs"
@@ -231,6 +238,8 @@ class DockerRuntime:
         return ["docker", *(["--host", self.settings.host] if self.settings.host else [])]
 
     def workload(self, spec: WorkloadSpec, parent: pulumi.Resource) -> WorkloadHandle:
+        if spec.external and self._acme_storage is not None:
+            spec = dataclasses.replace(spec, volume=self._acme_storage)  # the edge's ACME storage
         image = self._image(spec.image, parent)
         labels = {**standard_labels(self.stack, spec.service, spec.component, spec.version, spec.track),
                   **version_annotations(spec.version), **spec.extra_labels}

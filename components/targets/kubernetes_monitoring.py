@@ -97,7 +97,9 @@ def stack_pipeline(namespace: str, stack: str, labels: dict[str, str], settings:
 
 def _network_paths(metadata: dict, opts: ResourceOptions) -> list[pulumi.Resource]:
     """The operator labels each pod with app.kubernetes.io/name (prometheus, alertmanager) and
-    app.kubernetes.io/instance (the object's name)."""
+    app.kubernetes.io/instance (the object's name).
+    Ref: prometheus-operator v0.79.2 pkg/prometheus/server/operator.go and pkg/alertmanager/operator.go,
+    makeSelectorLabels."""
     net = k8s.networking.v1
     prometheus = {"app.kubernetes.io/name": "prometheus", "app.kubernetes.io/instance": NAME}
     alertmanager = {"app.kubernetes.io/name": "alertmanager", "app.kubernetes.io/instance": NAME}
