@@ -120,7 +120,7 @@ class Platform(pulumi.ComponentResource):
         if not smoke.enabled:
             return None
         base = (smoke.base_url or f"https://127.0.0.1:{config.edge.https_port}").rstrip("/")
-        checks = [HttpCheck(service=service, version=spec.version,
+        checks = [HttpCheck(service=service, version=spec.version, image=spec.image,
                             url=base + _join(spec.path_prefix, spec.health_check.path))
                   for service, spec in config.services.items() if spec.public and spec.health_check]
         commands = [CommandCheck(name=f"database {db_name}", command=command)

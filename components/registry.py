@@ -10,6 +10,7 @@ Ref: https://github.com/opencontainers/distribution-spec/blob/main/spec.md#check
 
 from __future__ import annotations
 
+import json
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -71,3 +72,44 @@ def resolve(repository: str, version: str, timeout: float = 10) -> Resolved:
     if version.startswith("sha256:") and digest != version:
         return Resolved(repository, version, digest, f"{repository}@{version}: the registry serves {digest}")
     return Resolved(repository, version, digest)
+
+
+VERSION_LABEL = "org.opencontainers.image.version"  # OCI image-spec annotations.md, as a config label
+LINUX_AMD64 = {"os": "linux", "architecture": "amd64"}
+
+
+def _get_json(url: str, accept: str, timeout: float) -> tuple[dict, str]:
+    request = urllib.request.Request(url, headers={"Accept": accept})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.loads(response.read()), response.headers.get("Content-Type", "")
+
+
+def version_label(repository: str, digest: str, timeout: float = 10) -> str:
+    """The `org.opencontainers.image.version` label of the image at repository@digest: what a
+    digest-pinned release calls itself, so a smoke test can compare it with what the service
+    reports. Follows an index to its linux/amd64 manifest, then reads the config blob.
+    Raises LookupError saying what is missing."""
+    host, path = split_repository(repository)
+    base = manifest_url(repository, digest).rsplit("/manifests/", 1)[0]
+    try:
+        manifest, media_type = _get_json(f"{base}/manifests/{digest}", MANIFEST_TYPES, timeout)
+        if "index" in media_type or "manifest.list" in media_type or "manifests" in manifest:
+            chosen = next((m for m in manifest.get("manifests", [])
+                           if all((m.get("platform") or {}).get(k) == v for k, v in LINUX_AMD64.items())), None)
+            if chosen is None:
+                raise LookupError(f"{repository}@{digest}: the index has no linux/amd64 image")
+            manifest, _ = _get_json(f"{base}/manifests/{chosen['digest']}", MANIFEST_TYPES, timeout)
+        config_digest = (manifest.get("config") or {}).get("digest")
+        if not config_digest:
+            raise LookupError(f"{repository}@{digest}: the manifest names no config blob")
+        config, _ = _get_json(f"{base}/blobs/{config_digest}", "application/json", timeout)
+    except urllib.error.HTTPError as error:
+        raise LookupError(f"{repository}@{digest}: HTTP {error.code} from the registry at {host}") from None
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        raise LookupError(f"{repository}@{digest}: registry unreachable or garbled: "
+                          f"{getattr(error, 'reason', error)}") from None
+    label = ((config.get("config") or {}).get("Labels") or {}).get(VERSION_LABEL)
+    if not label:
+        raise LookupError(f"{repository}@{digest}: the image has no {VERSION_LABEL} label, so what it should "
+                          "report cannot be known (label the image, or set smokeTest.checkVersion false)")
+    return label

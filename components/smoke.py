@@ -30,12 +30,16 @@ import pulumi
 import pulumi_command as command
 from pulumi import ResourceOptions
 
+from components.registry import version_label
+from components.versioning import DIGEST_RE
+
 
 @dataclass(frozen=True)
 class HttpCheck:
     service: str
     url: str
     version: str
+    image: str = ""  # the repository: a digest-pinned version is looked up there (components/registry.py)
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,7 @@ class SmokeTestArgs:
 def smoke_props(args: SmokeTestArgs) -> dict[str, Any]:
     """The checks as the smoke command reads them from stdin."""
     return {
-        "checks": [{"service": c.service, "url": c.url, "version": c.version} for c in args.checks],
+        "checks": [{"service": c.service, "url": c.url, "version": c.version, "image": c.image} for c in args.checks],
         "commands": [{"name": c.name, "command": list(c.command)} for c in args.commands],
         "versions": dict(args.versions),
         "hostHeader": args.host_header,
@@ -171,9 +175,32 @@ def _http_problem(check: dict, props: dict) -> str | None:
     reported = headers.get("X-App-Version") or body.strip()
     if status != 200:
         return f"HTTP {status}"
-    if props["checkVersion"] and check["version"] not in reported:
-        return f"serves version {reported[:40]!r}, expected {check['version']!r}"
+    if props["checkVersion"]:
+        try:
+            expected = expected_version(check)
+        except LookupError as missing:
+            return str(missing)
+        if expected not in reported:
+            pinned = f" (the version label of {check['version']})" if expected != check["version"] else ""
+            return f"serves version {reported[:40]!r}, expected {expected!r}{pinned}"
     return None
+
+
+def expected_version(check: dict) -> str:
+    """What the service should report: its version, or for a sha256: digest the version label of
+    the image at that digest (a service reports its release name, never a digest)."""
+    version = check["version"]
+    if not DIGEST_RE.match(version):
+        return version
+    if not check.get("image"):
+        raise LookupError(f"{check['service']}: a digest-pinned version needs the image repository to be checked")
+    key = (check["image"], version)
+    if key not in _LABELS:
+        _LABELS[key] = version_label(check["image"], version)
+    return _LABELS[key]
+
+
+_LABELS: dict[tuple[str, str], str] = {}  # one registry lookup per image and digest per run
 
 
 # A command check goes through kubectl/docker exec: allow it more than one HTTP request.

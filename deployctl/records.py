@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from deployctl import registry
+from components import registry
 
 SCHEMA = 1
 CI_SYSTEM = "deployctl"

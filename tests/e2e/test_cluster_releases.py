@@ -9,6 +9,7 @@ from collections import Counter
 import pytest
 
 from cluster import deploy_to_cluster, http_get
+from components import registry
 from engine import Project
 
 pytestmark = pytest.mark.e2e
@@ -17,6 +18,7 @@ SECRETS = {"mainDbPassword": "e2e-db-password-7f3a", "sessionSigningKey": "e2e-s
 VERSION_A = "1.5.0"
 STAGING, PROD = "e2e-staging", "e2e-prod"
 STAGING_EDGE, PROD_EDGE = "https://127.0.0.1:32444", "https://127.0.0.1:32445"
+REGISTRY = "127.0.0.1:5000"  # the local registry devenv/images/build.sh pushes to
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +83,31 @@ def test_release_failing_only_its_smoke_test_is_rolled_back_automatically(cluste
     outputs = stacks.outputs("staging")
     assert outputs["verifiedVersions"]["api"] == VERSION_A
     assert "1.7.1-mislabeled" not in outputs["verifiedHistory"]["api"]
+
+
+def test_a_digest_pinned_version_verified_in_staging_is_promoted_to_prod_and_rolled_back(cluster, stacks):
+    # The same build as 1.6.0, named by the digest the registry serves for it: what runs can never change.
+    resolved = registry.resolve(f"{REGISTRY}/shop/api", "1.6.0")
+    assert resolved.digest, resolved.error
+    digest = resolved.digest
+    stacks.set_config("staging", "services.api.version", digest)
+    stacks.deployctl("deploy", "staging", "--reason", "digest-pinned api", timeout=900)
+    assert stacks.outputs("staging")["verifiedVersions"]["api"] == digest  # its smoke test read the image's label
+    assert cluster.image_of(STAGING, "api") == f"{REGISTRY}/shop/api@{digest}"
+
+    stacks.deployctl("promote", "staging", "prod", timeout=900)
+    assert stacks.outputs("prod")["versions"]["api"] == digest
+    assert cluster.image_of(PROD, "api") == f"{REGISTRY}/shop/api@{digest}"
+    assert api_through_edge(PROD_EDGE, "shop.example.com").version == "1.6.0"
+
+    rolled = stacks.deployctl("rollback", "prod", "--last-good", "--reason", "e2e: back from the digest", timeout=900)
+    print(rolled.output.strip().splitlines()[-1])
+    assert stacks.outputs("prod")["versions"]["api"] == VERSION_A
+    assert cluster.image_of(PROD, "api").endswith(f":{VERSION_A}")
+    assert {api_through_edge(PROD_EDGE, "shop.example.com").version for _ in range(6)} == {VERSION_A}
+    # Staging back on version A for the canary test below (its stable must not answer 1.6.0).
+    stacks.deployctl("rollback", "staging", "--last-good", "--reason", "e2e: back from the digest", timeout=900)
+    assert cluster.image_of(STAGING, "api").endswith(f":{VERSION_A}")
 
 
 def test_canary_at_ten_percent_receives_about_one_request_in_ten(cluster, stacks):

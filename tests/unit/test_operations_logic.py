@@ -87,7 +87,7 @@ def test_pre_deploy_backup_runs_only_when_client_versions_change():
 
 @pytest.fixture
 def health_server():
-    answers = {"/ok": (200, "1.4.2"), "/broken": (500, "1.7.0"), "/stale": (200, "1.4.1")}
+    answers = {"/ok": (200, "1.4.2"), "/broken": (500, "1.7.0"), "/stale": (200, "1.4.1"), **REGISTRY}
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802
@@ -105,8 +105,19 @@ def health_server():
     server.shutdown()
 
 
-def smoke_props(url, version="1.4.2"):
-    return {"checks": [{"service": "api", "url": url, "version": version}], "versions": {"api": version},
+# The registry side of a digest-pinned release: a manifest and its config blob, labelled or not.
+LABELLED, UNLABELLED = "sha256:" + "1" * 64, "sha256:" + "2" * 64
+REGISTRY = {
+    f"/v2/shop/api/manifests/{LABELLED}": (200, json.dumps({"config": {"digest": "sha256:" + "c" * 64}})),
+    "/v2/shop/api/blobs/sha256:" + "c" * 64: (200, json.dumps(
+        {"config": {"Labels": {"org.opencontainers.image.version": "1.4.2"}}})),
+    f"/v2/shop/api/manifests/{UNLABELLED}": (200, json.dumps({"config": {"digest": "sha256:" + "d" * 64}})),
+    "/v2/shop/api/blobs/sha256:" + "d" * 64: (200, json.dumps({"config": {"Labels": {}}})),
+}
+
+
+def smoke_props(url, version="1.4.2", image=""):
+    return {"checks": [{"service": "api", "url": url, "version": version, "image": image}], "versions": {"api": version},
             "hostHeader": None, "verifyTls": False, "attempts": 3, "delaySeconds": 0, "timeoutSeconds": 3,
             "checkVersion": True}
 
@@ -125,6 +136,24 @@ def test_smoke_test_fails_on_http_500_after_its_retries(health_server):
 def test_smoke_test_fails_when_the_old_version_still_answers(health_server):
     with pytest.raises(Exception, match="serves version '1.4.1', expected '1.4.2'"):
         _run_checks(smoke_props(health_server + "/stale"))
+
+
+def test_a_digest_pinned_release_must_report_its_images_version_label(health_server):
+    image = health_server.removeprefix("http://") + "/shop/api"
+    outs = _run_checks(smoke_props(health_server + "/ok", LABELLED, image))
+    assert outs["verified"] == {"api": LABELLED}
+
+
+def test_a_digest_pinned_release_serving_another_version_fails_the_smoke_test(health_server):
+    image = health_server.removeprefix("http://") + "/shop/api"
+    with pytest.raises(Exception, match=rf"serves version '1.4.1', expected '1.4.2' \(the version label of {LABELLED}\)"):
+        _run_checks(smoke_props(health_server + "/stale", LABELLED, image))
+
+
+def test_a_digest_pinned_image_without_a_version_label_fails_naming_the_label(health_server):
+    image = health_server.removeprefix("http://") + "/shop/api"
+    with pytest.raises(Exception, match="has no org.opencontainers.image.version label"):
+        _run_checks(smoke_props(health_server + "/ok", UNLABELLED, image))
 
 
 def test_smoke_test_passes_when_the_database_check_command_succeeds(health_server):

@@ -12,7 +12,8 @@ import pytest
 
 from components.config import PlatformConfig
 from components.stack_config import parse_platform_config
-from deployctl import registry, signing
+from components import registry
+from deployctl import signing
 from deployctl.history import Release, attach_records
 from components.images import stack_images
 from deployctl.records import Audit, RecordStore, ReleaseRecord, version_set_sha256
