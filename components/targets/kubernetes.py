@@ -49,6 +49,8 @@ from components.versioning import VERSION_LABEL, version_annotations
 from components.targets.base import (
     JobSpec,
     MonitoringBundle,
+    OneOffJob,
+    OneOffJobSpec,
     TlsMaterial,
     WorkloadHandle,
     WorkloadSpec,
@@ -457,6 +459,21 @@ class KubernetesRuntime:
             return None
         # A Job from the backup CronJob's own template: the same dump, checksum and pruning.
         return ["sh", "-c", kubernetes_job_script(self.settings.kubectl(), job_name)]
+
+    def one_off_job(self, spec: OneOffJobSpec, parent: pulumi.Resource) -> OneOffJob | None:
+        if self.settings.render_to_directory:
+            return None  # rendered manifests run nothing now
+        # The Job itself is made per run (components/targets/oneoff_jobs.py); its pod reads the
+        # secrets from this Secret and carries the client labels of the databases it reaches.
+        labels = {**standard_labels(self.stack, spec.name, spec.component, spec.version),
+                  **{database_client_label(db): "client" for db in spec.clients_of}}
+        _, secret = self._env(spec.name, {}, spec.secret_env, _without_version(labels), parent)
+        settings = {"target": "kubernetes", "kubectl": self.settings.kubectl(), "namespace": self.namespace_name,
+                    "name": spec.name, "component": spec.component, "labels": labels, "env": dict(spec.env),
+                    "secret": f"{spec.name}-secrets", "secret_keys": sorted(spec.secret_env), "uid": UNPRIVILEGED_UID,
+                    "resources": {"requests": {"cpu": spec.resources.cpu_request, "memory": spec.resources.memory_request},
+                                  "limits": {"cpu": spec.resources.cpu_limit, "memory": spec.resources.memory_limit}}}
+        return OneOffJob(settings=settings, resources=[self.namespace, *([secret] if secret else [])])
 
     def edge_tls(self, hosts, tls, parent: pulumi.Resource) -> TlsMaterial:
         """cert-manager issues and renews the edge certificate into a Secret the edge mounts;
