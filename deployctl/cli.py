@@ -152,7 +152,7 @@ def rollback(stack: str,
         fail(f"{stack}: rollback failed: {error}")
     show_record(audited)
     for item in evidence.details.get("restored", []):
-        console.print(f"[yellow]restored database {escape(item['database'])}[/] from {escape(item['dump'])} "
+        console.print(f"[yellow]restored database {escape(item['database'])}[/] from backup {escape(item['backup'])} "
                       f"(taken before migration {escape(item['migration'])}): data written from "
                       f"{item['rpo_window']['from']} to {item['rpo_window']['to']} is lost "
                       f"(RPO {item['rpo_seconds']:.0f}s)", highlight=False, soft_wrap=True)

@@ -16,7 +16,7 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 from components.config import PlatformConfig
 from components.config_migrations import migration_database
@@ -24,7 +24,7 @@ from components.migration_plan import Applied, Plan, Wanted, parse_record, plan
 from components.migrations import TYPE
 from components.targets.jobs import JobError
 from components.targets.oneoff_jobs import run_in_job_environment
-from deployctl.drills import drill_report
+from deployctl.drills import restore_backup
 from deployctl.workspace import DeployError
 
 _ENVELOPE = "4dabf18193072939515e22adb298388d"  # Pulumi's marker of a secret value in exported state
@@ -119,7 +119,7 @@ class Restored:
         restored = float(self.report["restored_at"])
         return {"service": self.service, "database": self.migration.database, "migration": self.migration.name,
                 "migration_id": self.migration.id, "migration_version": self.migration.version,
-                "backup": self.report.get("backup"), "dump": self.report.get("dump"),
+                "backup": self.report.get("backup"), "stack_update": self.report.get("stack_update"),
                 "backup_taken_at": _iso(dumped), "restored_at": _iso(restored),
                 "volumes": self.report.get("volumes", {}),
                 "restore_seconds": float(self.report["seconds"]),
@@ -132,30 +132,25 @@ def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="seconds")
 
 
-def restore_before(config: PlatformConfig, stack: str, service: str, decided: Plan, timeout: float,
+def restore_before(config: PlatformConfig, stack: str, service: str, decided: Plan, releases: Sequence[Any] = (),
                    on_progress: Callable[[str], None] = lambda _: None) -> Restored:
-    """Restore the database (and what is backed up with it) over the live data from the newest
+    """Restore the database (and the volumes backed up with it) over the live data from the newest
     backup set taken before the oldest irreversible migration in the way ran: the backup before
-    that release. The database's own restore job does it (RESTORE_INTO=live, components/backup_scripts.py)."""
+    that release. The restore itself is the database's restore job (deployctl/drills.py restore_backup)."""
     oldest = decided.refused[-1]
-    job, settings = f"restore-drill-{oldest.database}", job_settings(config, stack)
     on_progress(f"{service}: restoring database '{oldest.database}' from the backup taken before migration "
                 f"'{oldest.name}' ({oldest.version}) ran at {_iso(oldest.applied_at)}")
     try:
-        listing = run_in_job_environment(settings, job, 'ls -1 "$BACKUP_DIR"', 120, on_progress)
-        chosen = set_before(listing.log, oldest.applied_at) if listing.succeeded else None
-        if chosen is None:
-            raise DeployError(f"{stack}: no backup of database '{oldest.database}' was taken before migration "
-                              f"'{oldest.name}' ran at {_iso(oldest.applied_at)} ({listing.log.strip()[-300:]}); "
-                              "nothing was restored")
-        result = run_in_job_environment(settings, job, None, timeout, on_progress,
-                                        env={"RESTORE_INTO": "live", "RESTORE_BACKUP": chosen})
+        listing = run_in_job_environment(job_settings(config, stack), f"restore-drill-{oldest.database}",
+                                         'ls -1 "$BACKUP_DIR"', 300, on_progress)
     except JobError as error:
-        raise DeployError(f"{stack}: the restore could not start: {error}") from None
-    report = drill_report(result.log) if result.succeeded else None
-    if report is None:
-        raise DeployError(f"{stack}: restoring database '{oldest.database}' from backup {chosen} failed (job "
-                          f"{result.name}); it restores in one transaction, so the database is as it was: "
-                          f"{result.log.strip()[-600:]}")
-    return Restored(service=service, migration=oldest, report={**report, "restored_at": time.time(),
-                                                               "seconds": report.get("rto_seconds", 0)})
+        raise DeployError(f"{stack}: could not list the backups of '{oldest.database}': {error}") from None
+    chosen = set_before(listing.log, oldest.applied_at) if listing.succeeded else None
+    if chosen is None:
+        raise DeployError(f"{stack}: no backup of database '{oldest.database}' was taken before migration "
+                          f"'{oldest.name}' ran at {_iso(oldest.applied_at)} ({listing.log.strip()[-300:]}); "
+                          "nothing was restored")
+    restored = restore_backup(config, stack, oldest.database, chosen, on_progress=on_progress, releases=releases)
+    return Restored(service=service, migration=oldest, report={
+        **restored, "backup": restored.get("backup_set") or chosen, "restored_at": time.time(),
+        "seconds": restored.get("rto_seconds", 0)})

@@ -128,11 +128,10 @@ def restore_for(engine: Engine, stack: str, plans: dict[str, Plan], record: Rele
         if not decided.refused:
             continue
         with record.phase("restore"):
-            item = migrations.restore_before(config, stack, service, decided, float(config.drills.restore_seconds),
-                                             engine.on_notice)
+            item = migrations.restore_before(config, stack, service, decided, engine.releases(stack), engine.on_notice)
         restored.append(item)
         record.details.setdefault("restored", []).append(item.to_record())
-        engine.on_notice(f"{stack}: restored database '{item.migration.database}' from {item.report['dump']}; "
+        engine.on_notice(f"{stack}: restored database '{item.migration.database}' from backup {item.report['backup']}; "
                          f"data written from {item.to_record()['rpo_window']['from']} to "
                          f"{item.to_record()['rpo_window']['to']} is lost (RPO {item.to_record()['rpo_seconds']:.0f}s)")
         if config.services.get(service) and config.services[service].migration:
