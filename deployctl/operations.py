@@ -105,11 +105,14 @@ def schema_rollback(engine: Engine, stack: str, target: Release, record: Release
                     restore_data: bool) -> dict[str, Plan]:
     """What going back to `target` does to each migrated schema, decided before anything changes:
     an irreversible migration in the way refuses the rollback unless the data is to be restored."""
+    chains = migrations.applied_chains(engine, stack)
+    if not chains:
+        return {}  # no migration ever ran here: nothing to decide
     try:
         wanted = parse_platform_config(release_values(target), stack)
     except ConfigError as error:
         raise UpdateNotStarted(f"version {target.number}'s configuration no longer loads: {error}") from None
-    plans = migrations.rollback_plans(migrations.applied_chains(engine, stack), wanted)
+    plans = migrations.rollback_plans(chains, wanted)
     if plans:
         record.details["migrations"] = migrations.describe(plans)
     refused = {service: decided for service, decided in plans.items() if decided.refused}
