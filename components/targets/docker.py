@@ -205,7 +205,7 @@ class DockerRuntime:
         # A one-off container on the internal network (components/targets/oneoff_jobs.py); its
         # images are pulled (and kept) first, so a run never waits on the registry.
         images = [self._image(image, parent) for image in spec.images]
-        labels = {**standard_labels(self.stack, spec.service, spec.component, spec.version), "deploy.platform/one-off": "true"}
+        labels = {**standard_labels(self.stack, spec.name, spec.component, spec.version), "deploy.platform/one-off": "true"}
         secrets = pulumi.Output.all(**dict(spec.secret_env)) if spec.secret_env else pulumi.Output.from_input({})
         settings = pulumi.Output.all(network=self.backend.name, secrets=secrets).apply(
             lambda values: {"target": "docker", "docker": self.docker_cli(), "network": values["network"],

@@ -6,6 +6,9 @@ restore CronJob. The tests run in order; each starts from where the previous one
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -20,8 +23,20 @@ STACK, NAMESPACE = "staging", "e2e-migrate"
 HTTP_PORT, HTTPS_PORT = 32092, 32454
 
 
+def refresh_shop_images() -> None:
+    """The node keeps the image a tag pointed at when it first pulled it (IfNotPresent), and
+    devenv/images/build.sh re-pushes a tag when the image changes: re-pull the shop tags this test
+    runs, so its pods run what the registry holds now (running containers keep theirs)."""
+    socket = Path(os.environ.get("DEPLOY_CACHE", Path.home() / ".cache/deployplatform")) / "cluster/run/containerd/containerd.sock"
+    for service in ("api", "web", "worker"):
+        for version in ("1.4.2", "1.5.0", "1.6.0", "1.7.0-broken"):
+            subprocess.run(["ctr", "--address", str(socket), "-n", "k8s.io", "images", "pull", "--plain-http",
+                            f"127.0.0.1:5000/shop/{service}:{version}"], capture_output=True, text=True, timeout=300)
+
+
 @pytest.fixture(scope="module")
 def stack(cluster, tmp_path_factory):
+    refresh_shop_images()
     cluster.fresh_namespace(NAMESPACE)
     project = Project(tmp_path_factory.mktemp("cluster-migrate"))
     project.init_stack(STACK, SECRETS)
