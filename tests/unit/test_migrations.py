@@ -201,3 +201,23 @@ def test_program_without_a_declared_migration_runs_none(mocks):
 def test_model_defaults_are_the_documented_ones():
     spec = MigrationSpec.model_validate({"name": "x1", "command": list(UP), "irreversible": True})
     assert (spec.database, spec.restored, spec.timeout_seconds) == (None, None, 600)
+
+
+def test_the_kubernetes_migration_job_runs_once_hardened_and_reads_the_password_from_its_secret():
+    from components.targets.oneoff_jobs import KubernetesJob
+
+    job = KubernetesJob({"target": "kubernetes", "kubectl": ["kubectl"], "namespace": "shop", "name": "migrate-api",
+                         "component": "migration", "labels": {"db.deploy.platform/postgres-main": "client"},
+                         "env": {"PGHOST": "postgres-main"}, "secret": "migrate-api-secrets",
+                         "secret_keys": ["PGPASSWORD"], "uid": 65534}).manifest("migrate-api-1", "shop/api:1.5.0", list(UP), 600)
+    spec = job["spec"]
+    pod = spec["template"]["spec"]
+    container = pod["containers"][0]
+    assert (spec["backoffLimit"], spec["activeDeadlineSeconds"], pod["restartPolicy"]) == (0, 600, "Never")
+    assert container["image"] == "shop/api:1.5.0" and container["command"] == list(UP)
+    assert {"name": "PGPASSWORD", "valueFrom": {"secretKeyRef": {"name": "migrate-api-secrets", "key": "PGPASSWORD"}}} \
+        in container["env"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] and container["securityContext"]["capabilities"] == {
+        "drop": ["ALL"]}
+    assert pod["securityContext"]["runAsNonRoot"] and pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    assert job["metadata"]["labels"]["db.deploy.platform/postgres-main"] == "client"  # the database lets it in
