@@ -11,6 +11,7 @@ import time
 import urllib.error
 import urllib.request
 from datetime import datetime
+from pathlib import Path
 
 import yaml
 
@@ -82,9 +83,10 @@ def epoch(docker_or_kubernetes_time: str) -> float:
 
 
 def newest_record(project: Project, stack: str, operation: str) -> dict:
+    """The whole release record (its file) of the newest update `operation` made, as history links it."""
     entries = json.loads(project.deployctl("history", stack, "--json").stdout)
-    for entry in entries:
+    for entry in entries:  # newest first
         record = entry.get("record") or {}
-        if record.get("operation") == operation:
-            return record
+        if record.get("operation") == operation and record.get("file"):
+            return json.loads(Path(record["file"]).read_text())
     raise AssertionError(f"no {operation} record in {stack}'s history")
