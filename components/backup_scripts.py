@@ -47,17 +47,19 @@ _ROOT = f'VOLUMES_ROOT="${{VOLUMES_ROOT:-{VOLUMES_ROOT}}}"\n'
 
 BACKUP = LOAD_PASSWORD + "\n" + _ROOT + _METRICS + r'''
 set -u
-short=0
+short=0 committed=0
 finish() {
   code=$?
   # A failed run leaves nothing of its own set behind (unless its dump, the commit point, made it good).
   if [ $code -eq 0 ]; then metrics 1 0
-  else [ -f "$BACKUP_DIR/$ts.dump" ] || rm -f "$BACKUP_DIR/$ts".* 2>/dev/null; metrics 0 "$short"; fi
+  else [ "$committed" = 1 ] || rm -f "$BACKUP_DIR/$ts".* 2>/dev/null; metrics 0 "$short"; fi
   exit $code
 }
 ts=$(date -u +%Y%m%dT%H%M%SZ)
 trap finish EXIT
 mkdir -p "$BACKUP_DIR" && cd "$BACKUP_DIR" || exit 1
+# One set per second: a second run within the same second waits, never writes over a good set's files.
+while [ -e "$ts.dump" ] || [ -n "$(ls -1 | grep -F "$ts." | head -n 1)" ]; do sleep 1; ts=$(date -u +%Y%m%dT%H%M%SZ); done
 if command -v flock >/dev/null 2>&1; then
   exec 9>>"$BACKUP_DIR/.lock"
   flock -n 9 || { echo "backup of $DATABASE: another backup run holds $BACKUP_DIR/.lock; not starting a second" >&2; exit 1; }
@@ -94,7 +96,7 @@ pg_dump --format=custom --file="$ts.dump.partial" 2>"/tmp/backup.err" \
 sha256sum "$ts.dump.partial" | sed 's/\.partial$//' > "$ts.dump.sha256.partial" || refuse "writing the dump's checksum ran out of space"
 mv "$ts.dump.sha256.partial" "$ts.dump.sha256"
 # The commit point: only now is this set a good backup that retention and restores may use.
-mv "$ts.dump.partial" "$ts.dump"
+mv "$ts.dump.partial" "$ts.dump" && committed=1
 date -u +%s > last_success.partial && mv last_success.partial last_success || refuse "recording the success ran out of space"
 # Retention, newest first: the newest good set always stays; older ones go by count or by age.
 now=$(date +%s) index=0

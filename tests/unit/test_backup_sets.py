@@ -197,3 +197,13 @@ def test_an_unfinished_set_is_not_a_good_backup(env):
     (backups / "20260105T020000Z.api-uploads.tar").write_text("a crash before the dump")
     result = run(restore_script(), env)
     assert result.returncode != 0 and "no good backup set" in result.stderr
+
+
+def test_two_runs_in_one_second_make_two_good_sets_and_overwrite_nothing(env):
+    assert run(backup_script(), env).returncode == 0
+    assert run(backup_script(), env).returncode == 0  # well within the same second as the first, or just after
+    backups = Path(env["BACKUP_DIR"])
+    assert len(sets(env)) == 2
+    for checksum in backups.glob("*.sha256"):
+        if not checksum.name.endswith(".files.sha256"):
+            assert subprocess.run(["sha256sum", "-c", checksum.name], cwd=backups, capture_output=True).returncode == 0
