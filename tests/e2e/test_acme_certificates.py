@@ -1,73 +1,72 @@
 """Certificates issued over ACME for real (issue 14), from the development machine's Pebble
 (devenv/acme/pebble.sh), HTTP-01 through the edge: by cert-manager's controller on the local cluster
-(the program's ClusterIssuer and Certificate, solver pods behind the edge's challenge routes) and by
-Traefik's own resolver on the Docker engine. The cluster's certificate is short-lived, as an alert
-test needs one that expires within the alert window (docs/tls.md)."""
+(the program's ClusterIssuer and Certificates, solver pods behind the edge's challenge routes) and by
+Traefik's own resolver on the Docker engine. Two edge hosts per stack.
+
+Certificates are short-lived (2 hours: Pebble runs with that validity for this module, and cert-manager
+asks for it), so each stack's blackbox probes see a certificate inside every expiry window and its
+Prometheus fires CertificateExpiryImminent: the alert tests come last, when both stacks have been
+probed for the rule's `for:` (docs/tls.md). Measured seconds are printed (pytest -s)."""
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
 import json
-import socket
-import ssl
-import subprocess
 import time
-import urllib.request
-from dataclasses import dataclass
 
 import pytest
+import yaml
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 
+from acme_checks import (
+    docker_prometheus,
+    dns_names,
+    expiry_by_instance,
+    firing,
+    issued_by,
+    pebble_sh,
+    rule_for,
+    served_certificate,
+    start_pebble,
+    states,
+    wait_until,
+)
 from cluster import deploy_to_cluster
-from components.alerting.models import AlertingThresholds
-from docker_host import DockerHost, deploy_to_docker, start_engine
+from cluster_alerting import Prometheus, pod_report, statefulset_ready
+from components.alerting.models import AlertingThresholds, duration_seconds
+from docker_host import deploy_to_docker
 from engine import ROOT, Project
 from stack_config_filter import clean  # engine puts scripts/ on the path
 
 pytestmark = pytest.mark.e2e
 
-PEBBLE = ROOT / "devenv" / "acme" / "pebble.sh"
 EMAIL = "platform-team@shop.example"
 SECRETS = {"mainDbPassword": "acme-e2e-db-password-3d9f", "sessionSigningKey": "acme-e2e-signing-key-8e21"}
+DURATION_HOURS = 2  # a short-lived certificate: inside every expiry alert window
+ALERT = "CertificateExpiryImminent"  # fires below certCriticalDays (7 by default) left
 
 K8S_NAMESPACE = "e2e-acme"
-K8S_HOST = "shop.acme-k8s.localhost"
+K8S_HOSTS = ["shop.acme-k8s.localhost", "api.acme-k8s.localhost"]
 K8S_HTTP, K8S_HTTPS = 32177, 32577
-DURATION_HOURS = 2  # a short-lived certificate: inside every expiry alert window
 
 DOCKER_STACK = "acmedocker"  # its own containers and networks, beside the other Docker tests' staging
-DOCKER_HOST = "shop.acme-docker.localhost"
+DOCKER_HOSTS = ["shop.acme-docker.localhost", "api.acme-docker.localhost"]
 # HTTP-01 is validated on port 80; Pebble resolves names nobody registered to 127.0.0.1, where this
 # edge publishes its HTTP port.
 DOCKER_HTTP, DOCKER_HTTPS = 80, 18843
-
-
-@dataclass(frozen=True)
-class Pebble:
-    directory: str
-    ca_bundle: str
-    management: str
-
-    def intermediate(self) -> x509.Certificate:
-        """The CA Pebble signs with now (it makes a new one on every start)."""
-        context = ssl.create_default_context(cafile=self.ca_bundle)
-        with urllib.request.urlopen(f"{self.management}/intermediates/0", context=context, timeout=10) as answer:
-            return x509.load_pem_x509_certificate(answer.read())
-
-    def dns(self, *args: str) -> None:
-        run = subprocess.run(["bash", str(PEBBLE), *args], capture_output=True, text=True, timeout=30)
-        assert run.returncode == 0, f"pebble.sh {' '.join(args)}: {run.stdout}{run.stderr}"
+PUBLIC_PATHS = ("/api/healthz", "/healthz")  # staging's public services' health paths (the probes)
 
 
 @pytest.fixture(scope="module")
-def pebble() -> Pebble:
-    started = subprocess.run(["bash", str(PEBBLE), "start"], capture_output=True, text=True, timeout=120)
-    assert started.returncode == 0, f"devenv/acme/pebble.sh start failed:\n{started.stdout}{started.stderr}"
-    printed = subprocess.run(["bash", str(PEBBLE), "env"], capture_output=True, text=True, check=True).stdout
-    values = dict(line.split("=", 1) for line in printed.split())
-    return Pebble(values["ACME_DIRECTORY"], values["ACME_CA_BUNDLE"], values["ACME_MANAGEMENT"])
+def pebble():
+    before = pebble_sh("env")
+    previous = next((int(line.split("=", 1)[1]) for line in before.stdout.split()
+                     if line.startswith("ACME_VALIDITY_SECONDS=")), None) if before.returncode == 0 else None
+    pebble = start_pebble(DURATION_HOURS * 3600)
+    yield pebble
+    if previous and previous != pebble.validity_seconds:  # as it was: Pebble's default lifetime
+        start_pebble(previous)
 
 
 def replace_config(project: Project, stack: str, key: str, value: object) -> None:
@@ -78,45 +77,24 @@ def replace_config(project: Project, stack: str, key: str, value: object) -> Non
         project.set_config(stack, f"{key}[{name}]" if isinstance(value, list) else f"{key}.{name}", leaf)
 
 
-def acme_settings(pebble: Pebble, **extra) -> dict:
-    return {"mode": "acme", "email": EMAIL, "acmeServer": pebble.directory,
-            "acmeCaBundleFile": pebble.ca_bundle, **extra}
+def acme_settings(pebble, **extra) -> dict:
+    return {"mode": "acme", "email": EMAIL, "acmeServer": pebble.directory, "acmeCaBundleFile": pebble.ca_bundle,
+            "durationHours": DURATION_HOURS, **extra}
 
 
-def served_certificate(port: int, host: str) -> x509.Certificate:
-    """The certificate the edge presents for `host` (SNI), as a client sees it."""
-    context = ssl.create_default_context()
-    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
-        with context.wrap_socket(raw, server_hostname=host) as tls:
-            return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
-
-
-def issued_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
-    try:
-        certificate.verify_directly_issued_by(issuer)
-        return True
-    except (InvalidSignature, ValueError, TypeError):  # a bad signature, another issuer's name or key type
-        return False
-
-
-def wait_until(what: str, timeout: float, check, describe) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except (OSError, ssl.SSLError):
-            pass  # the edge is not answering yet
-        time.sleep(3)
-    raise AssertionError(f"{what} not within {timeout:.0f}s: {describe()}")
+def probe_urls(hosts, port) -> set[str]:
+    return {f"https://{host}:{port}{path}" for host in hosts for path in PUBLIC_PATHS}
 
 
 # ------------------------------------------------------------------ Kubernetes: cert-manager
 
 
-def certificate(cluster) -> dict:
-    return cluster.get(K8S_NAMESPACE, "certificate", f"edge-tls-{K8S_HOST.replace('.', '-')}")
+def slug(host: str) -> str:
+    return host.replace(".", "-")
+
+
+def certificate(cluster, host: str) -> dict:
+    return cluster.get(K8S_NAMESPACE, "certificate", f"edge-tls-{slug(host)}")
 
 
 def ready(resource: dict) -> dict:
@@ -132,16 +110,16 @@ def acme_state(cluster) -> str:
         return str(error)
 
 
+def edge_pods(cluster) -> dict[str, int]:
+    """The edge's pods and their restart counts."""
+    pods = cluster.get(K8S_NAMESPACE, "pods", "-l", "app.kubernetes.io/name=edge")["items"]
+    return {p["metadata"]["name"]: sum(c.get("restartCount", 0) for c in p["status"].get("containerStatuses", []))
+            for p in pods if not p["metadata"].get("deletionTimestamp")}
+
+
 @pytest.fixture(scope="module")
 def cluster_stack(cluster, pebble, tmp_path_factory):
-    """A copy of staging in its own namespace, its edge certificate from the cluster issuer over ACME."""
-    # Known defect, first seen when this ran on the cluster (2026-12-02): the challenge stays pending
-    # because the edge Service listens on its NodePort number, not 80, and cert-manager's HTTP-01
-    # self-check resolves the host to 127.0.0.1 (dial tcp 127.0.0.1:80: connection refused).
-    # Until the edge Service exposes port 80 and the solver's nameserver answers for the host,
-    # the test would only time out; the Docker half below runs.
-    pytest.skip("Kubernetes ACME over Pebble does not issue yet: edge Service has no port 80 and cert-manager's "
-                "self-check resolves the host to 127.0.0.1 (issue 14, see the session note)")
+    """A copy of staging in its own namespace, its edge certificates from the cluster issuer over ACME."""
     controller = cluster.get("cert-manager", "deployment", "cert-manager")
     assert controller["status"].get("availableReplicas") == 1, (
         f"cert-manager's controller is not available: {controller['status']} "
@@ -151,76 +129,102 @@ def cluster_stack(cluster, pebble, tmp_path_factory):
     project = Project(tmp_path_factory.mktemp("acme-cluster"))
     project.init_stack("staging", SECRETS)
     deploy_to_cluster(project, "staging", K8S_NAMESPACE, http_port=K8S_HTTP, https_port=K8S_HTTPS)
-    replace_config(project, "staging", "edge.hosts", [K8S_HOST])
-    project.set_config("staging", "smokeTest.hostHeader", K8S_HOST)
-    replace_config(project, "staging", "edge.tls", acme_settings(pebble, durationHours=DURATION_HOURS))
+    replace_config(project, "staging", "edge.hosts", K8S_HOSTS)
+    project.set_config("staging", "smokeTest.hostHeader", K8S_HOSTS[0])
+    replace_config(project, "staging", "edge.tls", acme_settings(pebble))
     started = time.monotonic()
-    # Up completes on cert-manager's temporary certificate: the edge must run to answer the challenge.
+    # Up completes on cert-manager's temporary certificates: the edge must run to answer the challenges.
     project.pulumi("up", "--yes", "--skip-preview", "-s", "staging", timeout=900)
     up_seconds = time.monotonic() - started
-    # Pebble and cert-manager's self-check find the host at the edge Service's port 80.
+    # Pebble and cert-manager's self-check (its nameserver is Pebble's) find each host at the edge
+    # Service's port 80: what external DNS does for a real cluster.
     edge_ip = cluster.get(K8S_NAMESPACE, "service", "edge")["spec"]["clusterIP"]
-    pebble.dns("dns-add", K8S_HOST, edge_ip)
-    wait_until("the edge Certificate Ready", 420, lambda: ready(certificate(cluster)).get("status") == "True",
+    for host in K8S_HOSTS:
+        pebble.dns("dns-add", host, edge_ip)
+    wait_until("every edge Certificate Ready", 420,
+               lambda: all(ready(certificate(cluster, host)).get("status") == "True" for host in K8S_HOSTS),
                lambda: acme_state(cluster))
-    print(f"cluster: pulumi up {up_seconds:.0f}s, ACME issuance {time.monotonic() - started - up_seconds:.0f}s more")
+    project.issued_at = time.monotonic()
+    print(f"cluster: pulumi up {up_seconds:.0f}s, ACME issuance of {len(K8S_HOSTS)} certificates "
+          f"{project.issued_at - started - up_seconds:.0f}s more")
     yield project
-    pebble.dns("dns-del", K8S_HOST)
+    for host in K8S_HOSTS:
+        pebble.dns("dns-del", host)
     # What the namespace does not hold goes by name; the namespace takes the rest with it.
     cluster.kubectl("delete", "clusterissuer", f"{K8S_NAMESPACE}-acme", "--ignore-not-found")
     cluster.drop_namespace(K8S_NAMESPACE)
 
 
-def test_cert_manager_reports_the_edge_certificate_ready(cluster, cluster_stack):
-    condition = ready(certificate(cluster))
-    assert (condition["status"], condition["reason"]) == ("True", "Ready"), condition
+def test_cert_manager_reports_every_edge_certificate_ready(cluster, cluster_stack):
+    for host in K8S_HOSTS:
+        condition = ready(certificate(cluster, host))
+        assert (condition["status"], condition["reason"]) == ("True", "Ready"), (host, condition)
 
 
-def test_the_certificate_comes_from_pebbles_intermediate_over_an_acme_order(cluster, cluster_stack, pebble):
-    secret = cluster.get(K8S_NAMESPACE, "secret", f"edge-tls-{K8S_HOST.replace('.', '-')}")
-    leaf = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["tls.crt"]))
+def test_the_certificates_come_from_pebbles_intermediate_over_acme_orders(cluster, cluster_stack, pebble):
     intermediate = pebble.intermediate()
-    assert leaf.issuer == intermediate.subject, f"{leaf.issuer.rfc4514_string()} is not Pebble's intermediate"
-    assert issued_by(leaf, intermediate)
-    assert leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
-        x509.DNSName) == [K8S_HOST]
-    [order] = cluster.get(K8S_NAMESPACE, "orders")["items"]
-    assert order["status"]["state"] == "valid"
-    assert order["status"]["url"].startswith(pebble.directory.removesuffix("/dir")), order["status"]["url"]
+    for host in K8S_HOSTS:
+        secret = cluster.get(K8S_NAMESPACE, "secret", f"edge-tls-{slug(host)}")
+        leaf = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["tls.crt"]))
+        assert leaf.issuer == intermediate.subject, f"{leaf.issuer.rfc4514_string()} is not Pebble's intermediate"
+        assert issued_by(leaf, intermediate) and dns_names(leaf) == {host}
+    orders = cluster.get(K8S_NAMESPACE, "orders")["items"]
+    assert len(orders) == len(K8S_HOSTS) and {o["status"]["state"] for o in orders} == {"valid"}
+    assert all(o["status"]["url"].startswith(pebble.directory.removesuffix("/dir")) for o in orders)
     issuer = cluster.get(K8S_NAMESPACE, "clusterissuer", f"{K8S_NAMESPACE}-acme")
     assert issuer["status"]["acme"]["uri"].startswith(pebble.directory.removesuffix("/dir"))
 
 
-def test_the_edge_serves_the_pebble_certificate_once_it_has_reloaded(cluster, cluster_stack, pebble):
-    intermediate = pebble.intermediate()
-    # Traefik does not watch certificate files (only its dynamic configuration): the edge serves a
-    # renewed Secret once it restarts. Until the edge reloads on its own (docs/tls.md), restart it here.
-    print("restarting the edge so Traefik reads the issued certificate (it does not watch certificate files)")
-    cluster.kubectl("--namespace", K8S_NAMESPACE, "rollout", "restart", "deployment/edge")
-    cluster.kubectl("--namespace", K8S_NAMESPACE, "rollout", "status", "deployment/edge", "--timeout=300s",
-                    timeout=320)
-    wait_until("the edge serving Pebble's certificate", 120,
-               lambda: served_certificate(K8S_HTTPS, K8S_HOST).issuer == intermediate.subject,
-               lambda: served_certificate(K8S_HTTPS, K8S_HOST).issuer.rfc4514_string())
-    assert issued_by(served_certificate(K8S_HTTPS, K8S_HOST), intermediate)
+def test_the_edge_serves_the_issued_certificates_without_a_restart(cluster, cluster_stack, pebble):
+    # The edge started on cert-manager's temporary certificates; Traefik watches the projected volume
+    # that holds the Secrets, so it loads the issued ones when the kubelet updates that volume.
+    intermediate, pods = pebble.intermediate(), edge_pods(cluster)
+    for host in K8S_HOSTS:
+        wait_until(f"the edge serving Pebble's certificate for {host}", 240,
+                   lambda host=host: served_certificate(K8S_HTTPS, host).issuer == intermediate.subject,
+                   lambda host=host: served_certificate(K8S_HTTPS, host).issuer.rfc4514_string())
+        assert issued_by(served_certificate(K8S_HTTPS, host), intermediate)
+    print(f"cluster: the edge served the issued certificates {time.monotonic() - cluster_stack.issued_at:.0f}s "
+          "after cert-manager reported them Ready")
+    assert edge_pods(cluster) == pods, "the edge pods were restarted or replaced"
 
 
-def test_the_short_lived_certificate_expires_within_the_alert_window(cluster, cluster_stack):
-    status = certificate(cluster)["status"]
-    not_after = dt.datetime.fromisoformat(status["notAfter"].replace("Z", "+00:00"))
-    left = not_after - dt.datetime.now(dt.timezone.utc)
-    window = dt.timedelta(days=AlertingThresholds().cert_critical_days)
-    print(f"cluster certificate notAfter {status['notAfter']} ({left.total_seconds() / 3600:.2f} h left), "
-          f"renewal at {status.get('renewalTime')}; CertificateExpiryImminent window {window.days} days")
-    assert dt.timedelta(0) < left <= dt.timedelta(hours=DURATION_HOURS) < window
+def cluster_prometheus(cluster) -> Prometheus:
+    try:
+        wait_until(f"statefulset {K8S_NAMESPACE}/prometheus-platform ready (the Prometheus Operator's)", 300,
+                   lambda: statefulset_ready(cluster, K8S_NAMESPACE, "prometheus-platform"), lambda: "")
+    except AssertionError as error:
+        raise AssertionError(f"{error}\n{pod_report(cluster, K8S_NAMESPACE, 'prometheus-platform-0')}") from None
+    return Prometheus(cluster, K8S_NAMESPACE)
+
+
+def measured(found: dict[str, float], expected: set[str], port: int) -> dict[str, float] | None:
+    """`found` (instance -> probe_ssl_earliest_cert_expiry) when it covers exactly the `expected` probes and
+    each equals the notAfter of the certificate the edge serves for that probe's host now."""
+    if set(found) != expected:
+        return None
+    served = {host: served_certificate(port, host).not_valid_after_utc.timestamp()
+              for host in {instance.split("//")[1].split(":")[0] for instance in found}}
+    ok = all(abs(seconds - served[instance.split("//")[1].split(":")[0]]) < 60 for instance, seconds in found.items())
+    return found if ok else None
+
+
+def test_the_blackbox_probes_measure_every_edge_hosts_certificate_on_the_cluster(cluster, cluster_stack):
+    prometheus = cluster_prometheus(cluster)
+
+    def found() -> dict[str, float]:
+        return expiry_by_instance(prometheus.api("query", query='probe_ssl_earliest_cert_expiry{job="blackbox"}')["result"])
+
+    wait_until("probe_ssl_earliest_cert_expiry of the served certificate for every public endpoint of every edge host",
+               300, lambda: measured(found(), probe_urls(K8S_HOSTS, K8S_HTTPS), K8S_HTTPS), found)
+    cluster_stack.probed_at = time.monotonic()
 
 
 # ------------------------------------------------------------------ Docker: Traefik's resolver
 
 
 @pytest.fixture(scope="module")
-def docker_stack(pebble, tmp_path_factory):
-    docker_host = DockerHost(start_engine())
+def docker_stack(docker_host, pebble, tmp_path_factory):
     docker_host.remove_stack_leftovers(DOCKER_STACK)
     docker_host.refresh_images()
     project = Project(tmp_path_factory.mktemp("acme-docker"))
@@ -229,38 +233,147 @@ def docker_stack(pebble, tmp_path_factory):
     (project.dir / f"Pulumi.{DOCKER_STACK}.yaml").write_text("".join(clean(staging)))
     project.init_stack(DOCKER_STACK, SECRETS)
     deploy_to_docker(project, DOCKER_STACK, docker_host.host, DOCKER_HTTP, DOCKER_HTTPS, "172.30.146.0/24")
-    replace_config(project, DOCKER_STACK, "edge.hosts", [DOCKER_HOST])
-    project.set_config(DOCKER_STACK, "smokeTest.hostHeader", DOCKER_HOST)
+    replace_config(project, DOCKER_STACK, "edge.hosts", DOCKER_HOSTS)
+    project.set_config(DOCKER_STACK, "smokeTest.hostHeader", DOCKER_HOSTS[0])
     replace_config(project, DOCKER_STACK, "edge.tls", acme_settings(pebble))
     started = time.monotonic()
     project.pulumi("up", "--yes", "--skip-preview", "-s", DOCKER_STACK, timeout=900)
-    print(f"docker: pulumi up {time.monotonic() - started:.0f}s")
+    project.up_at = time.monotonic()
+    print(f"docker: pulumi up {project.up_at - started:.0f}s")
     project.docker_host = docker_host
     yield project
     project.pulumi("destroy", "--yes", "--skip-preview", "-s", DOCKER_STACK, check=False, timeout=600)
     docker_host.remove_stack_leftovers(DOCKER_STACK)
 
 
+def edge(project) -> dict:
+    return json.loads(project.docker_host.docker("inspect", f"{DOCKER_STACK}-edge"))[0]
+
+
 def edge_log(project) -> str:
-    return subprocess.run(["docker", "--host", project.docker_host.host, "logs", "--tail", "40",
-                           f"{DOCKER_STACK}-edge"], capture_output=True, text=True, timeout=30).stderr[-3000:]
+    return project.docker_host.docker("logs", "--tail", "40", f"{DOCKER_STACK}-edge", check=False)[-3000:]
 
 
 def test_traefik_on_docker_serves_a_certificate_from_pebble(docker_stack, pebble):
     intermediate = pebble.intermediate()
     started = time.monotonic()
     wait_until("Traefik serving Pebble's certificate", 300,
-               lambda: served_certificate(DOCKER_HTTPS, DOCKER_HOST).issuer == intermediate.subject,
-               lambda: f"served {served_certificate(DOCKER_HTTPS, DOCKER_HOST).issuer.rfc4514_string()}; "
+               lambda: all(served_certificate(DOCKER_HTTPS, h).issuer == intermediate.subject for h in DOCKER_HOSTS),
+               lambda: f"served {served_certificate(DOCKER_HTTPS, DOCKER_HOSTS[0]).issuer.rfc4514_string()}; "
                        f"edge log:\n{edge_log(docker_stack)}")
     print(f"docker: Traefik served Pebble's certificate {time.monotonic() - started:.0f}s after up")
-    served = served_certificate(DOCKER_HTTPS, DOCKER_HOST)
-    assert issued_by(served, intermediate)
-    assert served.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
-        x509.DNSName) == [DOCKER_HOST]
+    for host in DOCKER_HOSTS:
+        served = served_certificate(DOCKER_HTTPS, host)
+        assert issued_by(served, intermediate) and dns_names(served) == set(DOCKER_HOSTS)
+        assert served.not_valid_after_utc - served.not_valid_before_utc <= dt.timedelta(hours=DURATION_HOURS, minutes=1)
 
 
 def test_traefik_on_docker_trusts_pebble_through_its_ca_bundle_only(docker_stack):
-    edge = json.loads(docker_stack.docker_host.docker("inspect", f"{DOCKER_STACK}-edge"))[0]
-    assert "LEGO_CA_CERTIFICATES=/etc/traefik/acme-ca.pem" in edge["Config"]["Env"]
-    assert not [env for env in edge["Config"]["Env"] if env.startswith(("LEGO_CA_SYSTEM_CERT_POOL", "LEGO_INSECURE"))]
+    env = edge(docker_stack)["Config"]["Env"]
+    assert "LEGO_CA_CERTIFICATES=/etc/traefik/acme-ca.pem" in env
+    assert not [entry for entry in env if entry.startswith(("LEGO_CA_SYSTEM_CERT_POOL", "LEGO_INSECURE"))]
+
+
+def test_the_acme_storage_is_on_a_volume_and_no_key_is_in_docker_inspect(docker_stack):
+    inspected = edge(docker_stack)
+    [mount] = [m for m in inspected["Mounts"] if m["Destination"] == "/etc/traefik/acme"]
+    assert (mount["Type"], mount["Name"]) == ("volume", f"{DOCKER_STACK}-edge-acme")
+    assert "PRIVATE KEY" not in json.dumps(inspected) and "privateKey" not in json.dumps(inspected)
+
+
+def test_a_re_created_edge_serves_its_certificate_without_a_new_order(docker_stack):
+    serial = served_certificate(DOCKER_HTTPS, DOCKER_HOSTS[0]).serial_number
+    exported = json.loads(docker_stack.pulumi("stack", "export", "-s", DOCKER_STACK).stdout)
+    [urn] = [r["urn"] for r in exported["deployment"]["resources"]
+             if r["type"] == "docker:index/container:Container" and r["urn"].endswith("::edge")]
+    before = edge(docker_stack)["Id"]
+    started = time.monotonic()
+    docker_stack.pulumi("up", "--yes", "--skip-preview", "-s", DOCKER_STACK, "--replace", urn, timeout=900)
+    assert edge(docker_stack)["Id"] != before, "the edge container was not re-created"
+    wait_until("the re-created edge answering HTTPS", 120, lambda: served_certificate(DOCKER_HTTPS, DOCKER_HOSTS[0]),
+               lambda: edge_log(docker_stack))
+    print(f"docker: edge re-created in {time.monotonic() - started:.0f}s")
+    assert served_certificate(DOCKER_HTTPS, DOCKER_HOSTS[0]).serial_number == serial, \
+        f"the re-created edge ordered a new certificate:\n{edge_log(docker_stack)}"
+
+
+def test_the_blackbox_probes_measure_every_edge_hosts_certificate_on_docker(docker_stack):
+    def found() -> dict[str, float]:
+        return expiry_by_instance(docker_prometheus(docker_stack.docker_host, DOCKER_STACK,
+                                                    "/api/v1/query?query=probe_ssl_earliest_cert_expiry")["result"])
+
+    wait_until("probe_ssl_earliest_cert_expiry of the served certificate for every public endpoint of every edge host",
+               240, lambda: measured(found(), probe_urls(DOCKER_HOSTS, DOCKER_HTTPS), DOCKER_HTTPS), found)
+    docker_stack.probed_at = time.monotonic()
+
+
+# ------------------------------------------------------------------ Kubernetes: renewal, while the alerts are pending
+
+
+def test_a_renewed_certificate_is_served_without_a_restart(cluster, cluster_stack):
+    host, pods = K8S_HOSTS[0], edge_pods(cluster)
+    before = served_certificate(K8S_HTTPS, host)
+    # What `cmctl renew` does: the Issuing condition, set by hand, makes cert-manager renew now.
+    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    condition = {"type": "Issuing", "status": "True", "reason": "ManuallyTriggered",
+                 "message": "renewal triggered by tests/e2e/test_acme_certificates.py", "lastTransitionTime": now}
+    cluster.kubectl("--namespace", K8S_NAMESPACE, "patch", "certificate", f"edge-tls-{slug(host)}",
+                    "--subresource=status", "--type=merge", "-p", json.dumps({"status": {"conditions": [condition]}}))
+    started = time.monotonic()
+    renewed = wait_until(f"the edge serving a renewed certificate for {host}", 300,
+                         lambda: (lambda served: served if served.serial_number != before.serial_number else None)(
+                             served_certificate(K8S_HTTPS, host)),
+                         lambda: acme_state(cluster))
+    print(f"cluster: renewal of {host} triggered, served by the running edge {time.monotonic() - started:.0f}s later")
+    assert renewed.not_valid_after_utc > before.not_valid_after_utc
+    assert edge_pods(cluster) == pods, "the edge pods were restarted or replaced"
+
+
+def test_the_short_lived_certificates_expire_within_the_alert_window(cluster, cluster_stack):
+    window = dt.timedelta(days=AlertingThresholds().cert_critical_days)
+    for host in K8S_HOSTS:
+        status = certificate(cluster, host)["status"]
+        left = dt.datetime.fromisoformat(status["notAfter"].replace("Z", "+00:00")) - dt.datetime.now(dt.timezone.utc)
+        print(f"cluster certificate {host}: notAfter {status['notAfter']} ({left.total_seconds() / 3600:.2f} h left), "
+              f"renewal at {status.get('renewalTime')}; {ALERT} window {window.days} days")
+        assert dt.timedelta(0) < left <= dt.timedelta(hours=DURATION_HOURS) < window
+
+
+# ------------------------------------------------------------------ the expiry alert, both targets
+
+
+def wait_for_alert(what: str, alerts, declared_for: str, expected: set[str], since: float) -> float:
+    """Seconds from `since` until the alert fires for every `expected` instance (the rule's `for:` after
+    the first probe of a short-lived certificate, plus a few scrapes and evaluations)."""
+    timeout = duration_seconds(declared_for) + 300 - (time.monotonic() - since)
+    wait_until(f"{ALERT} firing for every probed endpoint on {what}", max(timeout, 60),
+               lambda: set(firing(alerts(), ALERT)) >= expected, lambda: states(alerts(), ALERT), interval=10)
+    return time.monotonic() - since
+
+
+def test_the_expiry_alert_fires_on_the_cluster(cluster, cluster_stack):
+    prometheus = cluster_prometheus(cluster)
+    declared_for = rule_for(cluster.get(K8S_NAMESPACE, "prometheusrule", "platform-alerts")["spec"]["groups"], ALERT)
+    since = getattr(cluster_stack, "probed_at", time.monotonic())  # the first probe of the issued certificates
+    seconds = wait_for_alert("the cluster", lambda: prometheus.api("alerts")["alerts"], declared_for,
+                             probe_urls(K8S_HOSTS, K8S_HTTPS), since)
+    print(f"cluster: {ALERT} (for: {declared_for}) firing {seconds:.0f}s after the probes first measured the certificates")
+    alert = firing(prometheus.api("alerts")["alerts"], ALERT)[f"https://{K8S_HOSTS[0]}:{K8S_HTTPS}/api/healthz"]
+    assert (alert["labels"]["severity"], alert["labels"]["service"]) == ("critical", "api")
+
+
+def test_the_expiry_alert_fires_on_docker(docker_stack):
+    [prometheus] = docker_stack.docker_host.docker(
+        "ps", "--format", "{{.Names}}", "--filter", f"label=deploy.platform/stack={DOCKER_STACK}",
+        "--filter", "label=app.kubernetes.io/name=prometheus").split()
+    rules = yaml.safe_load(docker_stack.docker_host.docker("exec", prometheus, "cat", "/etc/prometheus/rules.yml"))
+    declared_for = rule_for(rules["groups"], ALERT)
+
+    def alerts() -> list[dict]:
+        return docker_prometheus(docker_stack.docker_host, DOCKER_STACK, "/api/v1/alerts")["alerts"]
+
+    since = getattr(docker_stack, "probed_at", docker_stack.up_at)
+    seconds = wait_for_alert("docker", alerts, declared_for, probe_urls(DOCKER_HOSTS, DOCKER_HTTPS), since)
+    print(f"docker: {ALERT} (for: {declared_for}) firing {seconds:.0f}s after the probes first measured the certificate")
+    alert = firing(alerts(), ALERT)[f"https://{DOCKER_HOSTS[0]}:{DOCKER_HTTPS}/api/healthz"]
+    assert (alert["labels"]["severity"], alert["labels"]["service"]) == ("critical", "api")
