@@ -33,7 +33,7 @@ from acme_checks import (
     wait_until,
 )
 from cluster import deploy_to_cluster
-from cluster_alerting import Prometheus, pod_report, statefulset_ready
+from cluster_alerting import Prometheus, statefulset_ready
 from components.alerting.models import AlertingThresholds, duration_seconds
 from docker_host import deploy_to_docker
 from engine import ROOT, Project
@@ -194,7 +194,11 @@ def cluster_prometheus(cluster) -> Prometheus:
         wait_until(f"statefulset {K8S_NAMESPACE}/prometheus-platform ready (the Prometheus Operator's)", 300,
                    lambda: statefulset_ready(cluster, K8S_NAMESPACE, "prometheus-platform"), lambda: "")
     except AssertionError as error:
-        raise AssertionError(f"{error}\n{pod_report(cluster, K8S_NAMESPACE, 'prometheus-platform-0')}") from None
+        try:  # why: the pod's state and events
+            why = cluster.kubectl("--namespace", K8S_NAMESPACE, "describe", "pod", "prometheus-platform-0")[-3000:]
+        except AssertionError as failure:
+            why = str(failure)
+        raise AssertionError(f"{error}\n{why}") from None
     return Prometheus(cluster, K8S_NAMESPACE)
 
 
