@@ -361,7 +361,7 @@ class MonitoringSpec(Model):
     # Used on Docker, where the stack runs its own Prometheus and Alertmanager; on Kubernetes the
     # cluster's Prometheus Operator picks up the PrometheusRule and the Alertmanager secret.
     prometheus_image: ImageRepository = "127.0.0.1:5000/shop/prometheus"
-    prometheus_version: Version = "2.42.0"
+    prometheus_version: Version = "2.55.1"  # built from its Go module: Debian's has no Kubernetes discovery
     alertmanager_image: ImageRepository = "127.0.0.1:5000/shop/alertmanager"
     alertmanager_version: Version = "0.25.0"
     # busybox httpd serves each backup's result file (backup_script writes it) as /metrics.

@@ -182,9 +182,10 @@ build_postgres() {
     --config.label "org.debian.package.version=postgresql-$PG_MAJOR=$pgver"
 }
 
-# Prometheus and Alertmanager from the Debian packages installed on this machine (setup installs
-# them for promtool/amtool): the binary, its shared-library closure and a busybox shell, tagged
-# with the upstream version Debian packaged. The Docker target runs one of each per stack.
+# Alertmanager (and the exporters, images.d/exporters.sh) from the Debian packages installed on this
+# machine (setup installs them for promtool/amtool): the binary, its shared-library closure and a
+# busybox shell, tagged with the upstream version Debian packaged. Prometheus is built from its Go
+# module instead (images.d/prometheus.sh): Debian's has no Kubernetes service discovery.
 build_debian_go_binary() { # image-name debian-package binary-path entrypoint-name port
   local name=$1 package=$2 binary=$3 entry=$4 port=$5 r="$WORK/rootfs/$1" version digest lib
   version=$(dpkg-query -W -f='${Version}' "$package" 2>/dev/null) || cdie "Debian package $package is not installed"
@@ -217,20 +218,19 @@ done
 while read -r fn; do EXTRA_IMAGES+=("${fn#image_}"); done < <(declare -F | awk '$3 ~ /^image_/ {print $3}')
 
 start=$SECONDS
-targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(pause shop busybox postgres coredns traefik prometheus alertmanager "${EXTRA_IMAGES[@]}")
+targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(pause shop busybox postgres coredns traefik alertmanager "${EXTRA_IMAGES[@]}")
 for t in "${targets[@]}"; do
   case $t in
     pause) timed build_pause ;;
     postgres) timed build_postgres ;;
     coredns) timed build_coredns ;;
     traefik) timed build_traefik ;;
-    prometheus) timed build_debian_go_binary prometheus prometheus /usr/bin/prometheus prometheus 9090 ;;
     alertmanager) timed build_debian_go_binary alertmanager prometheus-alertmanager /usr/bin/prometheus-alertmanager alertmanager 9093 ;;
     busybox) timed build_busybox ;;
     shop) SHOP_DIGEST=$(tree_digest "$IMAGES_DIR/shop-app" /bin/busybox)
           for s in "${SHOP_SERVICES[@]}"; do for v in "${SHOP_VERSIONS[@]}"; do timed build_shop "$s" "$v"; done; done ;;
     *) declare -F "image_$t" >/dev/null && { timed "image_$t"; continue; }
-       cdie "unknown image $t (pause|shop|busybox|postgres|coredns|traefik|prometheus|alertmanager${EXTRA_IMAGES[*]:+|}$(IFS='|'; echo "${EXTRA_IMAGES[*]}"))" ;;
+       cdie "unknown image $t (pause|shop|busybox|postgres|coredns|traefik|alertmanager${EXTRA_IMAGES[*]:+|}$(IFS='|'; echo "${EXTRA_IMAGES[*]}"))" ;;
   esac
 done
 clog "devenv/images/build.sh done in $((SECONDS - start))s"

@@ -98,6 +98,8 @@ main() {
   install_plugin docker "$DOCKER_PROVIDER_VERSION" "$PLUGINS/docker-$DOCKER_PROVIDER_VERSION/pulumi-resource-docker"
   # The Prometheus Operator the local cluster runs as an add-on (docs/monitoring-kubernetes.md).
   bash "$HERE/prometheus-operator.sh"
+  # Prometheus with Kubernetes discovery, which Debian's lacks (docs/toolchain.md).
+  bash "$HERE/prometheus.sh"
   log "toolchain ready in $BIN"
 }
 

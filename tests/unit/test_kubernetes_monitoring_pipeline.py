@@ -26,8 +26,8 @@ def test_prometheus_selects_the_stack_rules_and_pod_monitors_of_its_own_namespac
 def test_prometheus_is_told_its_image_version_and_names_the_stack_on_every_alert(mocks):
     deploy_stack("staging")
     spec = mocks.named(PROMETHEUS, "prometheus").get("spec")
-    assert spec["image"] == "127.0.0.1:5000/shop/prometheus:2.42.0"
-    assert spec["version"] == "v2.42.0"
+    assert spec["image"] == "127.0.0.1:5000/shop/prometheus:2.55.1"
+    assert spec["version"] == "v2.55.1"
     assert spec["externalLabels"] == {"stack": "staging"}
     assert spec["evaluationInterval"] == spec["scrapeInterval"] == "15s"
     assert spec["alerting"]["alertmanagers"] == [
