@@ -7,7 +7,8 @@
 #   pebble.sh start            start both (idempotent); writes the TLS CA bundle of the directory
 #   pebble.sh status           processes, the directory, the DNS server; exit 1 if one is down
 #   pebble.sh stop             stop both (state is kept; Pebble forgets accounts and its CA by design)
-#   pebble.sh env              the values a stack needs (directory URL, CA bundle file), shell syntax
+#   pebble.sh env              the values a stack needs (directory URL, CA bundle file) and the
+#                              validity the running Pebble issues with, shell syntax
 #   pebble.sh dns-add HOST IP  make HOST resolve to IP for Pebble (and cert-manager's self-check)
 #   pebble.sh dns-del HOST     forget HOST (it resolves to the default, 127.0.0.1, again)
 #
@@ -20,7 +21,9 @@
 # Service's cluster IP (port 80 of every edge Service on the cluster).
 # State under $DEPLOY_CACHE/acme: the directory's TLS key pair and CA (generated once), config,
 # pids, logs. Certificates Pebble issues are valid for PEBBLE_VALIDITY_SECONDS (default 90 days,
-# like Let's Encrypt); an order may ask for a shorter notAfter (cert-manager's duration).
+# like Let's Encrypt; read at start); an order may ask for a shorter notAfter (cert-manager's
+# duration). Traefik's resolver asks for none, so a short-lived certificate on the Docker edge
+# needs a Pebble started with a short validity (tests/e2e/test_acme_certificates.py starts it so).
 set -euo pipefail
 DEPLOY_CACHE="${DEPLOY_CACHE:-$HOME/.cache/deployplatform}"
 ACME_STATE="$DEPLOY_CACHE/acme"
@@ -138,8 +141,11 @@ cmd_status() {
 }
 
 cmd_env() {
-  printf 'ACME_DIRECTORY=%s\nACME_CA_BUNDLE=%s\nACME_DNS=%s:%s\nACME_MANAGEMENT=https://127.0.0.1:%s\n' \
-    "$DIRECTORY_URL" "$CA_BUNDLE" "$LISTEN_IP" "$DNS_PORT" "$MANAGEMENT_PORT"
+  local validity=$VALIDITY_SECONDS  # what the running Pebble was started with, from its config
+  [ -f "$ACME_STATE/pebble-config.json" ] && validity=$(sed -n 's/.*"certificateValidityPeriod": *\([0-9]*\).*/\1/p' \
+    "$ACME_STATE/pebble-config.json")
+  printf 'ACME_DIRECTORY=%s\nACME_CA_BUNDLE=%s\nACME_DNS=%s:%s\nACME_MANAGEMENT=https://127.0.0.1:%s\nACME_VALIDITY_SECONDS=%s\n' \
+    "$DIRECTORY_URL" "$CA_BUNDLE" "$LISTEN_IP" "$DNS_PORT" "$MANAGEMENT_PORT" "$validity"
 }
 
 case ${1:-} in
@@ -152,4 +158,4 @@ case ${1:-} in
   dns-del) [ $# -eq 2 ] || die "usage: $0 dns-del HOST"
            curl -fsS -X POST -d "{\"host\":\"$2\"}" "http://$CHALLTEST_MANAGEMENT/clear-a" ;;
   *) echo "usage: $0 start|status|stop|env|dns-add HOST IP|dns-del HOST" >&2; exit 2 ;;
-esac
+esac; exit $?  # nothing after this line is read: safe to edit while it runs
