@@ -91,32 +91,38 @@ dev_secrets() {
   done
 }
 
-system_packages
-python_env
-step "building the offline Pulumi toolchain (cached in $DEPLOY_CACHE)"
-bash devenv/toolchain/build.sh
-step "building and starting the local Kubernetes cluster (cached in $DEPLOY_CACHE/cluster)"
-[ "$(id -u)" -eq 0 ] || { echo "scripts/setup.sh: the local cluster needs root (network, containerd, kubelet); run it with sudo" >&2; exit 1; }
-bash devenv/cluster/build.sh
-bash devenv/images/build.sh
-bash devenv/cluster/cluster.sh start
-step "starting the Docker engine for the Docker target (devenv/docker/README.md)"
-bash devenv/docker/engine.sh install
-bash devenv/docker/engine.sh start
-step "starting the local ACME server (Pebble: devenv/acme/pebble.sh; docs/tls.md)"
-bash devenv/acme/pebble.sh start
-passphrase
-git_filter
-backend_and_stacks
-dev_secrets
-pulumi version
-pulumi plugin ls
-echo "setup took $((SECONDS - started))s"
+main() {
+  system_packages
+  python_env
+  step "building the offline Pulumi toolchain (cached in $DEPLOY_CACHE)"
+  bash devenv/toolchain/build.sh
+  step "building and starting the local Kubernetes cluster (cached in $DEPLOY_CACHE/cluster)"
+  [ "$(id -u)" -eq 0 ] || { echo "scripts/setup.sh: the local cluster needs root (network, containerd, kubelet); run it with sudo" >&2; exit 1; }
+  bash devenv/cluster/build.sh
+  bash devenv/images/build.sh
+  bash devenv/cluster/cluster.sh start
+  step "starting the Docker engine for the Docker target (devenv/docker/README.md)"
+  bash devenv/docker/engine.sh install
+  bash devenv/docker/engine.sh start
+  step "starting the local ACME server (Pebble: devenv/acme/pebble.sh; docs/tls.md)"
+  bash devenv/acme/pebble.sh start
+  passphrase
+  git_filter
+  backend_and_stacks
+  dev_secrets
+  pulumi version
+  pulumi plugin ls
+  echo "setup took $((SECONDS - started))s"
 
-if [ "$RUN_UP" = 1 ]; then
-  step "pulumi up -s dev"
-  pulumi up -s dev --yes --skip-preview
-  step "dev is up; its endpoints (the edge presents the stack's local CA certificate: curl -k)"
-  pulumi stack output -s dev endpoints --json
-  echo "try: curl -k https://shop.dev.localhost:30443/api/healthz"
-fi
+  if [ "$RUN_UP" = 1 ]; then
+    step "pulumi up -s dev"
+    pulumi up -s dev --yes --skip-preview
+    step "dev is up; its endpoints (the edge presents the stack's local CA certificate: curl -k)"
+    pulumi stack output -s dev endpoints --json
+    echo "try: curl -k https://shop.dev.localhost:30443/api/healthz"
+  fi
+}
+
+# bash reads a script as it runs it: the whole run is this one line, parsed before it starts,
+# so editing the file while it runs cannot change what runs.
+main "$@"; exit $?

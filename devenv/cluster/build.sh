@@ -71,15 +71,21 @@ link_etcd() {
   clog "etcd: $(etcd --version 2>/dev/null | head -1)"
 }
 
-start=$SECONDS
-only=("$@"); [ ${#only[@]} -gt 0 ] || only=(etcd kubernetes coredns traefik)
-for piece in "${only[@]}"; do
-  case $piece in
-    kubernetes) timed build_kubernetes ;;
-    coredns) timed build_coredns ;;
-    traefik) timed build_traefik ;;
-    etcd) timed link_etcd ;;
-    *) cdie "unknown piece $piece (kubernetes|coredns|traefik|etcd)" ;;
-  esac
-done
-clog "build.sh done in $((SECONDS - start))s; binaries in $CLUSTER_BIN"
+main() {
+  start=$SECONDS
+  only=("$@"); [ ${#only[@]} -gt 0 ] || only=(etcd kubernetes coredns traefik)
+  for piece in "${only[@]}"; do
+    case $piece in
+      kubernetes) timed build_kubernetes ;;
+      coredns) timed build_coredns ;;
+      traefik) timed build_traefik ;;
+      etcd) timed link_etcd ;;
+      *) cdie "unknown piece $piece (kubernetes|coredns|traefik|etcd)" ;;
+    esac
+  done
+  clog "build.sh done in $((SECONDS - start))s; binaries in $CLUSTER_BIN"
+}
+
+# bash reads a script as it runs it: the whole run is this one line, parsed before it starts,
+# so editing the file while it runs cannot change what runs.
+main "$@"; exit $?

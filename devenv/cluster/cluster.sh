@@ -486,4 +486,4 @@ case ${1:-} in
   pki) mkdir -p "$CONF"; pki ;;
   containerd) mkdir -p "$CLUSTER_RUN" "$CONF"; host_network; start_registry; start_containerd ;;
   *) echo "usage: $0 start|status|stop|reset|registry" >&2; exit 2 ;;
-esac
+esac; exit $?  # nothing after this line is read: safe to edit while it runs

@@ -359,4 +359,4 @@ case "${1:-}" in
   -h|--help|help) usage ;;
   "") usage >&2; exit 2 ;;
   *) printf "devenv/docker/engine.sh: unknown command '%s' (try --help)\n" "$1" >&2; exit 2 ;;
-esac
+esac; exit $?  # nothing after this line is read: safe to edit while it runs

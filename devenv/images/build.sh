@@ -3,7 +3,8 @@
 # (Debian's docker-registry on 127.0.0.1:5000, started here if it is not running):
 #   127.0.0.1:5000/shop/{web,api,worker}:{1.4.2,1.5.0,1.6.0,1.7.0-broken,1.7.1-mislabeled}
 #       a tiny HTTP service on busybox-static (devenv/images/shop-app): /healthz answers
-#       "ok <name> <version>" (1.7.0-broken: 500), header X-App-Version: <version>;
+#       "ok <name> <version>" (1.7.0-broken: 500), header X-App-Version: <version>; /schema and
+#       /app/migrate (psql): the shop's schema, one more migration per minor version (shop_schema);
 #       1.7.1-mislabeled is healthy but holds the 1.6.0 build (a wrong artifact pushed under a
 #       new tag): Kubernetes' probes pass, only the smoke test's version check catches it
 #   127.0.0.1:5000/shop/postgres:15.18.0   PostgreSQL from Debian's postgresql-15
@@ -71,14 +72,36 @@ busybox_root() {
   printf 'root:x:0:\nnogroup:x:65534:\n' > "$r/etc/group"
 }
 
+# The schema each build needs (devenv/images/shop-app/migrations/NNNN-*.sql up to it): 1.5.0 adds a
+# column (reversible), 1.6.0 rewrites prices (irreversible), 1.7.0-broken's migration fails halfway;
+# 1.7.1-mislabeled holds the 1.6.0 build.
+shop_schema() { case $1 in 1.4.2) echo 1 ;; 1.5.0) echo 2 ;; 1.6.0|1.7.1-mislabeled) echo 3 ;; 1.7.0-broken) echo 4 ;;
+  *) cdie "no schema known for shop version $1 (build.sh shop_schema)" ;; esac; }
+
+# psql (Debian's postgresql-client, the real binary) and its shared-library closure: the app
+# reports its schema and /app/migrate runs the migrations with it.
+PSQL_BIN=/usr/lib/postgresql/$PG_MAJOR/bin/psql
+shop_psql() {
+  local r=$1 lib
+  mkdir -p "$r/usr/bin" "$r/lib64"
+  cp -L "$PSQL_BIN" "$r/usr/bin/psql"
+  ldd "$PSQL_BIN" | awk '/=> \//{print $3}' | while read -r lib; do mkdir -p "$r$(dirname "$lib")"; cp -L "$lib" "$r$lib"; done
+  cp -L /lib64/ld-linux-x86-64.so.2 "$r/lib64/"
+}
+
 build_shop() {
-  local svc=$1 ver=$2; local r="$WORK/rootfs/shop-$svc-$ver" digest
+  local svc=$1 ver=$2; local r="$WORK/rootfs/shop-$svc-$ver" digest schema n
   digest="$SHOP_DIGEST-$ver"
   fresh "shop-$svc-$ver" "shop/$svc" "$ver" "$digest" && return 0
   busybox_root "$r"
   cp "$IMAGES_DIR/shop-app/handler.sh" "$IMAGES_DIR/shop-app/run.sh" "$r/app/"
   cp "$IMAGES_DIR/shop-app/worker.sh" "$r/app/worker"  # the stack files run `/app/worker --queue default`
+  cp "$IMAGES_DIR/shop-app/migrate.sh" "$r/app/migrate"  # stack files declare `/app/migrate up|down`
   echo "$ver" > "$r/app/VERSION"; echo "$svc" > "$r/app/NAME"
+  schema=$(shop_schema "$ver"); echo "$schema" > "$r/app/SCHEMA"
+  mkdir -p "$r/app/migrations"
+  for n in $(seq 1 "$schema"); do cp "$IMAGES_DIR/shop-app/migrations/$(printf %04d "$n")"-*.sql "$r/app/migrations/"; done
+  shop_psql "$r"
   case $ver in
     *broken*) touch "$r/app/BROKEN" ;;
     *mislabeled*) echo 1.6.0 > "$r/app/VERSION" ;;
@@ -217,20 +240,30 @@ for extra in "$IMAGES_DIR"/images.d/*.sh; do
 done
 while read -r fn; do EXTRA_IMAGES+=("${fn#image_}"); done < <(declare -F | awk '$3 ~ /^image_/ {print $3}')
 
-start=$SECONDS
-targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(pause shop busybox postgres coredns traefik alertmanager "${EXTRA_IMAGES[@]}")
-for t in "${targets[@]}"; do
-  case $t in
-    pause) timed build_pause ;;
-    postgres) timed build_postgres ;;
-    coredns) timed build_coredns ;;
-    traefik) timed build_traefik ;;
-    alertmanager) timed build_debian_go_binary alertmanager prometheus-alertmanager /usr/bin/prometheus-alertmanager alertmanager 9093 ;;
-    busybox) timed build_busybox ;;
-    shop) SHOP_DIGEST=$(tree_digest "$IMAGES_DIR/shop-app" /bin/busybox)
-          for s in "${SHOP_SERVICES[@]}"; do for v in "${SHOP_VERSIONS[@]}"; do timed build_shop "$s" "$v"; done; done ;;
-    *) declare -F "image_$t" >/dev/null && { timed "image_$t"; continue; }
-       cdie "unknown image $t (pause|shop|busybox|postgres|coredns|traefik|alertmanager${EXTRA_IMAGES[*]:+|}$(IFS='|'; echo "${EXTRA_IMAGES[*]}"))" ;;
-  esac
-done
-clog "devenv/images/build.sh done in $((SECONDS - start))s"
+main() {
+  # One build at a time: two builds sharing the OCI layout remove each other's blobs (umoci gc).
+  exec 9>"$WORK/build.lock"
+  flock 9
+  start=$SECONDS
+  targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(pause shop busybox postgres coredns traefik alertmanager "${EXTRA_IMAGES[@]}")
+  for t in "${targets[@]}"; do
+    case $t in
+      pause) timed build_pause ;;
+      postgres) timed build_postgres ;;
+      coredns) timed build_coredns ;;
+      traefik) timed build_traefik ;;
+      alertmanager) timed build_debian_go_binary alertmanager prometheus-alertmanager /usr/bin/prometheus-alertmanager alertmanager 9093 ;;
+      busybox) timed build_busybox ;;
+      shop) [ -x "$PSQL_BIN" ] || { clog "installing postgresql-client-$PG_MAJOR (Debian)"; DEBIAN_FRONTEND=noninteractive apt-get install -y -q "postgresql-client-$PG_MAJOR" >/dev/null; }
+            SHOP_DIGEST=$(tree_digest "$IMAGES_DIR/shop-app" /bin/busybox "$PSQL_BIN")
+            for s in "${SHOP_SERVICES[@]}"; do for v in "${SHOP_VERSIONS[@]}"; do timed build_shop "$s" "$v"; done; done ;;
+      *) declare -F "image_$t" >/dev/null && { timed "image_$t"; continue; }
+         cdie "unknown image $t (pause|shop|busybox|postgres|coredns|traefik|alertmanager${EXTRA_IMAGES[*]:+|}$(IFS='|'; echo "${EXTRA_IMAGES[*]}"))" ;;
+    esac
+  done
+  clog "devenv/images/build.sh done in $((SECONDS - start))s"
+}
+
+# bash reads a script as it runs it: the whole run is this one line, parsed before it starts,
+# so editing the file while it runs cannot change what runs.
+main "$@"; exit $?

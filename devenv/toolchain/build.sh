@@ -103,4 +103,4 @@ main() {
   log "toolchain ready in $BIN"
 }
 
-main "$@"
+main "$@"; exit $?  # nothing after this line is read: safe to edit while it runs
