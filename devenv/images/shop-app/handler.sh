@@ -1,6 +1,8 @@
 #!/bin/sh
 # Answers one HTTP request on stdin/stdout (started per connection by `nc -ll -e`).
-# Routes: /healthz (200 "ok", or 500 for a version built broken), /version, /metrics, / and 404.
+# Routes: /healthz (200 "ok", or 500 for a version built broken; with REQUIRE_SCHEMA=true 503 while
+# the database's schema is older than this build needs), /schema (JSON: needs, schema), /products
+# (the table as CSV), /version, /metrics, / and 404.
 # The version is the one baked into the image (/app/VERSION); X-App-Version carries it too.
 # /metrics: Prometheus text format, every request but the scrapes themselves counted by status
 # code (http_requests_total) and timed (http_request_duration_seconds histogram), labelled with
@@ -62,10 +64,32 @@ metrics() { # fold the request log into the totals (under a lock), then print th
 }
 nl='
 '
+# The schema this build needs (/app/SCHEMA, written by build.sh) and the one its database has
+# (the newest row of schema_migrations that /app/migrate keeps); 0 when there is none yet.
+NEEDS=$(cat /app/SCHEMA 2>/dev/null || echo 0)
+schema() {
+  [ -n "${PGPASSWORD_FILE:-}" ] && [ -z "${PGPASSWORD:-}" ] && PGPASSWORD="$(cat "$PGPASSWORD_FILE")" && export PGPASSWORD
+  PGCONNECT_TIMEOUT=2 psql -X -q -t -A -c "select coalesce(max(version), 0) from schema_migrations" 2>/dev/null || echo 0
+}
 case "$path" in
   /healthz|/readyz|/livez)
     if [ -e /app/BROKEN ]; then respond "500 Internal Server Error" "unhealthy $NAME $VERSION$nl"
+    elif [ "${REQUIRE_SCHEMA:-false}" = true ]; then
+      # Ready only once the database has at least the schema this build needs (a newer one is
+      # fine: migrations add before they take away); set REQUIRE_SCHEMA where a migration is declared.
+      have=$(schema)
+      if [ "$have" -ge "$NEEDS" ]; then respond "200 OK" "ok $NAME $VERSION schema $have$nl"
+      else respond "503 Service Unavailable" "not ready $NAME $VERSION: schema $have is older than the $NEEDS it needs$nl"; fi
     else respond "200 OK" "ok $NAME $VERSION$nl"; fi ;;
+  /schema)
+    have=$(schema)
+    respond "200 OK" "{\"app\":\"$NAME\",\"version\":\"$VERSION\",\"needs\":$NEEDS,\"schema\":$have}$nl" application/json ;;
+  /products)
+    # What the shop sells, as the schema this database has: a reader of the data, for the tests.
+    [ -n "${PGPASSWORD_FILE:-}" ] && [ -z "${PGPASSWORD:-}" ] && PGPASSWORD="$(cat "$PGPASSWORD_FILE")" && export PGPASSWORD
+    if rows=$(PGCONNECT_TIMEOUT=2 psql -X -q -A -F , -c "select * from products order by id" 2>&1); then
+      respond "200 OK" "$rows$nl" text/csv
+    else respond "503 Service Unavailable" "no products: $rows$nl"; fi ;;
   /version) respond "200 OK" "$VERSION$nl" ;;
   /metrics) respond "200 OK" "$(metrics)$nl" "text/plain; version=0.0.4"; exit 0 ;;  # scrapes are not counted
   /) respond "200 OK" "$NAME $VERSION on $(hostname)$nl" ;;
