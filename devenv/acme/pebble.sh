@@ -115,7 +115,8 @@ cmd_start() {
   ensure_packages
   mkdir -p "$RUN"
   tls_material
-  config
+  # The config a running Pebble was started with stays as it is (`env` reports its validity).
+  pid_of pebble >/dev/null || config
   # The DNS server Pebble (and cert-manager's HTTP-01 self-check) resolves names with; its own
   # challenge servers are off (the edges answer the challenges).
   start_proc challtestsrv pebble-challtestsrv -dns01 ":$DNS_PORT" -management "$CHALLTEST_MANAGEMENT" \
