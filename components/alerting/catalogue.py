@@ -190,35 +190,36 @@ def certificate_rules(t: AlertingThresholds) -> list[AlertRule]:
     # A probe as the blackbox scrape config yields it: the public URL as instance, the probed service's labels.
     probe = {"job": "blackbox", "instance": "https://shop.example.test/api/healthz", "service": "api",
              "version": FIXTURE_VERSION}
-    eval_seconds = 20 * 60
+    eval_at = _past(t.certificate_for, slack_minutes=5)  # promtool evaluates past the rules' `for:`
+    eval_seconds = _minutes(eval_at) * 60
     NO_PROBE = "any public endpoint (no blackbox probe is scraped)"  # noqa: N806 - the absent() branch's instance
 
     def expiring_in(days: float) -> list[Series]:
         # Constant expiry timestamp chosen so that exactly `days` remain at eval_time (promtool starts at t=0).
-        return [Series(metric="probe_ssl_earliest_cert_expiry", labels=probe, values=f"{_num(eval_seconds + days * 86400)}x30")]
+        return [Series(metric="probe_ssl_earliest_cert_expiry", labels=probe, values=f"{_num(eval_seconds + days * 86400)}x{_minutes(eval_at) + 10}")]
 
     description = "The certificate served at {{ $labels.instance }} expires in {{ $value | humanizeDuration }}."
     warn_days = (t.cert_warning_days + t.cert_critical_days) / 2
-    probed = [Series(metric="up", labels=probe, values="1x30")]
+    probed = [Series(metric="up", labels=probe, values=f"1x{_minutes(eval_at) + 10}")]
     return [
         _rule(
-            t, name="CertificateExpiringSoon", severity="warning", for_="15m",
+            t, name="CertificateExpiringSoon", severity="warning", for_=t.certificate_for,
             # Excludes the critical range so one certificate raises one alert at a time.
             expr=f"{left} < {t.cert_warning_days} * 86400 and {left} >= {t.cert_critical_days} * 86400",
             summary=f"A served TLS certificate expires within {t.cert_warning_days} days.",
             description=description,
             fixture=AlertFixture(
-                eval_time="20m", firing=expiring_in(warn_days),
+                eval_time=eval_at, firing=expiring_in(warn_days),
                 expected=[ExpectedAlert(labels=probe, value=warn_days * 86400)], healthy=expiring_in(2 * t.cert_warning_days),
             ),
         ),
         _rule(
-            t, name="CertificateExpiryImminent", severity="critical", for_="15m",
+            t, name="CertificateExpiryImminent", severity="critical", for_=t.certificate_for,
             expr=f"{left} < {t.cert_critical_days} * 86400",
             summary=f"A served TLS certificate expires within {t.cert_critical_days} days.",
             description=description,
             fixture=AlertFixture(
-                eval_time="20m", firing=expiring_in(t.cert_critical_days / 2),
+                eval_time=eval_at, firing=expiring_in(t.cert_critical_days / 2),
                 expected=[ExpectedAlert(labels=probe, value=t.cert_critical_days / 2 * 86400)],
                 healthy=expiring_in(warn_days),  # still in the warning range: the critical alert stays quiet
             ),
@@ -226,7 +227,7 @@ def certificate_rules(t: AlertingThresholds) -> list[AlertRule]:
         _rule(
             # The guard of the two above: a probe without a certificate (TLS failed, the endpoint is gone) or no
             # blackbox scrape at all would otherwise leave both silent while the certificate runs out.
-            t, name="CertificateExpiryUnknown", severity="warning", for_="15m",
+            t, name="CertificateExpiryUnknown", severity="warning", for_=t.certificate_for,
             expr=(
                 'up{job="blackbox"} unless on (instance) probe_ssl_earliest_cert_expiry{job="blackbox"}'
                 f' or label_replace(absent(up{{job="blackbox"}}), "instance", "{NO_PROBE}", "", "")'
@@ -237,7 +238,7 @@ def certificate_rules(t: AlertingThresholds) -> list[AlertRule]:
                 "cannot complete a TLS handshake there, or no probe runs at all."
             ),
             fixture=AlertFixture(
-                eval_time="20m", firing=probed,
+                eval_time=eval_at, firing=probed,
                 expected=[ExpectedAlert(labels=probe, value=1)], healthy=[*probed, *expiring_in(2 * t.cert_warning_days)],
                 # No blackbox scrape at all: absent() fires with only the selector's label.
                 more_firing=[FiringCase(firing=[], expected=[ExpectedAlert(labels={"job": "blackbox", "instance": NO_PROBE}, value=1)])],

@@ -77,6 +77,10 @@ class AlertingThresholds(BaseModel):
         "2m", description="How long a service must fail its scrapes before ServiceDown (and DatabaseDown) fire."
     )
     backup_for: str = Field("5m", description="How long BackupFailed and BackupStale must hold before they fire.")
+    certificate_for: str = Field(
+        "15m", description="How long a certificate condition must hold before CertificateExpiringSoon, "
+        "CertificateExpiryImminent and CertificateExpiryUnknown fire."
+    )
     # Relative by default so the links work in the repository browser; set an absolute URL
     # (e.g. https://git.example.com/org/platform/blob/main/docs/runbooks/alerts.md) to make them clickable in emails.
     runbook_base_url: str = Field(
@@ -84,7 +88,7 @@ class AlertingThresholds(BaseModel):
         description="URL of docs/runbooks/alerts.md; each alert links to <runbook_base_url>#<alertname lowercased>.",
     )
 
-    @field_validator("service_down_for", "backup_for")
+    @field_validator("service_down_for", "backup_for", "certificate_for")
     @classmethod
     def _for_duration(cls, value: str) -> str:
         duration_seconds(value)

@@ -12,7 +12,8 @@ def test_defaults_match_the_design():
     assert AlertingThresholds().model_dump() == {
         "error_rate": 0.05, "p95_latency_seconds": 0.5, "cert_warning_days": 21, "cert_critical_days": 7,
         "backup_max_age_hours": 26, "disk_usage_ratio": 0.8, "db_connections_ratio": 0.8, "restarts_15m": 3,
-        "service_down_for": "2m", "backup_for": "5m", "runbook_base_url": "docs/runbooks/alerts.md",
+        "service_down_for": "2m", "backup_for": "5m", "certificate_for": "15m",
+        "runbook_base_url": "docs/runbooks/alerts.md",
     }
 
 
@@ -43,3 +44,11 @@ def test_rejects_a_runbook_base_url_with_an_anchor():
 def test_rejects_unknown_threshold_names():
     with pytest.raises(ValidationError, match="error_ratio"):
         AlertingThresholds(error_ratio=0.1)
+
+
+def test_a_shorter_certificate_for_shortens_every_certificate_rule():
+    from components.alerting.catalogue import certificate_rules
+
+    rules = certificate_rules(AlertingThresholds(certificate_for="1m"))
+    assert {rule.name: rule.for_ for rule in rules} == {
+        "CertificateExpiringSoon": "1m", "CertificateExpiryImminent": "1m", "CertificateExpiryUnknown": "1m"}

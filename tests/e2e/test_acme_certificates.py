@@ -45,6 +45,9 @@ EMAIL = "platform-team@shop.example"
 SECRETS = {"mainDbPassword": "acme-e2e-db-password-3d9f", "sessionSigningKey": "acme-e2e-signing-key-8e21"}
 DURATION_HOURS = 2  # a short-lived certificate: inside every expiry alert window
 ALERT = "CertificateExpiryImminent"  # fires below certCriticalDays (7 by default) left
+# The certificate rules' `for:` in the test stacks (15m by default): long enough to ride out a probe
+# or two, short enough that the alert tests take minutes, not a quarter of an hour each.
+CERTIFICATE_FOR = "1m"
 
 K8S_NAMESPACE = "e2e-acme"
 K8S_HOSTS = ["shop.acme-k8s.localhost", "api.acme-k8s.localhost"]
@@ -132,6 +135,7 @@ def cluster_stack(cluster, pebble, tmp_path_factory):
     replace_config(project, "staging", "edge.hosts", K8S_HOSTS)
     project.set_config("staging", "smokeTest.hostHeader", K8S_HOSTS[0])
     replace_config(project, "staging", "edge.tls", acme_settings(pebble))
+    project.set_config("staging", "alerting.thresholds.certificateFor", CERTIFICATE_FOR)
     started = time.monotonic()
     # Up completes on cert-manager's temporary certificates: the edge must run to answer the challenges.
     project.pulumi("up", "--yes", "--skip-preview", "-s", "staging", timeout=900)
@@ -240,6 +244,7 @@ def docker_stack(docker_host, pebble, tmp_path_factory):
     replace_config(project, DOCKER_STACK, "edge.hosts", DOCKER_HOSTS)
     project.set_config(DOCKER_STACK, "smokeTest.hostHeader", DOCKER_HOSTS[0])
     replace_config(project, DOCKER_STACK, "edge.tls", acme_settings(pebble))
+    project.set_config(DOCKER_STACK, "alerting.thresholds.certificateFor", CERTIFICATE_FOR)
     started = time.monotonic()
     project.pulumi("up", "--yes", "--skip-preview", "-s", DOCKER_STACK, timeout=900)
     project.up_at = time.monotonic()

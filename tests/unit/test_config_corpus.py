@@ -378,6 +378,7 @@ CORPUS: list[Case] = [
     case("alerting.thresholds.restarts15m", "3", "a number given as a string"),
     case("alerting.thresholds.serviceDownFor", "2 minutes", "not a Prometheus duration"),
     case("alerting.thresholds.backupFor", "", "an empty duration"),
+    case("alerting.thresholds.certificateFor", "a quarter hour", "not a Prometheus duration"),
     case("alerting.thresholds.runbookBaseUrl", "", "an empty runbook URL"),
     case("alerting.thresholds.runbookBaseUrl", "docs/runbooks/alerts.md#top", "the anchor is the alert's"),
     case("alerting.thresholds.runbookBaseUrl", "see the wiki", "not a URL or path"),
