@@ -173,7 +173,12 @@ class KubernetesRuntime:
             name=spec.service,
             image=spec.image,
             command=list(spec.command) if spec.command else None,
-            ports=[core.ContainerPortArgs(container_port=spec.port, name="http")] if spec.port else None,
+            ports=[core.ContainerPortArgs(container_port=spec.port, name="http"),
+                   # A health/metrics port of its own (the edge's admin entry point) is declared too:
+                   # Prometheus' pod discovery yields declared ports only, so its PodMonitor had no target.
+                   *([core.ContainerPortArgs(container_port=spec.health_check.port, name="admin")]
+                     if spec.health_check and spec.health_check.port not in (None, spec.port) else [])]
+            if spec.port else None,
             env=env or None,
             resources=_resources(spec.resources),
             readiness_probe=_readiness_probe(spec),

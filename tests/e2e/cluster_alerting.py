@@ -10,6 +10,7 @@ import time
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
+from typing import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from cluster import Cluster, deploy_to_cluster
@@ -100,6 +101,15 @@ class Prometheus:
         """The expression as this Prometheus parses and prints it (what /api/v1/rules reports)."""
         return self.api("format_query", query=expr)
 
+    def alerts_by_state(self) -> dict[str, list[str]]:
+        """Prometheus' own alerts (/api/v1/alerts), `Name{label=value, ...}` by state (firing, pending)."""
+        states: dict[str, list[str]] = {"firing": [], "pending": []}
+        for alert in self.api("alerts")["alerts"]:
+            labels = alert["labels"]
+            states.setdefault(alert["state"], []).append(
+                f"{labels['alertname']}{{{', '.join(f'{k}={v}' for k, v in sorted(labels.items()) if k != 'alertname')}}}")
+        return states
+
 
 def wait_until(what: str, timeout: float, probe, interval: float = 3):
     """probe() -> a truthy value when done; polled (the machine is busy), never a fixed sleep."""
@@ -121,10 +131,34 @@ def statefulset_ready(cluster: Cluster, namespace: str, name: str) -> bool:
     return status.get("readyReplicas", 0) >= 1
 
 
+def pod_report(cluster: Cluster, namespace: str, pod: str) -> str:
+    """Why a pod is not ready: its containers' states and the last log lines of the failing ones."""
+    try:
+        status = cluster.get(namespace, "pod", pod).get("status", {})
+    except Exception as error:  # noqa: BLE001 (no pod at all is the answer too)
+        return f"pod {pod}: {error}"
+    lines = []
+    for container in status.get("containerStatuses", []):
+        state = container.get("state", {})
+        last = container.get("lastState", {}).get("terminated", {})
+        lines.append(f"{container['name']}: ready={container.get('ready')} restarts={container.get('restartCount')} "
+                     f"state={state} last={last.get('reason')} {last.get('message', '')[-400:]}")
+        if not container.get("ready"):
+            try:  # a crash-looping container's reason is in the log of its previous run
+                logs = cluster.kubectl("--namespace", namespace, "logs", pod, "-c", container["name"], "--tail=15",
+                                       *(["--previous"] if last else []), timeout=30)
+            except Exception as error:  # noqa: BLE001 (not started yet: no log)
+                logs = str(error)
+            lines.append(f"  logs: {logs[-1500:]}")
+    return f"pod {pod}: " + "\n".join(lines)
+
+
 def deploy_alerting_stack(cluster: Cluster, project: Project, receiver: WebhookReceiver, namespace: str,
-                          http_port: int, https_port: int, secrets: dict[str, str]) -> Prometheus:
-    """A copy of dev in `namespace` whose critical alerts and Watchdog post to `receiver`; waits
-    until the operator has started its Prometheus and Alertmanager."""
+                          http_port: int, https_port: int, secrets: dict[str, str],
+                          settings: Mapping[str, object] | None = None) -> Prometheus:
+    """A copy of dev in `namespace` whose critical alerts and Watchdog post to `receiver`, with further
+    stack `settings` (config key -> value); waits until the operator has started its Prometheus and
+    Alertmanager, and says why a pod is not ready when one is not."""
     cluster.fresh_namespace(namespace)
     project.init_stack("dev", {**secrets, "alertWebhookUrl": receiver.url(CRITICAL_PATH),
                                "alertHeartbeatUrl": receiver.url(HEARTBEAT_PATH)})
@@ -132,8 +166,13 @@ def deploy_alerting_stack(cluster: Cluster, project: Project, receiver: WebhookR
     # A key that names a secret key (its value is not secret): pulumi asks for --plaintext.
     project.pulumi("config", "set", "--path", "--plaintext", "platform:alerting.webhookUrlSecretKey", "alertWebhookUrl", "-s", "dev")
     project.pulumi("config", "set", "--path", "--plaintext", "platform:alerting.heartbeatUrlSecretKey", "alertHeartbeatUrl", "-s", "dev")
+    for key, value in (settings or {}).items():
+        project.set_config("dev", key, value)
     project.pulumi("up", "--yes", "-s", "dev", "--message", "alerting stack", timeout=900)
     for name in ("alertmanager-platform", "prometheus-platform"):
-        wait_until(f"statefulset {namespace}/{name} ready (made by the Prometheus Operator)", 300,
-                   lambda name=name: statefulset_ready(cluster, namespace, name))
+        try:
+            wait_until(f"statefulset {namespace}/{name} ready (made by the Prometheus Operator)", 300,
+                       lambda name=name: statefulset_ready(cluster, namespace, name))
+        except AssertionError as error:
+            raise AssertionError(f"{error}\n{pod_report(cluster, namespace, f'{name}-0')}") from None
     return Prometheus(cluster, namespace)
