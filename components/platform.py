@@ -153,7 +153,7 @@ class Platform(pulumi.ComponentResource):
                                     labels={"service": "edge", "version": config.edge.version}))
         targets += [ScrapeTarget(job=f"backup-{db}", workload=backup.exporter_name, port=backup.exporter_port,
                                  labels={"service": self.databases[db].workload_name,
-                                         "version": config.databases[db].version})
+                                         "version": config.databases[db].version}, version_from_pod=False)
                     for db, backup in self.backups.items()]
         return targets
 

@@ -99,6 +99,9 @@ class ScrapeTarget:
     port: int
     # Added to every series of the target (`service`, `version`, `track`): alerts name what fired.
     labels: Mapping[str, str] = field(default_factory=dict)
+    # Kubernetes: `version` from each scraped pod's own version label (what that pod runs, mid-rollout
+    # too); False when the pod is a helper of what `labels` describes (a database's backup exporter).
+    version_from_pod: bool = True
 
 
 @dataclass(frozen=True)

@@ -406,7 +406,8 @@ class KubernetesRuntime:
                           {"targetLabel": "job", "replacement": target.job},
                           {"targetLabel": "service", "replacement": target.labels.get("service", target.job)},
                           {"sourceLabels": ["__meta_kubernetes_pod_label_app_kubernetes_io_version"],
-                           "targetLabel": "version"},
+                           "targetLabel": "version"} if target.version_from_pod else
+                          {"targetLabel": "version", "replacement": target.labels.get("version", "")},
                           {"sourceLabels": ["__meta_kubernetes_pod_label_deploy_platform_track"],
                            "targetLabel": "track"},
                       ]}]},

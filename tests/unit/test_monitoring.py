@@ -245,3 +245,13 @@ def test_kubernetes_pod_monitors_label_service_version_and_track_from_the_pod(mo
     relabelings = api.get("spec.podMetricsEndpoints.0.relabelings")
     assert {"targetLabel": "service", "replacement": "api"} in relabelings
     assert {"sourceLabels": ["__meta_kubernetes_pod_label_app_kubernetes_io_version"], "targetLabel": "version"} in relabelings
+
+
+def test_a_backup_pod_monitor_labels_the_databases_version_not_its_exporters(mocks):
+    # The exporter pod runs busybox; BackupFailed must name the database's version (15.x).
+    deploy(mocks)
+    monitors = {m.name: m for m in mocks.of_type("kubernetes:monitoring.coreos.com/v1:PodMonitor")}
+    backup = monitors["scrape-backup-main"]
+    relabelings = backup.get("spec.podMetricsEndpoints.0.relabelings")
+    version = next(r for r in relabelings if r.get("targetLabel") == "version")
+    assert version == {"targetLabel": "version", "replacement": raw_stack_config("dev")["databases"]["main"]["version"]}
