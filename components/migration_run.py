@@ -21,6 +21,18 @@ from components.targets.jobs import JobError
 from components.targets.oneoff_jobs import run_one_off
 
 
+# Before the migration: wait (at most 60 s) until the database answers through its Service. A
+# database that has just started can be unknown to the cluster's DNS for a while (its headless
+# Service lists only ready pods, and the answer "no such name" is cached for up to 30 s), which
+# would fail the release for nothing. After the wait the command runs anyway and says what is wrong.
+WAIT_FOR_DATABASE = ('for i in $(seq 60); do psql -Atqc "select 1" >/dev/null 2>&1 && break; sleep 1; done; '
+                     'exec "$@"')
+
+
+def with_database_wait(command: tuple[str, ...] | list[str]) -> list[str]:
+    return ["sh", "-c", WAIT_FOR_DATABASE, "sh", *command]
+
+
 def _say(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
@@ -46,7 +58,8 @@ def main() -> int:
         _say(f"{service}: {step.kind} migration '{step.name}' with {step.image}: {' '.join(step.command)}")
         started = time.time()
         try:
-            result = run_one_off(payload["job"], step.image, step.command, float(payload["timeout"]), _say)
+            result = run_one_off(payload["job"], step.image, with_database_wait(step.command),
+                                 float(payload["timeout"]), _say)
         except JobError as error:
             _say(f"{service}: could not start the migration job: {error}; the update stops here")
             return 1

@@ -221,3 +221,18 @@ def test_the_kubernetes_migration_job_runs_once_hardened_and_reads_the_password_
         "drop": ["ALL"]}
     assert pod["securityContext"]["runAsNonRoot"] and pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
     assert job["metadata"]["labels"]["db.deploy.platform/postgres-main"] == "client"  # the database lets it in
+
+
+def test_the_migration_waits_until_the_database_answers_then_runs(tmp_path):
+    # A fresh database may be unknown to the cluster's DNS for a few seconds (a cached NXDOMAIN):
+    # the job waits for it instead of failing the release.
+    from components.migration_run import with_database_wait
+
+    tries = tmp_path / "tries"
+    psql = tmp_path / "psql"
+    psql.write_text(f"#!/bin/sh\necho x >> {tries}\n[ $(wc -l < {tries}) -ge 3 ]\n")
+    psql.chmod(0o755)
+    proc = subprocess.run(with_database_wait(["echo", "migrated"]), capture_output=True, text=True, timeout=30,
+                          env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"})
+    assert proc.returncode == 0 and proc.stdout.strip() == "migrated"
+    assert len(tries.read_text().splitlines()) == 3
