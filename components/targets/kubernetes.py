@@ -576,7 +576,10 @@ class KubernetesRuntime:
                                 volume_mounts=mounts or None,
                                 security_context=_container_security(),
                             )],
-                            security_context=_pod_security(uid, bool(owned)),
+                            # The services' volumes it archives belong to their pods' user and group
+                            # (0750 roots): the job reads them as a member of that group.
+                            security_context=_pod_security(
+                                uid, bool(owned), supplemental_groups=[UNPRIVILEGED_UID] if spec.data_volumes else ()),
                             automount_service_account_token=False,
                         ),
                     ),
@@ -645,9 +648,10 @@ def _container_security() -> core.SecurityContextArgs:
         capabilities=core.CapabilitiesArgs(drop=["ALL"]))
 
 
-def _pod_security(uid: int, claims: bool, sysctls: Sequence[tuple[str, str]] = ()) -> core.PodSecurityContextArgs:
+def _pod_security(uid: int, claims: bool, sysctls: Sequence[tuple[str, str]] = (),
+                  supplemental_groups: Sequence[int] = ()) -> core.PodSecurityContextArgs:
     return core.PodSecurityContextArgs(
-        run_as_non_root=True, run_as_user=uid, run_as_group=uid,
+        run_as_non_root=True, run_as_user=uid, run_as_group=uid, supplemental_groups=list(supplemental_groups) or None,
         # Volumes that support it are handed to the pod's group by the kubelet; hostPath volumes
         # (the local cluster's) do not, hence _volume_owner.
         fs_group=uid if claims else None, fs_group_change_policy="OnRootMismatch" if claims else None,

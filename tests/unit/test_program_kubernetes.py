@@ -455,3 +455,20 @@ def test_acme_solver_pods_are_reachable_from_the_edge_on_the_solver_port_only(mo
                                    "ports": [{"port": 8089, "protocol": "TCP"}]}]
     egress = mocks.named(NETWORK_POLICY, "edge-to-services").get("spec.egress")
     assert {"to": [{"podSelector": {"matchLabels": solvers}}], "ports": [{"port": 8089, "protocol": "TCP"}]} in egress
+
+
+def with_uploads(raw):
+    raw["services"]["api"]["volumes"] = {"uploads": {"mountPath": "/data/uploads", "size": "64Mi"}}
+
+
+def test_a_backup_job_archiving_a_services_volume_reads_it_as_a_member_of_the_services_group(mocks):
+    # The api's volume root is 0750 nobody:nogroup; the backup job runs as the database's user.
+    deploy(mocks, change=with_uploads)
+    pod = mocks.named(CRON_JOB, "backup-main").get("spec.jobTemplate.spec.template.spec.securityContext")
+    assert pod["runAsUser"] != 65534 and pod["supplementalGroups"] == [65534]
+
+
+def test_a_backup_job_without_service_volumes_joins_no_other_group(mocks):
+    deploy(mocks)
+    pod = mocks.named(CRON_JOB, "backup-main").get("spec.jobTemplate.spec.template.spec.securityContext")
+    assert "supplementalGroups" not in pod
