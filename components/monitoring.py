@@ -21,7 +21,7 @@ from components.alerting import (
     render_alertmanager_config,
     render_prometheus_rule_file,
 )
-from components.config import AlertingSpec, MonitoringSpec, PlatformConfig
+from components.config import AlertingSpec, HealthCheck, MonitoringSpec, PlatformConfig, Resources
 from components.tls_settings import edge_certificate_verifiable
 from components.targets.base import (
     MonitoringBundle,
@@ -29,7 +29,9 @@ from components.targets.base import (
     ProbeTarget,
     RuntimeTarget,
     ScrapeTarget,
+    WorkloadSpec,
 )
+from components.versioning import image_reference
 
 # Where the Docker target's exporters listen (their upstream default ports).
 NODE_EXPORTER_PORT = 9100
@@ -37,6 +39,7 @@ POSTGRES_EXPORTER_PORT = 9187
 BLACKBOX_EXPORTER_PORT = 9115
 EDGE_TLS_PORT = 443  # the edge's HTTPS entry point inside the stack's network
 BLACKBOX_CONFIG = "/etc/blackbox-exporter/blackbox.yml"  # the directory the image has
+BLACKBOX = "blackbox-exporter"  # the workload probing the public endpoints, on both targets
 
 
 @dataclass(frozen=True)
@@ -190,3 +193,18 @@ def _exporter_jobs(bundle: MonitoringBundle, address) -> list[dict[str, Any]]:
                 {"target_label": "__address__", "replacement": address("blackbox-exporter", BLACKBOX_EXPORTER_PORT)},
             ]})
     return jobs
+
+
+def blackbox_workload(bundle: MonitoringBundle) -> WorkloadSpec:
+    """The blackbox exporter both targets run: one module per edge host (blackbox_config)."""
+    settings = bundle.settings
+    return WorkloadSpec(
+        name=BLACKBOX, service=BLACKBOX, component="monitoring",
+        image=image_reference(settings.blackbox_exporter_image, settings.blackbox_exporter_version),
+        version=settings.blackbox_exporter_version, port=BLACKBOX_EXPORTER_PORT,
+        command=["blackbox-exporter", f"--config.file={BLACKBOX_CONFIG}",
+                 f"--web.listen-address=:{BLACKBOX_EXPORTER_PORT}"],
+        files={BLACKBOX_CONFIG: blackbox_config(bundle)},
+        resources=Resources(cpu_request="10m", cpu_limit="200m", memory_request="32Mi", memory_limit="64Mi"),
+        health_check=HealthCheck(path="/-/healthy", port=BLACKBOX_EXPORTER_PORT),
+    )

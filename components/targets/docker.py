@@ -35,11 +35,9 @@ from components.config import DockerTarget, HealthCheck, Resources, cpu_millicor
 from components.local_ca import LocalCertificateAuthority, LocalCertificateAuthorityArgs
 from components.tls_settings import EDGE_ACME_STORAGE
 from components.monitoring import (
-    BLACKBOX_CONFIG,
-    BLACKBOX_EXPORTER_PORT,
     NODE_EXPORTER_PORT,
     POSTGRES_EXPORTER_PORT,
-    blackbox_config,
+    blackbox_workload,
     postgres_exporter_name,
     prometheus_config,
 )
@@ -163,16 +161,7 @@ class DockerRuntime:
                 clients_of=(db.labels.get("service", ""),),
             ), parent).resources
         if bundle.probes:
-            created += self.workload(WorkloadSpec(
-                name="blackbox-exporter", service="blackbox-exporter", component="monitoring",
-                image=image_reference(settings.blackbox_exporter_image, settings.blackbox_exporter_version),
-                version=settings.blackbox_exporter_version, port=BLACKBOX_EXPORTER_PORT,
-                command=["blackbox-exporter", f"--config.file={BLACKBOX_CONFIG}",
-                         f"--web.listen-address=:{BLACKBOX_EXPORTER_PORT}"],
-                files={BLACKBOX_CONFIG: blackbox_config(bundle)},
-                resources=Resources(cpu_request="10m", cpu_limit="200m", memory_request="32Mi", memory_limit="64Mi"),
-                health_check=HealthCheck(path="/-/healthy", port=BLACKBOX_EXPORTER_PORT),
-            ), parent).resources
+            created += self.workload(blackbox_workload(bundle), parent).resources
         return created
 
     def _docker_exec(self, container: str) -> list[str]:

@@ -180,12 +180,3 @@ def host_for(config: PlatformConfig, stack: str, project: Path, deployed: bool) 
             return RenderDirectory(project / settings.render_to_directory)
         return KubernetesCluster(settings.kubectl())
     return DockerHost(config.docker.host or os.environ.get("DOCKER_HOST"), stack, deployed)
-
-
-def host_for(config: PlatformConfig, stack: str, project: Path, deployed: bool) -> Host:
-    if config.target == "kubernetes":
-        settings = config.kubernetes
-        if settings.render_to_directory:
-            return RenderDirectory(project / settings.render_to_directory)
-        return KubernetesCluster(settings.kubectl())
-    return DockerHost(config.docker.host or os.environ.get("DOCKER_HOST"), stack, deployed)

@@ -32,9 +32,8 @@ from components.hardening import (
 from components.targets.gate import after
 from components.targets.jobs import kubernetes_job_script
 from components.targets.kubernetes_monitoring import stack_pipeline
+from components.monitoring import BLACKBOX, blackbox_workload
 from components.targets.kubernetes_probes import (
-    BLACKBOX,
-    blackbox_workload,
     edge_probe_address,
     probe_monitor_spec,
     probe_scrape_target,

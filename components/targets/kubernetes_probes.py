@@ -15,33 +15,10 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from components.config import HealthCheck, Resources
-from components.monitoring import (
-    BLACKBOX_CONFIG,
-    BLACKBOX_EXPORTER_PORT,
-    EDGE_TLS_PORT,
-    blackbox_config,
-    module_name,
-)
-from components.targets.base import MonitoringBundle, ProbeTarget, ScrapeTarget, WorkloadSpec
-from components.versioning import image_reference
+from components.monitoring import BLACKBOX, BLACKBOX_EXPORTER_PORT, EDGE_TLS_PORT, module_name
+from components.targets.base import ProbeTarget, ScrapeTarget
 
-BLACKBOX = "blackbox-exporter"
 PROBE_JOB = "blackbox"  # the `job` the certificate rules select on (components/alerting/catalogue.py)
-
-
-def blackbox_workload(bundle: MonitoringBundle) -> WorkloadSpec:
-    settings = bundle.settings
-    return WorkloadSpec(
-        name=BLACKBOX, service=BLACKBOX, component="monitoring",
-        image=image_reference(settings.blackbox_exporter_image, settings.blackbox_exporter_version),
-        version=settings.blackbox_exporter_version, port=BLACKBOX_EXPORTER_PORT,
-        command=["blackbox-exporter", f"--config.file={BLACKBOX_CONFIG}",
-                 f"--web.listen-address=:{BLACKBOX_EXPORTER_PORT}"],
-        files={BLACKBOX_CONFIG: blackbox_config(bundle)},
-        resources=Resources(cpu_request="10m", cpu_limit="200m", memory_request="32Mi", memory_limit="64Mi"),
-        health_check=HealthCheck(path="/-/healthy", port=BLACKBOX_EXPORTER_PORT),
-    )
 
 
 def probe_monitor_spec(probes: Sequence[ProbeTarget], edge_address: str) -> dict:
