@@ -144,7 +144,10 @@ if [ "$into" = scratch ]; then
   pg_restore --no-owner --dbname="$scratch" "$set_id.dump"
   db=$scratch
 else
-  pg_restore --clean --if-exists --no-owner --single-transaction --dbname="$PGDATABASE" "$set_id.dump"
+  # The schema exactly as the dump has it, in one transaction: `pg_restore --clean` drops only
+  # what the dump holds, so a table a later migration created would survive the restore.
+  { echo 'DROP SCHEMA public CASCADE; CREATE SCHEMA public;'; pg_restore --no-owner --file=- "$set_id.dump"; } \
+    | psql -q -v ON_ERROR_STOP=1 --single-transaction --dbname="$PGDATABASE" > /dev/null
   db=$PGDATABASE
 fi
 tables=$(psql -tA -d "$db" -c "select count(*) from information_schema.tables where table_schema not in ('pg_catalog', 'information_schema')")
