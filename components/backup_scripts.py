@@ -147,7 +147,7 @@ else
   # The schema exactly as the dump has it, in one transaction: `pg_restore --clean` drops only
   # what the dump holds, so a table a later migration created would survive the restore.
   { echo 'DROP SCHEMA public CASCADE; CREATE SCHEMA public;'; pg_restore --no-owner --file=- "$set_id.dump"; } \
-    | psql -q -v ON_ERROR_STOP=1 --single-transaction --dbname="$PGDATABASE" > /dev/null
+    | psql -q -v ON_ERROR_STOP=1 --single-transaction --file=- --dbname="$PGDATABASE" > /dev/null
   db=$PGDATABASE
 fi
 tables=$(psql -tA -d "$db" -c "select count(*) from information_schema.tables where table_schema not in ('pg_catalog', 'information_schema')")
