@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from cluster import Cluster, deploy_to_cluster
 from engine import Project
+from alert_states import alerts_by_state
 
 # The node's address (devenv/cluster/cluster.sh NODE_IP): a local address of this machine that
 # pods reach through the bridge, so a server here bound to it is reachable from the Alertmanager pod.
@@ -103,12 +104,7 @@ class Prometheus:
 
     def alerts_by_state(self) -> dict[str, list[str]]:
         """Prometheus' own alerts (/api/v1/alerts), `Name{label=value, ...}` by state (firing, pending)."""
-        states: dict[str, list[str]] = {"firing": [], "pending": []}
-        for alert in self.api("alerts")["alerts"]:
-            labels = alert["labels"]
-            states.setdefault(alert["state"], []).append(
-                f"{labels['alertname']}{{{', '.join(f'{k}={v}' for k, v in sorted(labels.items()) if k != 'alertname')}}}")
-        return states
+        return alerts_by_state(self.api("alerts")["alerts"])
 
 
 def wait_until(what: str, timeout: float, probe, interval: float = 3):
