@@ -8,7 +8,7 @@ infrastructure is a ComponentResource in components/ that Platform creates.
 import pulumi
 
 from components.platform import Platform, PlatformArgs
-from components.stack_config import ConfigError, load
+from components.config.loading import ConfigError, load
 
 stack = pulumi.get_stack()
 try:

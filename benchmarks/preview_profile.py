@@ -32,12 +32,12 @@ from engine import Project  # noqa: E402
 SECRETS = {"mainDbPassword": "benchmark-db-password", "sessionSigningKey": "benchmark-signing-key"}
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
 
-IMPORT = "import components.platform, components.stack_config, components.targets.kubernetes"
+IMPORT = "import components.platform, components.config.loading, components.targets.kubernetes"
 VALIDATE = textwrap.dedent("""
     import sys; sys.path.insert(0, "tests")
     import time
     from support import raw_stack_config
-    from components.stack_config import parse_platform_config
+    from components.config.loading import parse_platform_config
     raw = raw_stack_config("dev")
     started = time.perf_counter()
     parse_platform_config(raw, "dev")
@@ -47,7 +47,7 @@ CONSTRUCT = textwrap.dedent("""
     import sys; sys.path.insert(0, "tests")
     import cProfile, io, pstats, time
     from support import deploy_stack, install_mocks
-    import components.platform, components.stack_config, components.targets.kubernetes  # imports timed apart
+    import components.platform, components.config.loading, components.targets.kubernetes  # imports timed apart
     install_mocks("dev")
     started = time.perf_counter()
     deploy_stack("dev")

@@ -17,7 +17,7 @@ from pulumi import ResourceOptions
 
 from components.backup_scripts import VOLUMES_ROOT, backup_script, restore_script
 from components.config import DatabaseSpec, HealthCheck, MonitoringSpec, Resources
-from components.config_volumes import BackedUpVolume
+from components.config.volumes import BackedUpVolume
 from components.targets.base import JobSpec, RuntimeTarget, Volume, WorkloadSpec
 from components.versioning import image_reference
 

@@ -17,7 +17,7 @@ import yaml
 from pulumi import ResourceOptions
 
 from components.config import EdgeSpec, HealthCheck, TlsSpec
-from components.tls_settings import EDGE_ACME_CA_PATH, EDGE_ACME_STORAGE, acme_ca_bundle, acme_directory
+from components.config.tls import EDGE_ACME_CA_PATH, EDGE_ACME_STORAGE, acme_ca_bundle, acme_directory
 from components.release import Route
 from components.targets.base import LiveConfig, RuntimeTarget, TlsMaterial, WorkloadSpec
 from components.versioning import image_reference

@@ -21,7 +21,7 @@ import pulumi_command as command
 from pulumi import ResourceOptions
 
 from components.config import PlatformConfig
-from components.config_migrations import MigrationSpec, migration_database
+from components.config.migrations import MigrationSpec, migration_database
 from components.targets.base import OneOffJob, OneOffJobSpec, RuntimeTarget
 from components.versioning import image_reference
 

@@ -22,7 +22,7 @@ from components.alerting import (
     render_prometheus_rule_file,
 )
 from components.config import AlertingSpec, HealthCheck, MonitoringSpec, PlatformConfig, Resources
-from components.tls_settings import edge_certificate_verifiable
+from components.config.tls import edge_certificate_verifiable
 from components.targets.base import (
     MonitoringBundle,
     PostgresExporterTarget,

@@ -11,7 +11,7 @@ from pulumi import ResourceOptions
 
 from components.backups import BackupSchedule, BackupScheduleArgs
 from components.config import PlatformConfig
-from components.config_volumes import volumes_backed_up_with, volumes_of
+from components.config.volumes import volumes_backed_up_with, volumes_of
 from components.database import PostgresDatabase, PostgresDatabaseArgs
 from components.edge import ADMIN_PORT, EdgeProxy, EdgeProxyArgs
 from components.migrations import migrations_for, migrations_of

@@ -15,7 +15,7 @@ import pulumi
 from pulumi import ResourceOptions
 
 from components.config import ServiceSpec
-from components.config_volumes import BackedUpVolume
+from components.config.volumes import BackedUpVolume
 from components.targets.base import RuntimeTarget, Volume, WorkloadHandle, WorkloadSpec
 from components.versioning import image_reference
 

@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from typing import Callable, Sequence
 
 from components.config import PlatformConfig
-from components.config_volumes import volumes_backed_up_with
+from components.config.volumes import volumes_backed_up_with
 from components.targets.jobs import JobError, JobResult, JobRunner, job_runner
 from deployctl.evidence import Evidence
 from deployctl.history import Release

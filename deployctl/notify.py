@@ -21,7 +21,7 @@ import urllib.request
 from email.message import EmailMessage
 from typing import Any, Callable
 
-from components.notifications_config import NotificationsSpec
+from components.config.notifications import NotificationsSpec
 
 SecretReader = Callable[[str], str]  # secret config key -> its value
 

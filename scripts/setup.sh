@@ -83,7 +83,7 @@ dev_secrets() {
   # dev only: random values, encrypted with this machine's passphrase. Other stacks get
   # theirs from an operator: pulumi config set --secret platform:<key> -s <stack>.
   local key
-  for key in $(python -m components.secret_keys Pulumi.dev.yaml); do
+  for key in $(python -m components.config.secret_keys Pulumi.dev.yaml); do
     if ! pulumi config get "platform:$key" -s dev >/dev/null 2>&1; then
       head -c 24 /dev/urandom | base64 | tr -d '\n' | pulumi config set --secret "platform:$key" -s dev >/dev/null
       echo "set a random dev secret platform:$key"

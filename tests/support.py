@@ -127,7 +127,7 @@ def deploy_stack(stack: str, change: Callable[[dict], None] | None = None,
 
     `change` edits the stack file's config (keys without the `platform:` prefix) first."""
     from components.platform import Platform, PlatformArgs
-    from components.stack_config import load
+    from components.config.loading import load
 
     raw = copy.deepcopy(raw_stack_config(stack))
     if change:

@@ -12,7 +12,7 @@ import urllib.parse
 
 import pytest
 
-from components.config_release import PrometheusAnalysis, RolloutSpec
+from components.config.release import PrometheusAnalysis, RolloutSpec
 from deployctl.analysis import AnalysisError, analyse_canary, analyse_prometheus, query
 from deployctl.operations import Analysis
 

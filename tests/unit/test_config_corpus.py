@@ -1,7 +1,7 @@
 """A corpus of broken stack files: each is one mutation of a committed stack file, and each is refused.
 
 Every case takes Pulumi.dev.yaml, Pulumi.staging.yaml or Pulumi.prod.yaml, changes one key, and
-runs the result through the program's own entry point (`components.stack_config.load`, what
+runs the result through the program's own entry point (`components.config.loading.load`, what
 `__main__.py` calls) with the config handed over as the engine hands it: top-level values as
 strings, objects as JSON that keeps the stack file's YAML types. Each must be refused with a
 message that names the stack file and the key. Together the cases mutate every key of the
@@ -24,7 +24,7 @@ import yaml
 from pydantic import BaseModel
 
 from components.config import PlatformConfig
-from components.stack_config import ConfigError, LoadedConfig, load
+from components.config.loading import ConfigError, LoadedConfig, load
 from support import DEV_SECRETS, PROJECT, ROOT, raw_stack_config, set_stack_config
 
 STACKS = ("dev", "staging", "prod")

@@ -8,7 +8,7 @@ from typing import Any, Callable
 import pytest
 
 from components.config import PlatformConfig
-from components.stack_config import ConfigError, parse_platform_config, resolve_secrets
+from components.config.loading import ConfigError, parse_platform_config, resolve_secrets
 from support import raw_stack_config, run_program
 
 

@@ -11,7 +11,7 @@ import yaml
 from components.config import PlatformConfig
 from components.edge import render_dynamic_config
 from components.release import Route
-from components.stack_config import ConfigError, parse_platform_config
+from components.config.loading import ConfigError, parse_platform_config
 from deployctl.drills import JobResult, drill_report, restore_drill
 from deployctl.workspace import DeployError
 from support import raw_stack_config

@@ -11,9 +11,9 @@ import sys
 
 import pytest
 
-from components.config_migrations import MigrationSpec
+from components.config.migrations import MigrationSpec
 from components.migration_plan import Applied, Wanted, parse_record, plan, record_text
-from components.stack_config import ConfigError, parse_platform_config
+from components.config.loading import ConfigError, parse_platform_config
 from support import ROOT, deploy_stack, is_secret, on_docker, raw_stack_config
 
 COMMAND = "command:local:Command"

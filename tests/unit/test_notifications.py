@@ -11,7 +11,7 @@ import urllib.parse
 
 import pytest
 
-from components.notifications_config import NotificationsSpec
+from components.config.notifications import NotificationsSpec
 from deployctl import notify
 from receivers import SmtpSink, Webhook
 

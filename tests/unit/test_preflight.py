@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from components.stack_config import parse_platform_config
+from components.config.loading import parse_platform_config
 from components.targets.hosts import DockerHost, KubernetesCluster, RenderDirectory, host_for
 from deployctl.preflight import PreflightFailed, run_checks
 from support import raw_stack_config

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from components.config import PlatformConfig
-from components.stack_config import parse_platform_config
+from components.config.loading import parse_platform_config
 from components import registry
 from deployctl import signing
 from deployctl.history import Release, attach_records

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from components.config import PlatformConfig
-from components.stack_config import parse_platform_config
+from components.config.loading import parse_platform_config
 from components.targets.jobs import docker_job_command, job_from_cronjob
 from deployctl.drills import JobResult, release_at, restore_backup, restore_drill
 from deployctl.history import Release

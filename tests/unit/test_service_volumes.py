@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from components.config import BackupPolicy, PlatformConfig
-from components.config_volumes import ServiceVolume, volumes_backed_up_with
-from components.stack_config import ConfigError, load
+from components.config.volumes import ServiceVolume, volumes_backed_up_with
+from components.config.loading import ConfigError, load
 from support import DEV_SECRETS, deploy_stack, on_docker, raw_stack_config, run_program, set_stack_config
 
 CONTAINER = "docker:index/container:Container"

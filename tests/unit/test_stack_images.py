@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from components.stack_config import parse_platform_config
+from components.config.loading import parse_platform_config
 from components.images import stack_images
 from components.versioning import image_reference
 from support import deploy_stack, on_docker, raw_stack_config, unwrap

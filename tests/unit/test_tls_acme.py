@@ -13,7 +13,7 @@ import yaml
 from components.config import TlsSpec
 from components.edge import STATIC_PATH
 from components.targets.kubernetes_tls import SOLVER_LABEL, solver_id
-from components.tls_settings import EDGE_ACME_CA_PATH, EDGE_ACME_STORAGE, acme_ca_bundle, edge_certificate_verifiable
+from components.config.tls import EDGE_ACME_CA_PATH, EDGE_ACME_STORAGE, acme_ca_bundle, edge_certificate_verifiable
 from support import deploy_stack, on_docker
 
 CERTIFICATE = "kubernetes:cert-manager.io/v1:Certificate"

@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field, field_validator
 
-from components.config_model import Model, Problem
+from components.config.model import Model, Problem
 
 if TYPE_CHECKING:  # components/config.py imports this module
-    from components.config import PlatformConfig
+    from components.config.platform import PlatformConfig
 
 # Volume names become parts of claim, Docker volume and archive names (`<service>-<volume>`).
 VOLUME_NAME_RE = re.compile(r"^[a-z]([a-z0-9-]{0,18}[a-z0-9])?$")

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import Field, field_validator
 
-from components.config_model import HostName, HttpUrl, Model, StackName, Version
+from components.config.model import HostName, HttpUrl, Model, StackName, Version
 
 
 class SmokeTestSpec(Model):

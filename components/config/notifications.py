@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from components.config_model import ConfigKey, EmailAddress, Model, NonEmpty, Port, is_host_or_ip
+from components.config.model import ConfigKey, EmailAddress, Model, NonEmpty, Port, is_host_or_ip
 
 # success: a release went out; failure: it did not (refused or failed); rollback: a failed
 # release was rolled back automatically, or an operator rolled back; promotion: a stack took

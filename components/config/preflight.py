@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from components.config_model import Model
+from components.config.model import Model
 
 
 class PreflightSpec(Model):

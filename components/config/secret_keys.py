@@ -7,7 +7,7 @@ import sys
 
 import yaml
 
-from components.stack_config import PROJECT, parse_platform_config
+from components.config.loading import PROJECT, parse_platform_config
 
 
 def main(path: str) -> int:

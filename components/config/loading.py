@@ -19,8 +19,8 @@ import pulumi
 from pulumi.runtime import config as runtime_config
 from pydantic import ValidationError
 
-from components.config import SCHEMA_KEYS, PlatformConfig
-from components.config_model import ConfigProblems
+from components.config.platform import SCHEMA_KEYS, PlatformConfig
+from components.config.model import ConfigProblems
 
 PROJECT = "platform"
 

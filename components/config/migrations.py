@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field, field_validator, model_validator
 
-from components.config_model import Command, Model, Problem, refuse
+from components.config.model import Command, Model, Problem, refuse
 
 if TYPE_CHECKING:
-    from components.config import PlatformConfig
+    from components.config.platform import PlatformConfig
 
 # A name an operator reads in a refusal and a runbook: 0003-prices-in-cents, add_sku.
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")

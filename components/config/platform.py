@@ -14,7 +14,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from components.alerting import AlertingThresholds, AlertRouting
 from components.alerting.models import duration_seconds
-from components.config_model import (
+from components.config.model import (
     CliFractions,
     Command,
     ConfigKey,
@@ -33,13 +33,13 @@ from components.config_model import (
     refuse,
     stack_key,
 )
-from components.config_migrations import MigrationSpec, migration_problems
-from components.config_release import DrillsSpec, PromotionSpec, RolloutSpec, SmokeTestSpec
-from components.config_targets import NODE_PORTS, DockerTarget, KubernetesTarget
-from components.config_volumes import ServiceVolume, check_volume_names, volume_problems
-from components.tls_settings import AcmeDirectoryUrl
-from components.notifications_config import NotificationsSpec
-from components.preflight_config import PreflightSpec
+from components.config.migrations import MigrationSpec, migration_problems
+from components.config.release import DrillsSpec, PromotionSpec, RolloutSpec, SmokeTestSpec
+from components.config.targets import NODE_PORTS, DockerTarget, KubernetesTarget
+from components.config.volumes import ServiceVolume, check_volume_names, volume_problems
+from components.config.tls import AcmeDirectoryUrl
+from components.config.notifications import NotificationsSpec
+from components.config.preflight import PreflightSpec
 
 NAME_RE = re.compile(r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$")
 QUANTITY_CPU_RE = re.compile(r"^\d+(\.\d+)?m?$")

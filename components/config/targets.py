@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from components.config_model import DnsLabel, DnsSubdomain, IpAddress, Model, NonEmpty
+from components.config.model import DnsLabel, DnsSubdomain, IpAddress, Model, NonEmpty
 
 NODE_PORTS = (30000, 32767)  # the API server's default --service-node-port-range
 
