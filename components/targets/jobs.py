@@ -43,7 +43,7 @@ class JobRunner(Protocol):
 
 
 def docker_container(stack: str, job: str) -> str:
-    """The Docker target's container that holds `job` (components/targets/docker.py names it so)."""
+    """The Docker target's container that holds `job` (components/targets/docker_cronjobs.py names it so)."""
     return f"{stack}-{job}"
 
 

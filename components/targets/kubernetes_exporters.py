@@ -1,6 +1,6 @@
 """postgres_exporter per database on Kubernetes, scraped by the stack's own Prometheus.
 
-The same exporter, command and labels as the Docker target's (components/targets/docker.py), so
+The same exporter, command and labels as the Docker target's (components/targets/docker_monitoring.py), so
 both targets feed the database rules the same series: `pg_up` and the connection counts
 (DatabaseDown, DatabaseConnectionsHigh), scraped as job `postgres-<db>` with the database's
 `database`, `service` and `version` set by relabeling, as the Docker scrape config's static labels
@@ -20,12 +20,12 @@ import pulumi_kubernetes as k8s
 from components.config import HealthCheck, Resources
 from components.monitoring import POSTGRES_EXPORTER_PORT, postgres_exporter_name
 from components.targets.base import MonitoringBundle, ScrapeTarget, WorkloadSpec
+from components.targets.kubernetes_network import NAME_LABEL, scrape_policy
 from components.versioning import image_reference
 
 if TYPE_CHECKING:
     from components.targets.kubernetes import KubernetesRuntime
 
-NAME_LABEL = "app.kubernetes.io/name"
 # What the exporter needs for a scrape every interval (the Docker target's limits).
 EXPORTER_RESOURCES = Resources(cpu_request="10m", cpu_limit="200m", memory_request="32Mi", memory_limit="64Mi")
 
@@ -49,7 +49,7 @@ def _pod_monitor(target, name: str, workload: str, endpoints: list[dict], labels
         f"scrape-{name}", api_version="monitoring.coreos.com/v1", kind="PodMonitor",
         metadata={"name": f"platform-{name}", "namespace": target.namespace_name, "labels": labels},
         spec={"selector": {"matchLabels": {NAME_LABEL: workload}}, "podMetricsEndpoints": endpoints},
-        opts=target._opts(parent))
+        opts=target.opts(parent))
 
 
 def _postgres_exporter(target, bundle: MonitoringBundle, db, labels, parent) -> list[pulumi.Resource]:
@@ -68,6 +68,6 @@ def _postgres_exporter(target, bundle: MonitoringBundle, db, labels, parent) -> 
     created.append(_pod_monitor(target, job, name, [{
         "targetPort": POSTGRES_EXPORTER_PORT, "path": "/metrics",
         "relabelings": [{"targetLabel": "job", "replacement": job}, *_static(db.labels)]}], labels, parent))
-    created.append(target._scrape_policy(ScrapeTarget(job=job, workload=name, port=POSTGRES_EXPORTER_PORT),
-                                         labels, parent))
+    created.append(scrape_policy(target, ScrapeTarget(job=job, workload=name, port=POSTGRES_EXPORTER_PORT),
+                                 labels, parent))
     return created

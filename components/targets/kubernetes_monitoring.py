@@ -21,14 +21,21 @@ turns them into pods. One pair per stack namespace, like the Docker target's own
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import pulumi
 import pulumi_kubernetes as k8s
 from pulumi import ResourceOptions
 
 from components.config import MonitoringSpec
+from components.targets.base import MonitoringBundle
+from components.targets.kubernetes_exporters import database_exporters
+from components.targets.kubernetes_network import scrape_policy
+from components.targets.kubernetes_probes import blackbox_probes
 from components.versioning import image_reference
+
+if TYPE_CHECKING:
+    from components.targets.kubernetes import KubernetesRuntime
 
 NAME = "platform"
 ALERTMANAGER_SECRET = f"alertmanager-{NAME}"  # what the operator reads for Alertmanager/platform
@@ -41,6 +48,53 @@ def _version(version: str) -> dict[str, str]:
     """The operator picks flags and config fields by `version`; a digest tells it nothing, so then
     it is left out (the operator assumes its own default version)."""
     return {"version": f"v{version}"} if _SEMVER.match(version) else {}
+
+
+def monitoring(target: "KubernetesRuntime", bundle: MonitoringBundle,
+               parent: pulumi.Resource) -> list[pulumi.Resource]:
+    """A PrometheusRule and the Alertmanager config secret, for the cluster's Prometheus Operator."""
+    labels = {"app.kubernetes.io/part-of": "platform", "app.kubernetes.io/component": "monitoring",
+              "deploy.platform/stack": target.stack}
+    created: list[pulumi.Resource] = [k8s.apiextensions.CustomResource(
+        "alert-rules", api_version="monitoring.coreos.com/v1", kind="PrometheusRule",
+        metadata={"name": "platform-alerts", "namespace": target.namespace_name, "labels": labels},
+        spec=dict(bundle.rule_file), opts=target.opts(parent))]
+    for scraped in bundle.scrape_targets:
+        if scraped.labels.get("track") == "canary":
+            continue  # canary pods carry the service's app.kubernetes.io/name: its PodMonitor scrapes them
+        created.append(_pod_monitor(target, scraped, labels, parent))
+        created.append(scrape_policy(target, scraped, labels, parent))
+    # postgres_exporter per database, as on Docker (components/targets/kubernetes_exporters.py).
+    created += database_exporters(target, bundle, labels, parent)
+    if not target.settings.render_to_directory:
+        # alertmanager-<name> with alertmanager.yaml is the Prometheus Operator's convention.
+        created.append(k8s.core.v1.Secret(
+            "alertmanager-config", metadata=target.metadata(ALERTMANAGER_SECRET, labels),
+            string_data={"alertmanager.yaml": bundle.alertmanager_config}, opts=target.opts(parent)))
+    # The stack's own Prometheus and Alertmanager, run by the cluster's Prometheus Operator
+    # (docs/monitoring-kubernetes.md).
+    created += stack_pipeline(target.namespace_name, target.stack, labels, bundle.settings, target.opts(parent))
+    created += blackbox_probes(target, bundle, labels, parent)
+    return created
+
+
+def _pod_monitor(target: "KubernetesRuntime", scraped, labels, parent) -> pulumi.Resource:
+    """One PodMonitor per job: the rules select by `job`, so it is set explicitly; `service` and
+    `version` come from the pod's own labels, so an alert names what ran in the pod that fired."""
+    return k8s.apiextensions.CustomResource(
+        f"scrape-{scraped.job}", api_version="monitoring.coreos.com/v1", kind="PodMonitor",
+        metadata={"name": f"platform-{scraped.job}", "namespace": target.namespace_name, "labels": labels},
+        spec={"selector": {"matchLabels": {"app.kubernetes.io/name": scraped.workload}},
+              "podMetricsEndpoints": [{"targetPort": scraped.port, "path": "/metrics", "relabelings": [
+                  {"targetLabel": "job", "replacement": scraped.job},
+                  {"targetLabel": "service", "replacement": scraped.labels.get("service", scraped.job)},
+                  {"sourceLabels": ["__meta_kubernetes_pod_label_app_kubernetes_io_version"],
+                   "targetLabel": "version"} if scraped.version_from_pod else
+                  {"targetLabel": "version", "replacement": scraped.labels.get("version", "")},
+                  {"sourceLabels": ["__meta_kubernetes_pod_label_deploy_platform_track"],
+                   "targetLabel": "track"},
+              ]}]},
+        opts=target.opts(parent))
 
 
 def stack_pipeline(namespace: str, stack: str, labels: dict[str, str], settings: MonitoringSpec,

@@ -13,10 +13,17 @@ Ref: https://github.com/prometheus/blackbox_exporter#prometheus-configuration
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-from components.monitoring import BLACKBOX, BLACKBOX_EXPORTER_PORT, EDGE_TLS_PORT, module_name
-from components.targets.base import ProbeTarget, ScrapeTarget
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.monitoring import BLACKBOX, BLACKBOX_EXPORTER_PORT, EDGE_TLS_PORT, blackbox_workload, module_name
+from components.targets.base import MonitoringBundle, ProbeTarget, ScrapeTarget
+from components.targets.kubernetes_network import NAME_LABEL, edge_pods, policy, scrape_policy, tcp
+
+if TYPE_CHECKING:
+    from components.targets.kubernetes import KubernetesRuntime
 
 PROBE_JOB = "blackbox"  # the `job` the certificate rules select on (components/alerting/catalogue.py)
 
@@ -42,3 +49,21 @@ def edge_probe_address(service_address) -> str:
 def probe_scrape_target() -> ScrapeTarget:
     """The exporter as a scrape target (what the namespace's network policy opens to Prometheus)."""
     return ScrapeTarget(job=PROBE_JOB, workload=BLACKBOX, port=BLACKBOX_EXPORTER_PORT)
+
+
+def blackbox_probes(target: "KubernetesRuntime", bundle: MonitoringBundle, labels,
+                    parent: pulumi.Resource) -> list[pulumi.Resource]:
+    """The blackbox exporter probing every public endpoint through the edge Service, its
+    PodMonitor and network paths."""
+    if not bundle.probes:
+        return []
+    handle = target.workload(blackbox_workload(bundle), parent)
+    selector = {NAME_LABEL: BLACKBOX}
+    monitor = k8s.apiextensions.CustomResource(
+        "scrape-blackbox", api_version="monitoring.coreos.com/v1", kind="PodMonitor",
+        metadata={"name": "platform-blackbox", "namespace": target.namespace_name, "labels": labels},
+        spec=probe_monitor_spec(bundle.probes, edge_probe_address(target.service_address)), opts=target.opts(parent))
+    to_edge = policy(target, f"{BLACKBOX}-to-edge", labels, parent, selector, egress=[
+        k8s.networking.v1.NetworkPolicyEgressRuleArgs(to=[edge_pods()], ports=[tcp(443)])])
+    scraped = scrape_policy(target, probe_scrape_target(), labels, parent)
+    return [*handle.resources, monitor, to_edge, scraped]

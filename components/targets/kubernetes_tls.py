@@ -29,11 +29,11 @@ from components.config import KubernetesTarget, TlsSpec
 from components.edge import DYNAMIC_PATH
 from components.local_ca import LocalCertificateAuthority, LocalCertificateAuthorityArgs
 from components.targets.base import TlsMaterial
-from components.tls_settings import acme_ca_bundle, acme_directory
+from components.config.tls import acme_ca_bundle, acme_directory
 
 API = "cert-manager.io/v1"
 # Inside the directory the edge proxy watches, so it loads a renewed certificate without a restart
-# (KubernetesRuntime._live_volume); Traefik reads only .yml/.toml files there as configuration.
+# (kubernetes_workloads.py, _live_volume); Traefik reads only .yml/.toml files there as configuration.
 CERT_DIR = posixpath.join(posixpath.dirname(DYNAMIC_PATH), "certs")
 TLS_KEYS = ("tls.crt", "tls.key")  # what a kubernetes.io/tls Secret holds for the edge
 LABELS = {"app.kubernetes.io/part-of": "platform", "app.kubernetes.io/name": "edge"}

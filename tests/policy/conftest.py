@@ -88,7 +88,7 @@ def _restricted() -> dict:
     """A hardened container securityContext, fresh for each container so a test mutates only one."""
     return {"allowPrivilegeEscalation": False, "privileged": False, "runAsNonRoot": True,
             "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}}
-# The pod level of a hardened pod (components/targets/kubernetes.py writes the same).
+# The pod level of a hardened pod (components/targets/kubernetes_pods.py writes the same).
 POD_SECURITY = {"runAsNonRoot": True, "runAsUser": 65534, "runAsGroup": 65534,
                 "seccompProfile": {"type": "RuntimeDefault"}}
 

@@ -56,7 +56,7 @@ def kubernetes_labels(service: str, component: str, version: str, track: str = "
 
 
 def docker_labels(service: str, component: str, version: str, **extra: str) -> list[dict[str, str]]:
-    """A Docker container's labels as the program sets them (components/targets/docker.py): the
+    """A Docker container's labels as the program sets them (components/targets/docker_workloads.py): the
     standard labels, the full version under its annotation key, then extra labels; engine-shaped."""
     labels = {**standard_labels(STACK, service, component, version), **version_annotations(version), **extra}
     return [{"label": key, "value": value} for key, value in sorted(labels.items())]
