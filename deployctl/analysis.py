@@ -3,7 +3,7 @@ service's own metrics report them (devenv/images/shop-app serves them; the scrap
 series with `service`, `version` and `track`, docs/alerting.md).
 
 `deployctl rollout` asks this between steps when the stack configures `rollout.prometheus`; the
-direct probes through the edge (operations.analyse) still run when a probe URL is given, and the
+direct probes through the edge (deployctl/rollout.py analyse) still run when a probe URL is given, and the
 step goes on only if both pass. The queries and thresholds are configuration
 (components/config_release.PrometheusAnalysis); placeholders {service}, {version}, {window} and
 {timeout_le} are filled in before the query is sent to /api/v1/query.
@@ -19,7 +19,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 
-from components.config_release import PrometheusAnalysis, RolloutSpec
+from components.config.release import PrometheusAnalysis, RolloutSpec
 
 
 class AnalysisError(RuntimeError):
@@ -28,7 +28,7 @@ class AnalysisError(RuntimeError):
 
 @dataclass(frozen=True)
 class CanaryVerdict:
-    """The same shape as operations.Analysis (requests, successes, timeouts and their rates), so
+    """The same shape as deployctl/rollout.py's Analysis (requests, successes, timeouts and their rates), so
     the rollout records either the same way."""
 
     requests: int
@@ -91,7 +91,7 @@ def analyse_prometheus(settings: PrometheusAnalysis, service: str, version: str)
 
 
 def analyse_canary(rollout: RolloutSpec, service: str, version: str, probe=None):
-    """Prometheus' verdict when configured, the direct probes' (`probe()`, an operations.Analysis)
+    """Prometheus' verdict when configured, the direct probes' (`probe()`, a rollout.py Analysis)
     when given; with both, the worse of the two decides."""
     verdicts = []
     if rollout.prometheus is not None:

@@ -76,7 +76,7 @@ def firing_alerts(alertmanager_url: str, stack: str) -> list[dict[str, Any]]:
 
 
 def stack_view(engine: Any, stack: str, alertmanager_url: str | None) -> StackView:
-    from deployctl.operations import platform_config
+    from deployctl.stack_settings import platform_config
 
     view = StackView(stack)
     try:

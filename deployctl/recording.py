@@ -17,6 +17,7 @@ from deployctl.preflight import PreflightFailed, run_checks
 from components.images import stack_images
 from deployctl.lease import process_alive
 from deployctl.records import Audit, ReleaseRecord, now_iso, resolve_images, version_set_sha256
+from deployctl.stack_settings import platform_config, platform_model  # one parser for the stack's config
 from deployctl.workspace import DeployError, UpdateNotStarted
 
 
@@ -122,8 +123,6 @@ def prepare(engine: Any, stack: str, record: ReleaseRecord, audit: Audit | None,
     sha256 and (with `check`) the preflight checks, refusing the operation at the first failure."""
     if audit is None:
         return
-    from deployctl.operations import platform_config, platform_model  # one parser for the stack's config
-
     config = platform_model(engine, stack)
     raw = platform_config(engine, stack)
     record.versions_attempted = versions_of(raw.get("services") or {}, raw.get("edge") or {})
@@ -161,8 +160,6 @@ def preview_result(failure: str) -> dict[str, str]:
 
 def update_results(engine: Any, stack: str, record: ReleaseRecord, failure: str | None) -> None:
     """Policy and smoke-test results of the update that just ran (both run inside `pulumi up`)."""
-    from deployctl.operations import platform_model
-
     refused = bool(failure) and policy_violated(failure)
     record.policy["update"] = "refused" if refused else "passed"
     if refused:
@@ -202,8 +199,6 @@ def secret_reader(engine: Any, stack: str):
 
 
 def send_notifications(engine: Any, stack: str, record: ReleaseRecord) -> None:
-    from deployctl.operations import platform_model
-
     try:
         spec = platform_model(engine, stack).notifications
     except DeployError as error:
