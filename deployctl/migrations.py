@@ -19,9 +19,10 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Mapping, Sequence
 
 from components.config import PlatformConfig
-from components.config_migrations import migration_database
+from components.config.migrations import migration_database
 from components.migration_plan import Applied, Plan, Wanted, parse_record, plan
 from components.migrations import TYPE
+from components.targets.job_environment import job_environment
 from components.targets.jobs import JobError
 from components.targets.oneoff_jobs import run_in_job_environment
 from deployctl.drills import restore_backup
@@ -97,16 +98,6 @@ def set_before(listing: str, before: float) -> str | None:
     return started[-1] if started else None
 
 
-def job_settings(config: PlatformConfig, stack: str) -> dict[str, Any]:
-    """Where the stack's scheduled jobs run, for components/targets/oneoff_jobs.py."""
-    if config.target == "kubernetes":
-        if config.kubernetes is None or config.kubernetes.render_to_directory:
-            raise DeployError(f"{stack}: nothing of it runs in a cluster (rendered manifests): restore there")
-        return {"target": "kubernetes", "kubectl": config.kubernetes.kubectl(), "namespace": config.kubernetes.namespace}
-    host = config.docker.host if config.docker else None
-    return {"target": "docker", "docker": ["docker", *(["--host", host] if host else [])], "stack": stack}
-
-
 @dataclass(frozen=True)
 class Restored:
     service: str
@@ -141,8 +132,12 @@ def restore_before(config: PlatformConfig, stack: str, service: str, decided: Pl
     on_progress(f"{service}: restoring database '{oldest.database}' from the backup taken before migration "
                 f"'{oldest.name}' ({oldest.version}) ran at {_iso(oldest.applied_at)}")
     try:
-        listing = run_in_job_environment(job_settings(config, stack), f"restore-drill-{oldest.database}",
-                                         'ls -1 "$BACKUP_DIR"', 300, on_progress)
+        where = job_environment(config, stack)  # the target's code knows how its jobs are reached
+    except JobError as error:
+        raise DeployError(str(error)) from None
+    try:
+        listing = run_in_job_environment(where, f"restore-drill-{oldest.database}", 'ls -1 "$BACKUP_DIR"', 300,
+                                         on_progress)
     except JobError as error:
         raise DeployError(f"{stack}: could not list the backups of '{oldest.database}': {error}") from None
     chosen = set_before(listing.log, oldest.applied_at) if listing.succeeded else None

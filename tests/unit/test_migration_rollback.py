@@ -1,5 +1,5 @@
 """`deployctl rollback` across migrations, decided before anything changes (deployctl/migrations.py,
-deployctl/operations.py schema_rollback): chains read from the exported state, refusal naming the
+deployctl/rollbacks.py schema_rollback): chains read from the exported state, refusal naming the
 irreversible migration, the backup set chosen for --restore-data and the RPO window recorded."""
 
 from __future__ import annotations
@@ -10,14 +10,15 @@ from datetime import datetime, timezone
 
 import pytest
 
-from components.migration_plan import Applied, record_text
+from components.migration_plan import Applied, Plan, record_text
 from components.migrations import TYPE
-from components.stack_config import parse_platform_config
+from components.config.loading import parse_platform_config
+from components.targets.job_environment import job_environment
 from deployctl import migrations
 from deployctl.history import releases_from_history
-from deployctl.operations import schema_rollback
+from deployctl.rollbacks import schema_rollback
 from deployctl.records import ReleaseRecord
-from deployctl.workspace import UpdateNotStarted
+from deployctl.workspace import DeployError, UpdateNotStarted
 from support import raw_stack_config
 
 DOWN = ["/app/migrate", "down"]
@@ -123,7 +124,16 @@ def test_the_record_of_a_restore_gives_the_rpo_as_a_window_from_the_backup_to_th
                                                                         "20261202T061000Z")
 
 
-def test_job_settings_follow_the_stack_target():
+def test_the_backups_are_listed_where_the_stack_target_runs_its_jobs():
     config = parse_platform_config(raw_stack_config("staging"), "staging")
-    settings = migrations.job_settings(config, "staging")
+    settings = job_environment(config, "staging")
     assert settings["target"] == "kubernetes" and settings["namespace"] == "shop-staging"
+
+
+def test_fails_to_restore_a_stack_that_only_renders_manifests_naming_why():
+    config = parse_platform_config(raw_stack_config("staging"), "staging")
+    rendered = config.model_copy(update={"kubernetes": config.kubernetes.model_copy(
+        update={"render_to_directory": "rendered/staging"})})
+    with pytest.raises(DeployError, match=r"^staging: nothing of it runs in a cluster \(rendered manifests\): "
+                                          "restore there$"):
+        migrations.restore_before(rendered, "staging", "api", Plan(steps=(), chain=(A, B), refused=(C,)))
