@@ -33,13 +33,15 @@ SERVICES_STATUS_URL = f"http://127.0.0.1:{API_PORT}/api/http/services"
 class EdgeProxyArgs:
     spec: EdgeSpec
     routes: Sequence[Route]
+    target: RuntimeTarget
     certificate: TlsMaterial | None = None  # issued by the target; None: Traefik handles TLS itself
-    ready: Sequence[pulumi.Resource] = ()  # the routed workloads' readiness: routes switch after it
+    # The routed workloads' readiness: only the routes switch after it, so it is no depends_on of
+    # the edge (which would hold the edge itself back until every new release slot is ready).
+    ready: Sequence[pulumi.Resource] = ()
 
 
 class EdgeProxy(pulumi.ComponentResource):
-    def __init__(self, name: str, args: EdgeProxyArgs, target: RuntimeTarget,
-                 opts: ResourceOptions | None = None):
+    def __init__(self, name: str, args: EdgeProxyArgs, opts: ResourceOptions | None = None):
         super().__init__("platform:edge:EdgeProxy", name, None, opts)
         spec = args.spec
         self.static_config = render_static_config(spec.tls, spec.https_port, args.certificate)
@@ -50,7 +52,7 @@ class EdgeProxy(pulumi.ComponentResource):
             # Traefik's ACME client (lego) trusts a private directory's CA through this variable.
             files[EDGE_ACME_CA_PATH] = bundle
             env["LEGO_CA_CERTIFICATES"] = EDGE_ACME_CA_PATH
-        handle = target.workload(WorkloadSpec(
+        handle = args.target.workload(WorkloadSpec(
             name="edge",
             service="edge",
             component="edge",
@@ -74,7 +76,7 @@ class EdgeProxy(pulumi.ComponentResource):
         ), parent=self)
         self.address = handle.address
         self.urls = [f"https://{host}:{spec.https_port}/" for host in spec.hosts]
-        self.register_outputs({"urls": self.urls})
+        self.register_outputs({"address": self.address, "urls": self.urls})
 
 
 def render_static_config(tls: TlsSpec, https_port: int, certificate: TlsMaterial | None = None) -> str:

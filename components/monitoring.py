@@ -53,11 +53,11 @@ class MonitoringArgs:
     stack: str
     config: PlatformConfig
     database_workloads: Mapping[str, Any]  # database name -> PostgresDatabase (workload_name, host, port)
+    target: RuntimeTarget
 
 
 class Monitoring(pulumi.ComponentResource):
-    def __init__(self, name: str, args: MonitoringArgs, target: RuntimeTarget,
-                 opts: ResourceOptions | None = None):
+    def __init__(self, name: str, args: MonitoringArgs, opts: ResourceOptions | None = None):
         super().__init__("platform:monitoring:Monitoring", name, None, opts)
         # The version each job's stable target runs (ServiceDown names it even when no target is left).
         jobs = {t.job: t.labels.get("version", "") for t in args.scrape_targets if t.labels.get("track") != "canary"}
@@ -69,7 +69,7 @@ class Monitoring(pulumi.ComponentResource):
         self.rule_file = render_prometheus_rule_file(groups)
         self.alert_names = [rule.name for group in groups for rule in group.rules]
         alertmanager_config = _alertmanager_yaml(args.alerting, args.secrets)
-        target.monitoring(MonitoringBundle(
+        args.target.monitoring(MonitoringBundle(
             rule_file=self.rule_file,
             alertmanager_config=alertmanager_config,
             scrape_targets=args.scrape_targets,
@@ -139,7 +139,7 @@ def prometheus_config(bundle: MonitoringBundle, rule_path: str, alertmanager: st
                       address: Callable[[str, int], str], exporters: bool = False) -> str:
     """prometheus.yml for a target that runs its own Prometheus (`address(workload, port)` -> host:port).
 
-    `exporters`: the target also runs the node, postgres and blackbox exporters (monitoring_exporters)."""
+    `exporters`: the target also runs the node, postgres and blackbox exporters (components/targets/docker_monitoring.py)."""
     interval = f"{bundle.settings.scrape_interval_seconds}s"
     jobs = []
     for t in sorted(bundle.scrape_targets, key=lambda t: (t.job, t.workload)):

@@ -62,28 +62,29 @@ class Platform(pulumi.ComponentResource):
                                          self.predeploy_backups, self)
         self.channels = {
             service: ReleaseChannel(f"{name}-{service}", ReleaseChannelArgs(
-                service=service, spec=spec,
+                service=service, spec=spec, target=target,
                 secret_env=self._service_secrets(spec, args.secrets, config),
                 database_env=self._database_env(spec, config),
                 database_workloads=tuple(self.databases[db].workload_name for db in spec.databases),
-                volumes=tuple(volumes_of(config, service)),
-                after=tuple(self.predeploy_backups[db] for db in spec.databases if db in self.predeploy_backups)
-                + migrations_of(self.migrations, config, spec.databases)),
-                target, child)
+                volumes=tuple(volumes_of(config, service))),
+                # Its workloads change only after its databases' pre-deploy backups and migrations.
+                ResourceOptions.merge(child, ResourceOptions(depends_on=[
+                    *(self.predeploy_backups[db] for db in spec.databases if db in self.predeploy_backups),
+                    *migrations_of(self.migrations, config, spec.databases)])))
             for service, spec in config.services.items()
         }
         routes = [channel.route for channel in self.channels.values() if channel.route]
         self.certificates = EdgeCertificates(f"{name}-tls", EdgeCertificatesArgs(
-            hosts=config.edge.hosts, tls=config.edge.tls), target, child)
+            hosts=config.edge.hosts, tls=config.edge.tls, target=target), child)
         self.edge = EdgeProxy(f"{name}-edge", EdgeProxyArgs(
-            spec=config.edge, routes=routes, certificate=self.certificates.material,
-            ready=[gate for channel in self.channels.values() for gate in channel.ready]), target, child)
+            spec=config.edge, routes=routes, target=target, certificate=self.certificates.material,
+            ready=[gate for channel in self.channels.values() for gate in channel.ready]), child)
 
         self.monitoring = Monitoring(f"{name}-monitoring", MonitoringArgs(
             alerting=config.alerting, settings=config.monitoring,
             services=["edge", *config.services], databases=list(config.databases),
             scrape_targets=self._scrape_targets(config), secrets=args.secrets,
-            stack=args.stack, config=config, database_workloads=self.databases), target, child)
+            stack=args.stack, config=config, database_workloads=self.databases, target=target), child)
 
         self.smoke_test = self._smoke_test(name, config, target, child)
         self.target = target.name

@@ -26,9 +26,9 @@ class ReleaseChannelArgs:
     spec: ServiceSpec
     secret_env: Mapping[str, pulumi.Input[str]]
     database_env: Mapping[str, str]
+    target: RuntimeTarget
     database_workloads: tuple[str, ...] = ()  # workloads this service may reach (NetworkPolicy/networks)
-    after: tuple[pulumi.Resource, ...] = ()  # e.g. the pre-deploy backups of those databases
-    volumes: tuple[BackedUpVolume, ...] = ()  # persistent volumes every track mounts (config_volumes.py)
+    volumes: tuple[BackedUpVolume, ...] = ()  # persistent volumes every track mounts (config/volumes.py)
 
 
 @dataclass(frozen=True)
@@ -45,15 +45,17 @@ class Route:
 
 
 class ReleaseChannel(pulumi.ComponentResource):
-    def __init__(self, name: str, args: ReleaseChannelArgs, target: RuntimeTarget,
-                 opts: ResourceOptions | None = None):
+    """A service's tracks. What its workloads wait for (the pre-deploy backups and migrations of
+    its databases) comes as `opts.depends_on`, which each track's workload also names itself."""
+
+    def __init__(self, name: str, args: ReleaseChannelArgs, opts: ResourceOptions | None = None):
         super().__init__("platform:release:ReleaseChannel", name, None, opts)
-        spec = args.spec
-        self.stable = target.workload(self._track(args, spec.version, "stable", spec.replicas), parent=self)
+        spec, target, after = args.spec, args.target, _depends_on(opts)
+        self.stable = target.workload(self._track(args, spec.version, "stable", spec.replicas, after), parent=self)
         self.canary = None
         if spec.canary is not None:
             # One canary replica is enough to judge a candidate; the weight decides its share.
-            self.canary = target.workload(self._track(args, spec.canary.version, "canary", 1), parent=self)
+            self.canary = target.workload(self._track(args, spec.canary.version, "canary", 1, after), parent=self)
 
         self.stable_version = pulumi.Output.from_input(spec.version)
         self.canary_version = pulumi.Output.from_input(spec.canary.version if spec.canary else None)
@@ -68,7 +70,8 @@ class ReleaseChannel(pulumi.ComponentResource):
         })
 
     @staticmethod
-    def _track(args: ReleaseChannelArgs, version: str, track: str, replicas: int) -> WorkloadSpec:
+    def _track(args: ReleaseChannelArgs, version: str, track: str, replicas: int,
+               after: tuple[pulumi.Resource, ...]) -> WorkloadSpec:
         spec = args.spec
         return WorkloadSpec(
             name=args.service if track == "stable" else f"{args.service}-{track}",
@@ -87,10 +90,21 @@ class ReleaseChannel(pulumi.ComponentResource):
             log_rotation=spec.log_rotation,
             track=track,
             clients_of=args.database_workloads,
-            after=args.after,
+            after=after,
             # One volume for all tracks and replicas: uploads written by any of them stay together.
             data_volumes=tuple(Volume(name=v.volume_name, mount_path=v.mount_path, size=v.size) for v in args.volumes),
         )
+
+
+def _depends_on(opts: ResourceOptions | None) -> tuple[pulumi.Resource, ...]:
+    """The resources in `opts.depends_on`. Named again on the workloads, so each keeps the
+    dependencies it had when they came in the args (the state records a resource's own)."""
+    depends_on = opts.depends_on if opts else None
+    if depends_on is None:
+        return ()
+    if isinstance(depends_on, pulumi.Resource):
+        return (depends_on,)
+    return tuple(depends_on)
 
 
 def _route(service: str, spec: ServiceSpec, stable: WorkloadHandle, canary_track: WorkloadHandle | None) -> Route:

@@ -19,13 +19,13 @@ from components.targets.base import RuntimeTarget
 class EdgeCertificatesArgs:
     hosts: Sequence[str]
     tls: TlsSpec
+    target: RuntimeTarget
 
 
 class EdgeCertificates(pulumi.ComponentResource):
-    def __init__(self, name: str, args: EdgeCertificatesArgs, target: RuntimeTarget,
-                 opts: ResourceOptions | None = None):
+    def __init__(self, name: str, args: EdgeCertificatesArgs, opts: ResourceOptions | None = None):
         super().__init__("platform:tls:EdgeCertificates", name, None, opts)
-        self.material = target.edge_tls(args.hosts, args.tls, parent=self)
+        self.material = args.target.edge_tls(args.hosts, args.tls, parent=self)
         self.issuer = self.material.issuer if self.material else "edge-proxy"
         self.mode = args.tls.mode
         self.hosts = list(args.hosts)
