@@ -1,7 +1,7 @@
 """Entry point: read and validate the stack's config once, build the Platform, export.
 
 Where to add things: a new kind of service is a new `component` value in
-components/config.py (ServiceSpec) plus its defaults; a new piece of
+components/config/services.py (ServiceSpec) plus its defaults; a new piece of
 infrastructure is a ComponentResource in components/ that Platform creates.
 """
 

@@ -1,7 +1,7 @@
 """The shell the backup and restore jobs run in the PostgreSQL image (busybox sh, pg_dump, tar).
 
 One backup *set* per run, all named after the run's UTC time `<ts>` in `$BACKUP_DIR`:
-`<ts>.dump` (+ `.sha256`) and, per declared volume (components/config_volumes.py), `<ts>.<volume>.tar`
+`<ts>.dump` (+ `.sha256`) and, per declared volume (components/config/volumes.py), `<ts>.<volume>.tar`
 (+ `.sha256`) and `<ts>.<volume>.files.sha256` (every file's sha256). Each file is written under a
 `.partial` name first; the dump is renamed last, so a set is good exactly when its `<ts>.dump` exists.
 

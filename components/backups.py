@@ -36,7 +36,7 @@ class BackupScheduleArgs:
     password: pulumi.Input[str]
     target: RuntimeTarget
     monitoring: MonitoringSpec = MonitoringSpec()
-    volumes: tuple[BackedUpVolume, ...] = ()  # archived with each dump (config_volumes.py)
+    volumes: tuple[BackedUpVolume, ...] = ()  # archived with each dump (config/volumes.py)
 
 
 class BackupSchedule(pulumi.ComponentResource):

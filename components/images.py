@@ -12,7 +12,7 @@ from typing import Any
 
 
 def stack_images(config: Any) -> dict[str, tuple[str, str]]:
-    """name -> (repository, version) for the validated PlatformConfig (components/config.py)."""
+    """name -> (repository, version) for the validated PlatformConfig (components/config/platform.py)."""
     from components.targets import target_images
 
     images: dict[str, tuple[str, str]] = {}

@@ -1,6 +1,6 @@
 """The migration step of a release: after the pre-deploy backup, before any workload changes.
 
-For each service that declares `migration` (components/config_migrations.py), one
+For each service that declares `migration` (components/config/migrations.py), one
 `command:local:Command` (pulumi-command, as the pre-deploy backup) runs
 `python -m components.migration_run`, which asks components/migration_plan.py what to do and runs
 it as a one-off job on the stack's target (components/targets/oneoff_jobs.py): the new version's

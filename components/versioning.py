@@ -1,6 +1,6 @@
 """What counts as a version, a pinned version and an image reference.
 
-One source of truth for the config models (components/config.py) and the
+One source of truth for the config models (components/config/) and the
 policy pack (policy/): a release can only be verified, promoted and rolled
 back if its version names exactly one image, forever.
 """

@@ -9,33 +9,36 @@ The models most callers need are re-exported here (`from components.config impor
 PlatformConfig`); the loader, which brings in the Pulumi SDK, is imported from its own module
 (`from components.config.loading import ConfigError, load`). Modules of this package import from
 each other, never from this file, so that no import goes round in a circle.
+
+    platform.py       PlatformConfig, the whole of `platform:*`, and SCHEMA_KEYS
+    model.py          the base model and the value types (versions, names, hosts, cron schedules, ...)
+    workload.py       what every workload shares: health check, resources, log rotation
+    services.py       `services` (ServiceSpec), with migrations.py and volumes.py
+    databases.py      `databases` and their backups
+    edge.py, tls.py   `edge` and its certificates (and the ACME directories)
+    alerting.py       `alerting` and `monitoring`
+    release.py        `smokeTest`, `promotion`, `rollout`, `drills`
+    notifications.py  `notifications`;  preflight.py  `preflight`
+    targets.py        `kubernetes` and `docker`, where a stack runs
+    checks.py         the checks across keys (a target's own: components/targets/config_checks.py)
+    loading.py        the stack's config into these models, every problem by stack file and key
+    secret_keys.py    `python -m components.config.secret_keys Pulumi.<stack>.yaml` (scripts/setup.sh)
 """
 
+from components.config.alerting import AlertingSpec, AlertThresholds, MonitoringSpec
+from components.config.databases import BackupPolicy, DatabaseSpec
+from components.config.edge import EdgeSpec
+from components.config.migrations import MigrationSpec
 from components.config.model import ConfigProblems, Problem
 from components.config.notifications import NotificationsSpec
-from components.config.platform import (
-    SCHEMA_KEYS,
-    AlertingSpec,
-    AlertThresholds,
-    BackupPolicy,
-    Canary,
-    DatabaseSpec,
-    EdgeSpec,
-    HealthCheck,
-    LogRotation,
-    MonitoringSpec,
-    PlatformConfig,
-    Resources,
-    ServiceSpec,
-    TlsSpec,
-    cpu_millicores,
-    memory_mebibytes,
-)
+from components.config.platform import SCHEMA_KEYS, PlatformConfig
 from components.config.preflight import PreflightSpec
 from components.config.release import DrillsSpec, PrometheusAnalysis, PromotionSpec, RolloutSpec, SmokeTestSpec
+from components.config.services import Canary, ServiceSpec
 from components.config.targets import DockerTarget, KubernetesTarget
-from components.config.migrations import MigrationSpec
+from components.config.tls import TlsSpec
 from components.config.volumes import BackedUpVolume, ServiceVolume
+from components.config.workload import HealthCheck, LogRotation, Resources, cpu_millicores, memory_mebibytes
 
 __all__ = [
     "SCHEMA_KEYS", "AlertThresholds", "AlertingSpec", "BackedUpVolume", "BackupPolicy", "Canary", "ConfigProblems",

@@ -1,4 +1,4 @@
-"""A service's database migration: `platform:services.<name>.migration` (part of components/config.py).
+"""A service's database migration: `platform:services.<name>.migration` (part of components/config/).
 
 When a release changes the service's version, the platform backs up the service's database, runs
 `command` once with the NEW image against that database (a one-off Kubernetes Job or Docker

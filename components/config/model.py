@@ -1,4 +1,4 @@
-"""The base every configuration model shares (components/config.py and its parts), and the
+"""The base every configuration model of components/config/ shares, and the
 value types their fields use: each refuses a malformed value with what would be valid.
 
 Well-kept validators where they exist: cronsim for cron schedules, email-validator for e-mail

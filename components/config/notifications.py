@@ -1,4 +1,4 @@
-"""Who deployctl tells about releases: `platform:notifications` (part of components/config.py).
+"""Who deployctl tells about releases: `platform:notifications` (part of components/config/).
 
 Each channel is optional and appears at most once per stack. URLs and passwords are never
 values here: they name secret config keys (`pulumi config set --secret platform:<key> ...`),

@@ -1,4 +1,4 @@
-"""What deployctl checks before it changes a stack: `platform:preflight` (part of components/config.py)."""
+"""What deployctl checks before it changes a stack: `platform:preflight` (part of components/config/)."""
 
 from __future__ import annotations
 

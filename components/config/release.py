@@ -1,5 +1,5 @@
 """How releases are checked, promoted, stepped and drilled: `platform:smokeTest`,
-`platform:promotion`, `platform:rollout` and `platform:drills` (part of components/config.py)."""
+`platform:promotion`, `platform:rollout` and `platform:drills` (part of components/config/)."""
 
 from __future__ import annotations
 

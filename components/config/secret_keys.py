@@ -1,4 +1,4 @@
-"""`python -m components.secret_keys Pulumi.<stack>.yaml`: the secret config keys a stack file needs.
+"""`python -m components.config.secret_keys Pulumi.<stack>.yaml`: the secret config keys a stack file needs.
 
 Used by scripts/setup.sh to give the dev stack random secrets on a new machine.
 """

@@ -1,4 +1,5 @@
-"""Where a stack runs: `platform:kubernetes` and `platform:docker` (part of components/config.py)."""
+"""Where a stack runs: `platform:kubernetes` and `platform:docker` (part of components/config/; what
+each target needs of the other keys it checks itself: components/targets/config_checks.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,6 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from components.config.model import DnsLabel, DnsSubdomain, IpAddress, Model, NonEmpty
-
-NODE_PORTS = (30000, 32767)  # the API server's default --service-node-port-range
 
 
 class KubernetesTarget(Model):

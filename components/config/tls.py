@@ -1,12 +1,15 @@
-"""ACME directories, shared by cert-manager issuers (Kubernetes) and Traefik's resolver (Docker):
+"""The edge's certificates: `platform:edge.tls` (part of components/config/), and the ACME
+directories shared by cert-manager issuers (Kubernetes) and Traefik's resolver (Docker):
 Let's Encrypt's two by name, or any directory's URL (the development machine's Pebble)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
+
+from components.config.model import EmailAddress, Model, Problem, refuse
 
 ACME_SERVERS = {
     "staging": "https://acme-staging-v02.api.letsencrypt.org/directory",
@@ -20,6 +23,32 @@ EDGE_ACME_CA_PATH = "/etc/traefik/acme-ca.pem"
 # Traefik's ACME storage (account key, certificates and their keys), in a directory the target
 # keeps on a volume (Docker: a named volume), never in the container's own layer.
 EDGE_ACME_STORAGE = "/etc/traefik/acme/acme.json"
+
+
+class TlsSpec(Model):
+    # acme: a public CA (cert-manager on Kubernetes, Traefik's resolver on Docker).
+    # self-signed: a CA chain in the cluster, issued by cert-manager (Traefik's local CA on Docker).
+    # local-ca: this program's own CA (components/local_ca.py) writes the edge Secret itself, for
+    #   clusters without cert-manager's controller (the embedded local cluster).
+    mode: Literal["acme", "self-signed", "local-ca"] = "self-signed"
+    email: EmailAddress | None = Field(None, description="ACME account e-mail.")
+    # Let's Encrypt's staging or production directory, or another ACME directory's https URL (the
+    # development machine's Pebble, devenv/acme/pebble.sh; docs/tls.md).
+    acme_server: Literal["staging", "production"] | AcmeDirectoryUrl = "staging"
+    # PEM file of the CA that signed a private ACME directory's own TLS certificate (Pebble's).
+    acme_ca_bundle_file: str | None = None
+    # cert-manager's default is 2/3 of the lifetime; 30 days leaves time for a human if renewal breaks.
+    renew_before_days: int = Field(30, ge=1, le=89)
+    # The lifetime cert-manager asks for (ACME: the order's notAfter). Shorter than renewBeforeDays,
+    # renewal comes at 2/3 of it: a short-lived certificate exercises renewal and the expiry alert.
+    duration_hours: int = Field(2160, ge=1, le=2160)
+
+    @model_validator(mode="after")
+    def _acme_needs_email(self) -> "TlsSpec":
+        if self.mode == "acme" and not self.email:
+            refuse([Problem("email", "mode acme needs an e-mail address for the ACME account "
+                                     "(e.g. platform-team@example.com), found nothing")])
+        return self
 
 
 def acme_directory(server: str) -> str:

@@ -25,7 +25,7 @@ from pydantic import Field, field_validator
 
 from components.config.model import Model, Problem
 
-if TYPE_CHECKING:  # components/config.py imports this module
+if TYPE_CHECKING:  # platform.py imports this module (through services.py and checks.py)
     from components.config.platform import PlatformConfig
 
 # Volume names become parts of claim, Docker volume and archive names (`<service>-<volume>`).

@@ -5,7 +5,7 @@ runs the result through the program's own entry point (`components.config.loadin
 `__main__.py` calls) with the config handed over as the engine hands it: top-level values as
 strings, objects as JSON that keeps the stack file's YAML types. Each must be refused with a
 message that names the stack file and the key. Together the cases mutate every key of the
-schema (the models in components/config.py, documented in Pulumi.yaml).
+schema (the models in components/config/, documented in Pulumi.yaml).
 
 `pytest -s tests/unit/test_config_corpus.py` prints `refused N of N broken configs`.
 """
@@ -188,7 +188,7 @@ CORPUS: list[Case] = [
     case(f"{S}.canary", {"version": "1.5.0", "weight": -1}, "negative weight", key=f"{S}.canary.weight"),
     case(f"{S}.canary", {"version": "1.5.0", "weight": "10"}, "a number given as a string",
          key=f"{S}.canary.weight"),
-    # migrations (components/config_migrations.py)
+    # migrations (components/config/migrations.py)
     case(f"{S}.migration", {"command": ["/app/migrate", "up"], "down": ["/app/migrate", "down"]},
          "a migration needs a name", key=f"{S}.migration.name"),
     case(f"{S}.migration", {"name": "add sku", "command": ["/app/migrate", "up"], "irreversible": True},

@@ -1,4 +1,4 @@
-"""Declared service volumes: the model (components/config_volumes.py) and what each target makes
+"""Declared service volumes: the model (components/config/volumes.py) and what each target makes
 of them under mocks: the service mounts its volume, its database's backup and restore jobs mount
 the same one and are told to archive it."""
 
