@@ -5,7 +5,7 @@ series with `service`, `version` and `track`, docs/alerting.md).
 `deployctl rollout` asks this between steps when the stack configures `rollout.prometheus`; the
 direct probes through the edge (deployctl/rollout.py analyse) still run when a probe URL is given, and the
 step goes on only if both pass. The queries and thresholds are configuration
-(components/config_release.PrometheusAnalysis); placeholders {service}, {version}, {window} and
+(components/config/release.PrometheusAnalysis); placeholders {service}, {version}, {window} and
 {timeout_le} are filled in before the query is sent to /api/v1/query.
 Ref: https://prometheus.io/docs/prometheus/latest/querying/api/#instant-queries
 """

@@ -2,7 +2,7 @@
 
 The program schedules a monthly restore drill per database (components/backups.py, scripts in
 components/backup_scripts.py): verify the newest backup set's checksums, restore its dump into a
-scratch database and each volume archived with it (config_volumes.py) into a scratch directory,
+scratch database and each volume archived with it (components/config/volumes.py) into a scratch directory,
 check every restored file against the sha256 taken at backup time, and print one JSON line with
 `rto_seconds` and `rpo_seconds`. `deployctl drill restore` runs that same job now through the
 stack's target (components/targets/jobs.py: a Job from the CronJob on Kubernetes, the job
