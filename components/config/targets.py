@@ -46,6 +46,11 @@ class KubernetesTarget(Model):
 DOCKER_HOST_SCHEMES = ("unix://", "ssh://")
 
 
+def docker_cli(host: str | None) -> list[str]:
+    """The docker CLI aimed at the engine at `host` (the client's own default when unset)."""
+    return ["docker", *(["--host", host] if host else [])]
+
+
 class DockerTarget(Model):
     host: str | None = Field(None, description="Docker daemon address (unix:// or ssh://).")
     # Published ports listen on loopback only unless the stack says otherwise.

@@ -32,6 +32,7 @@ from pulumi import ResourceOptions
 
 from components.config import DockerTarget, memory_mebibytes
 from components.config.tls import EDGE_ACME_STORAGE
+from components.config.targets import docker_cli
 from components.local_ca import LocalCertificateAuthority, LocalCertificateAuthorityArgs
 from components.targets import docker_cronjobs, docker_monitoring, docker_workloads
 from components.targets.base import (
@@ -76,7 +77,7 @@ class DockerRuntime:
 
     def docker_cli(self) -> list[str]:
         """The docker CLI pointed at this stack's engine (for the gate, the switch and exec)."""
-        return ["docker", *(["--host", self.settings.host] if self.settings.host else [])]
+        return docker_cli(self.settings.host)
 
     def image(self, reference: str, parent: pulumi.Resource) -> docker.RemoteImage:
         if reference not in self._images:

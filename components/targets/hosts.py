@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from components.config import PlatformConfig
+from components.config.targets import docker_cli
 
 
 def frontend_network(stack: str) -> str:
@@ -133,7 +134,7 @@ class KubernetesCluster:
 class DockerHost:
     def __init__(self, host: str | None, stack: str, deployed: bool, runner: Runner = run,
                  timeout: float = 30) -> None:
-        self.docker = ["docker", *(["--host", host] if host else [])]
+        self.docker = docker_cli(host)
         self.host, self.stack, self.deployed = host, stack, deployed
         self.runner, self.timeout = runner, timeout
         self._info: dict[str, Any] | None = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from components.config import PlatformConfig
+from components.config.targets import docker_cli
 from components.targets.jobs import JobError
 
 
@@ -19,4 +20,4 @@ def job_environment(config: PlatformConfig, stack: str) -> dict[str, Any]:
             raise JobError(f"{stack}: nothing of it runs in a cluster (rendered manifests): restore there")
         return {"target": "kubernetes", "kubectl": config.kubernetes.kubectl(), "namespace": config.kubernetes.namespace}
     host = config.docker.host if config.docker else None
-    return {"target": "docker", "docker": ["docker", *(["--host", host] if host else [])], "stack": stack}
+    return {"target": "docker", "docker": docker_cli(host), "stack": stack}

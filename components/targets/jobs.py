@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from typing import Callable, Mapping, Protocol
 
 from components.config import DockerTarget, KubernetesTarget, PlatformConfig
+from components.config.targets import docker_cli
 
 # Where the Docker target's job containers keep the job's script (crond runs it on schedule).
 JOB_SCRIPT = "/etc/platform/job.sh"
@@ -52,7 +53,7 @@ def docker_job_command(host: str | None, stack: str, job: str, timeout: float | 
     """Runs the job's script now inside its container; busybox `timeout` bounds it there."""
     bound = ["timeout", str(max(1, int(timeout)))] if timeout else []
     extra = [arg for key, value in sorted((env or {}).items()) for arg in ("-e", f"{key}={value}")]
-    return ["docker", *(["--host", host] if host else []), "exec", *extra, docker_container(stack, job),
+    return [*docker_cli(host), "exec", *extra, docker_container(stack, job),
             *bound, "sh", JOB_SCRIPT]
 
 
