@@ -1,5 +1,5 @@
 """deployctl's commands that change a stack: rollback, promote, deploy and rollout (registered in
-deployctl/cli.py; the operations themselves are in deployctl/operations.py)."""
+deployctl/cli.py; the operations themselves are in operations.py, rollbacks.py and rollout.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from typing import Optional
 import typer
 from rich.markup import escape
 
-from deployctl import operations as ops
+from deployctl import operations, rollbacks, stack_settings
+from deployctl import rollout as rollouts
 from deployctl.cli_support import (ActorOption, CorrelationOption, CwdOption, ReasonOption, audit, console, engine,
                                    fail, fail_recorded, show_record)
 from deployctl.workspace import DeployError, Engine, UpdateNotStarted
@@ -32,7 +33,7 @@ def rollback(stack: str,
     eng = engine(cwd)
     audited = audit(eng, actor, reason, correlation_id)
     try:
-        target, evidence = ops.rollback(eng, stack, to_version=to_version, audit=audited, restore_data=restore_data)
+        target, evidence = rollbacks.rollback(eng, stack, to_version=to_version, audit=audited, restore_data=restore_data)
     except UpdateNotStarted as error:
         fail_recorded(audited, f"{stack}: rollback refused: {error}")
     except DeployError as error:
@@ -58,7 +59,7 @@ def promote(source: str, target: str,
     eng = engine(cwd)
     audited = audit(eng, actor, reason, correlation_id)
     try:
-        verified = ops.promote(eng, source, target, preview_only=preview, audit=audited)
+        verified = operations.promote(eng, source, target, preview_only=preview, audit=audited)
     except DeployError as error:
         fail_recorded(audited, f"promote {source} -> {target} failed: {error}")
     show_record(audited)
@@ -78,7 +79,7 @@ def deploy(stack: str, message: str = typer.Option("deploy", "--message", "-m"),
     eng = engine(cwd)
     audited = audit(eng, actor, reason, correlation_id, preflight=not force)
     try:
-        outcome = ops.deploy(eng, stack, message, audit=audited)
+        outcome = operations.deploy(eng, stack, message, audit=audited)
     except UpdateNotStarted as error:
         fail_recorded(audited, f"{stack}: deploy refused, nothing changed: {error}")
     except DeployError as error:
@@ -111,16 +112,16 @@ def rollout(stack: str, service: str,
     try:
         if step:
             url, host = (probe_url, None) if probe_url else _probe_url(eng, stack, service)
-            weight, analysis = ops.rollout_step(eng, stack, service, url, host, audit=audited)
+            weight, analysis = rollouts.rollout_step(eng, stack, service, url, host, audit=audited)
             if analysis:
                 console.print(f"analysis: {analysis.successes}/{analysis.requests} ok "
                               f"({analysis.success_rate:.1%}), timeouts {analysis.timeout_rate:.1%}")
             console.print(f"[green]{service} canary now receives {weight}% of traffic[/]")
         elif abort:
-            ops.rollout_abort(eng, stack, service, audit=audited)
+            rollouts.rollout_abort(eng, stack, service, audit=audited)
             console.print(f"[yellow]{service}: canary aborted, all traffic on stable[/]")
         else:
-            version = ops.rollout_promote(eng, stack, service, audit=audited)
+            version = rollouts.rollout_promote(eng, stack, service, audit=audited)
             console.print(f"[green]{service} {version} is now stable; canary removed[/]")
     except DeployError as error:
         fail_recorded(audited, f"{stack}/{service}: {error}")
@@ -128,7 +129,7 @@ def rollout(stack: str, service: str,
 
 
 def _probe_url(eng: Engine, stack: str, service: str) -> tuple[str, str | None]:
-    config = ops.platform_config(eng, stack)
+    config = stack_settings.platform_config(eng, stack)
     spec = (config.get("services") or {}).get(service) or {}
     edge, smoke = config.get("edge") or {}, config.get("smokeTest") or {}
     base = (smoke.get("baseUrl") or f"https://127.0.0.1:{edge.get('httpsPort', 443)}").rstrip("/")

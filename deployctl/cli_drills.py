@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from deployctl import drills
-from deployctl import operations as ops
+from deployctl import rollbacks, stack_settings
 from deployctl.cli_support import (ActorOption, CorrelationOption, CwdOption, ReasonOption, audit, console, engine,
                                    fail, fail_recorded, show_record)
 from deployctl.lease import LeaseHeld
@@ -25,7 +25,7 @@ def drill_rollback(stack: str, actor: Optional[str] = ActorOption, reason: Optio
     eng = engine(cwd)
     audited = audit(eng, actor, reason or "rollback drill", correlation_id)
     try:
-        evidence = ops.rollback_drill(eng, stack, audit=audited)
+        evidence = rollbacks.rollback_drill(eng, stack, audit=audited)
     except DeployError as error:
         fail_recorded(audited, f"{stack}: rollback drill failed: {error}")
     show_record(audited)
@@ -48,7 +48,7 @@ def drill_restore(stack: str,
     write evidence with the measured RTO/RPO against drills.restoreSeconds and backup.maxAgeHours."""
     eng = engine(cwd, quiet=True)
     try:
-        config = ops.platform_model(eng, stack)
+        config = stack_settings.platform_model(eng, stack)
         with eng.leases.hold(stack, "drill restore"), console.status(f"{stack}: restore drill running") as status:
             evidence = drills.restore_drill(config, stack, database, backup_first,
                                             on_progress=lambda line: status.update(f"{stack}: {line}"),
@@ -57,7 +57,7 @@ def drill_restore(stack: str,
         fail(f"{stack}: restore drill refused: {error}")
     except DeployError as error:
         fail(f"{stack}: restore drill failed: {error}")
-    ops.record_drill(eng, stack, evidence, audit(eng, actor, reason or "restore drill", correlation_id))
+    rollbacks.record_drill(eng, stack, evidence, audit(eng, actor, reason or "restore drill", correlation_id))
     path = evidence.path
     for name, record in evidence.details["databases"].items():
         verdict = "[green]PASS[/]" if record["passed"] else "[red]FAIL[/]"

@@ -1,28 +1,19 @@
-"""The operations behind deployctl's commands, one import for the CLI (deployctl/cli.py): deploy
-and promote here; rollback and the drills in rollbacks.py, the canary rollout in rollout.py, the
-frame every change runs in (lease, stack file, recorded `up`) in changing.py, and the stack's
-config as the operations read it in stack_settings.py."""
+"""deploy and promote, behind `deployctl deploy` and `deployctl promote` (deployctl/cli_changes.py).
+Rollback and the drills are in rollbacks.py, the canary rollout in rollout.py, the frame every
+change runs in (lease, stack file, recorded `up`) in changing.py, and the stack's config as the
+operations read and write it in stack_settings.py."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from deployctl.changing import Before, changing, recorded_up, restore_stack_file, up
+from deployctl.changing import Before, changing, recorded_up, restore_stack_file
 from deployctl.history import HistoryError, Release, newest_good
 from deployctl.records import Audit, ReleaseRecord
 from deployctl.recording import prepare, preview_result, recorded
-from deployctl.rollbacks import record_drill, restore_for, rollback, rollback_drill, schema_rollback
-from deployctl.rollout import Analysis, analyse, canary_of, next_weight, rollout_abort, rollout_promote, rollout_step
-from deployctl.stack_settings import (OPERATOR_KEYS, apply_release_config, overrides_of, platform_config,
-                                      platform_model, policy_config_for, release_values, rollback_threshold,
+from deployctl.stack_settings import (apply_release_config, overrides_of, platform_config, policy_config_for,
                                       source_verified, verified_policy_config)
 from deployctl.workspace import DeployError, Engine, UpdateNotStarted
-
-__all__ = ["Analysis", "Before", "DeployOutcome", "OPERATOR_KEYS", "analyse", "apply_release_config", "canary_of",
-           "changing", "deploy", "next_weight", "overrides_of", "platform_config", "platform_model",
-           "policy_config_for", "promote", "record_drill", "release_values", "restore_for", "restore_stack_file",
-           "rollback", "rollback_drill", "rollback_threshold", "rollout_abort", "rollout_promote", "rollout_step",
-           "schema_rollback", "source_verified", "up", "verified_policy_config"]
 
 
 def promote(engine: Engine, source: str, target: str, *, preview_only: bool = False,

@@ -107,9 +107,9 @@ def test_the_api_writes_a_file_to_its_volume_and_it_survives_backup_wipe_and_res
     assert uploads["file_list_sha256"] == hashlib.sha256(listed.encode()).hexdigest()
 
     # The restore for real (what `deployctl rollback --restore-data` reuses): the file is back in the api.
-    code = ("import json, sys\nfrom deployctl import drills, operations as ops\nfrom deployctl.workspace import Engine\n"
+    code = ("import json, sys\nfrom deployctl import drills, stack_settings\nfrom deployctl.workspace import Engine\n"
             f"eng = Engine.open(cwd=__import__('pathlib').Path({str(stack.dir)!r}))\n"
-            f"config = ops.platform_model(eng, {STACK!r})\n"
+            f"config = stack_settings.platform_model(eng, {STACK!r})\n"
             f"print(json.dumps(drills.restore_backup(config, {STACK!r}, 'main', {backup_set!r}, releases=eng.releases({STACK!r}))))")
     restored = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=stack.env, capture_output=True, text=True,
                               timeout=600)

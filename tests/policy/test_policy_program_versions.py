@@ -28,7 +28,7 @@ PROD_ROOT = ("pulumi:pulumi:Stack", "platform-prod", {"environment": "prod"})
 
 
 def _policy_config(verified: dict[str, str]) -> dict:
-    """deployctl's policy config for prod (deployctl/operations.py verified_policy_config)."""
+    """deployctl's policy config for prod (deployctl/stack_settings.py verified_policy_config)."""
     return {"verifiedVersions": {service: [version] for service, version in verified.items()}}
 
 

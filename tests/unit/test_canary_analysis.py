@@ -14,7 +14,7 @@ import pytest
 
 from components.config.release import PrometheusAnalysis, RolloutSpec
 from deployctl.analysis import AnalysisError, analyse_canary, analyse_prometheus, query
-from deployctl.operations import Analysis
+from deployctl.rollout import Analysis
 
 
 class FakePrometheus:

@@ -14,7 +14,7 @@ import pytest
 from components.predeploy import PreDeployBackupArgs, backup_environment, backup_script
 from components.smoke import _run_checks
 from deployctl.history import HistoryError, find, last_good, releases_from_history
-from deployctl.operations import Analysis, next_weight
+from deployctl.rollout import Analysis, next_weight
 from deployctl.workspace import failure_summary
 from support import ROOT
 

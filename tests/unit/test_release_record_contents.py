@@ -228,7 +228,7 @@ def test_a_record_times_each_phase_and_adds_up_repeated_ones():
 
 
 def test_a_rollback_keeps_todays_notification_and_preflight_settings(tmp_path):
-    from deployctl.operations import apply_release_config
+    from deployctl.stack_settings import apply_release_config
 
     class ConfigEngine:
         def __init__(self) -> None:
