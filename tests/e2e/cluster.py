@@ -106,8 +106,6 @@ def deploy_to_cluster(project: Project, stack: str, namespace: str, http_port: i
         "kubernetes.kubeconfig": str(KUBECONFIG),
         "kubernetes.context": CONTEXT,
         "kubernetes.edgeServiceType": "NodePort",
-        # the deliberately broken release fails in under a minute instead of three
-        "kubernetes.progressDeadlineSeconds": 40,
         "edge.httpPort": http_port,
         "edge.httpsPort": https_port,
         "edge.tls.mode": "local-ca",
