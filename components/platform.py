@@ -120,9 +120,7 @@ class Platform(pulumi.ComponentResource):
         smoke = config.smoke_test
         if not smoke.enabled:
             return None
-        base = (smoke.base_url or f"https://127.0.0.1:{config.edge.https_port}").rstrip("/")
-        checks = [HttpCheck(service=service, version=spec.version, image=spec.image,
-                            url=base + _join(spec.path_prefix, spec.health_check.path))
+        checks = [HttpCheck(service=service, version=spec.version, image=spec.image, url=config.health_url(service))
                   for service, spec in config.services.items() if spec.public and spec.health_check]
         commands = [CommandCheck(name=f"database {db_name}", command=command)
                     for db_name, database in self.databases.items()
@@ -131,7 +129,7 @@ class Platform(pulumi.ComponentResource):
         workloads += [resource for database in self.databases.values() for resource in database.resources]
         versions = {**self.versions_of(config), "edge": config.edge.version}
         return SmokeTest(f"{name}-smoke", SmokeTestArgs(
-            checks=checks, commands=commands, versions=versions, host_header=smoke.host_header or config.edge.hosts[0],
+            checks=checks, commands=commands, versions=versions, host_header=config.edge_host_header(),
             verify_tls=smoke.verify_tls, attempts=smoke.attempts, delay_seconds=smoke.delay_seconds,
             timeout_seconds=smoke.timeout_seconds, check_version=smoke.check_version),
             opts=ResourceOptions.merge(child, ResourceOptions(depends_on=[*workloads, self.edge])))
@@ -173,6 +171,3 @@ class Platform(pulumi.ComponentResource):
             found["PGPASSWORD"] = secrets[config.databases[spec.databases[0]].password_secret]
         return found
 
-
-def _join(prefix: str, path: str) -> str:
-    return prefix.rstrip("/") + path

@@ -57,6 +57,9 @@ def requested_versions(config: PlatformConfig) -> dict[str, list[str]]:
 
 
 def verified_lists(history: Mapping | None, current: Mapping | None) -> dict[str, list[str]]:
+    """Every version the source verified, per service: its verifiedHistory plus the current
+    verifiedVersions (older states export only those). The program's gate and deployctl's policy
+    config for a promoted stack both read it from here."""
     lists = {service: list(versions) for service, versions in (history or {}).items()}
     for service, version in (current or {}).items():
         if version not in lists.setdefault(service, []):

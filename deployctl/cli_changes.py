@@ -129,9 +129,7 @@ def rollout(stack: str, service: str,
 
 
 def _probe_url(eng: Engine, stack: str, service: str) -> tuple[str, str | None]:
-    config = stack_settings.platform_config(eng, stack)
-    spec = (config.get("services") or {}).get(service) or {}
-    edge, smoke = config.get("edge") or {}, config.get("smokeTest") or {}
-    base = (smoke.get("baseUrl") or f"https://127.0.0.1:{edge.get('httpsPort', 443)}").rstrip("/")
-    path = (spec.get("pathPrefix") or "/").rstrip("/") + (spec.get("healthCheck") or {}).get("path", "/healthz")
-    return base + path, smoke.get("hostHeader") or (edge.get("hosts") or [None])[0]
+    config = stack_settings.platform_model(eng, stack)
+    if service not in config.services:
+        raise DeployError(f"Pulumi.{stack}.yaml: no service '{service}' (services: {', '.join(config.services)})")
+    return config.health_url(service), config.edge_host_header()

@@ -10,6 +10,7 @@ from typing import Any
 
 from components.config import PlatformConfig
 from components.config.loading import ConfigError, parse_platform_config
+from components.promotion import verified_lists
 from deployctl.history import Release
 from deployctl.workspace import DeployError, Engine
 
@@ -67,11 +68,8 @@ def policy_config_for(engine: Engine, stack: str) -> Path | None:
     if not source:
         return None
     outputs = engine.outputs(source)
-    lists = {service: list(versions) for service, versions in (outputs.get("verifiedHistory") or {}).items()}
-    for service, version in (outputs.get("verifiedVersions") or {}).items():
-        if version not in lists.setdefault(service, []):
-            lists[service].append(version)
-    return verified_policy_config(engine, stack, lists)
+    return verified_policy_config(engine, stack, verified_lists(outputs.get("verifiedHistory"),
+                                                                outputs.get("verifiedVersions")))
 
 
 def verified_policy_config(engine: Engine, target: str, verified: dict[str, list[str]]) -> Path:

@@ -67,6 +67,21 @@ class PlatformConfig(Model):
                 return {**data, data["target"]: {}}
         return data
 
+    def edge_base_url(self) -> str:
+        """Where `pulumi up`'s smoke test and deployctl reach the edge (smokeTest.baseUrl or the HTTPS port on 127.0.0.1)."""
+        return str(self.smoke_test.base_url or f"https://127.0.0.1:{self.edge.https_port}").rstrip("/")
+
+    def edge_host_header(self) -> str:
+        """The Host header requests through the edge carry: smokeTest.hostHeader or the first edge host."""
+        return self.smoke_test.host_header or self.edge.hosts[0]
+
+    def health_url(self, service: str) -> str:
+        """A service's health check through the edge. A service without one is probed at <prefix>/healthz
+        (the canary analysis needs some URL; the smoke test checks only services with a health check)."""
+        spec = self.services[service]
+        path = spec.health_check.path if spec.health_check else "/healthz"
+        return self.edge_base_url() + spec.path_prefix.rstrip("/") + path
+
     def secret_keys(self) -> dict[str, str]:
         """Every secret config key the stack needs, with the path that asks for it."""
         wanted: dict[str, str] = {}

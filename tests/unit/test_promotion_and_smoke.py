@@ -8,7 +8,8 @@ import json
 import pytest
 
 from components.promotion import UnverifiedVersionError
-from support import deploy_stack
+from components.config.loading import parse_platform_config
+from support import deploy_stack, raw_stack_config
 
 VERIFIED = {"web": "1.4.2", "api": "1.4.2", "worker": "1.4.2", "edge": "3.1.4"}
 COMMAND = "command:local:Command"
@@ -87,6 +88,20 @@ def test_staging_runs_a_smoke_test_through_the_edge_after_the_workloads(mocks):
     assert smoke[0].inputs["hostHeader"] == "shop.staging.localhost"
     assert smoke[0].inputs["attempts"] >= 3
     assert smoke[0].inputs["timeoutSeconds"] == 3
+
+
+def test_canary_analysis_probes_the_url_and_host_the_smoke_test_checks(mocks):
+    # deployctl rollout --step probes PlatformConfig.health_url, as the program's smoke test does.
+    def moved_edge(raw):
+        raw["smokeTest"] = {"baseUrl": "https://edge.internal:8443/", "hostHeader": "shop.staging.localhost"}
+    deploy("staging", moved_edge)
+    raw = raw_stack_config("staging")
+    moved_edge(raw)
+    config = parse_platform_config(raw, "staging")
+    [smoke] = smoke_runs(mocks)
+    checks = {c["service"]: c["url"] for c in smoke.inputs["checks"]}
+    assert checks["api"] == config.health_url("api") == "https://edge.internal:8443/api/healthz"
+    assert smoke.inputs["hostHeader"] == config.edge_host_header()
 
 
 def test_smoke_test_checks_each_database_accepts_a_connection_through_its_service(mocks):
