@@ -70,7 +70,10 @@ def scheduled_job(target: "KubernetesRuntime", spec: JobSpec, parent: pulumi.Res
                 template=core.PodTemplateSpecArgs(
                     metadata=meta.ObjectMetaArgs(labels=labels, annotations=version_annotations(spec.version)),
                     spec=core.PodSpecArgs(
-                        restart_policy="OnFailure",
+                        # Never: each retry is a new pod, so every failed attempt's log stays
+                        # readable (OnFailure restarts the container in place, and the kubelet
+                        # drops the earlier attempts' logs: the reason a backup failed was lost).
+                        restart_policy="Never",
                         volumes=volumes or None,
                         init_containers=[volume_owner(spec.image, uid, owned, mounts)] if owned else None,
                         containers=[core.ContainerArgs(

@@ -240,7 +240,7 @@ def cronjob() -> dict:
                     "template": {
                         "metadata": {"labels": dict(labels), "annotations": version_annotations("16.4")},
                         "spec": {
-                            "restartPolicy": "OnFailure",
+                            "restartPolicy": "Never",
                             "securityContext": {**POD_SECURITY, "runAsUser": 999, "runAsGroup": 999},
                             "containers": [
                                 {

@@ -130,6 +130,12 @@ def test_backup_cron_job_runs_daily_forbids_overlap_and_keeps_failures_longer(mo
     assert "pg_dump" in script and "sha256sum" in script and "RETENTION_DAYS" in script
 
 
+def test_a_failed_backup_attempt_keeps_its_pod_and_log_for_whoever_debugs_it(mocks):
+    deploy(mocks)
+    job = mocks.named(CRON_JOB, "backup-main").get("spec.jobTemplate.spec")
+    assert job["template"]["spec"]["restartPolicy"] == "Never" and job["backoffLimit"] >= 1
+
+
 def test_restore_drill_runs_monthly_and_checks_the_checksum(mocks):
     deploy(mocks)
     drill = mocks.named(CRON_JOB, "restore-drill-main")
