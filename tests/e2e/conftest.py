@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from cluster import Cluster
 from docker_host import DockerHost, start_engine
 from engine import Project
 from fake_edge import FakeEdge
+
+E2E = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(config, items):
+    """The lanes of `pytest -n 2 --dist loadgroup` (scripts/test.sh). A module marked
+    xdist_group("cluster") or xdist_group("docker") runs in that lane, one such module after
+    another on one worker, so the stacks, namespaces, node ports, host ports and subnets of the
+    modules need only differ across the two lanes; the lanes' long waits (rollouts, readiness,
+    alert windows) then overlap. Any other end-to-end module stays whole on one worker, so its
+    module-scoped fixtures run once; unit, policy and alerting tests go wherever a worker is free."""
+    for item in items:
+        if item.path.is_relative_to(E2E) and item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(f"module-{item.path.stem}"))
+
 
 # Test-only secret values for the stacks the e2e tests create (never real ones).
 SECRETS = {"mainDbPassword": "e2e-db-password-7f3a", "sessionSigningKey": "e2e-signing-key-91bc"}

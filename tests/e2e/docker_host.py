@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import subprocess
 import threading
@@ -16,8 +17,11 @@ ENGINE = ROOT / "devenv" / "docker" / "engine.sh"
 
 
 def start_engine() -> str:
-    """Start the engine (idempotent); its DOCKER_HOST."""
-    started = subprocess.run(["bash", str(ENGINE), "start"], capture_output=True, text=True, timeout=180)
+    """Start the engine (idempotent); its DOCKER_HOST. Both test lanes may ask at once (the ACME
+    module runs in the cluster lane with a Docker stack): one start at a time."""
+    with open("/run/deployplatform-e2e-engine-start.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        started = subprocess.run(["bash", str(ENGINE), "start"], capture_output=True, text=True, timeout=180)
     if started.returncode != 0:
         raise AssertionError(f"devenv/docker/engine.sh start failed:\n{started.stdout}{started.stderr}")
     printed = subprocess.run(["bash", str(ENGINE), "env"], capture_output=True, text=True, check=True).stdout

@@ -39,7 +39,7 @@ from docker_host import deploy_to_docker
 from engine import ROOT, Project
 from stack_config_filter import clean  # engine puts scripts/ on the path
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("cluster")]  # its lane: tests/e2e/conftest.py
 
 EMAIL = "platform-team@shop.example"
 SECRETS = {"mainDbPassword": "acme-e2e-db-password-3d9f", "sessionSigningKey": "acme-e2e-signing-key-8e21"}
@@ -240,7 +240,7 @@ def docker_stack(docker_host, pebble, tmp_path_factory):
     staging = (ROOT / "Pulumi.staging.yaml").read_text().splitlines(keepends=True)
     (project.dir / f"Pulumi.{DOCKER_STACK}.yaml").write_text("".join(clean(staging)))
     project.init_stack(DOCKER_STACK, SECRETS)
-    deploy_to_docker(project, DOCKER_STACK, docker_host.host, DOCKER_HTTP, DOCKER_HTTPS, "172.30.146.0/24")
+    deploy_to_docker(project, DOCKER_STACK, docker_host.host, DOCKER_HTTP, DOCKER_HTTPS, "172.30.147.0/24")
     replace_config(project, DOCKER_STACK, "edge.hosts", DOCKER_HOSTS)
     project.set_config(DOCKER_STACK, "smokeTest.hostHeader", DOCKER_HOSTS[0])
     replace_config(project, DOCKER_STACK, "edge.tls", acme_settings(pebble))

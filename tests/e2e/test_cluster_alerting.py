@@ -22,7 +22,7 @@ from alert_states import only_watchdog_for
 from cluster_alerting import CRITICAL_PATH, HEARTBEAT_PATH, WebhookReceiver, deploy_alerting_stack, wait_until
 from engine import Project
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("cluster")]  # its lane: tests/e2e/conftest.py
 
 SECRETS = {"mainDbPassword": "e2e-db-password-7f3a", "sessionSigningKey": "e2e-signing-key-91bc"}
 NAMESPACE = "e2e-alerting"

@@ -14,7 +14,7 @@ import pytest
 from cluster import deploy_to_cluster
 from engine import ROOT, Project
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("cluster")]  # its lane: tests/e2e/conftest.py
 
 SECRETS = {"mainDbPassword": "e2e-db-password-7f3a", "sessionSigningKey": "e2e-signing-key-91bc"}
 NAMESPACE = "e2e-hardening"

@@ -12,7 +12,7 @@ from cluster import deploy_to_cluster, http_get
 from components import registry
 from engine import Project
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("cluster")]  # its lane: tests/e2e/conftest.py
 
 SECRETS = {"mainDbPassword": "e2e-db-password-7f3a", "sessionSigningKey": "e2e-signing-key-91bc"}
 VERSION_A = "1.5.0"

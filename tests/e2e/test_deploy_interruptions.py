@@ -61,12 +61,18 @@ def test_a_second_deploy_is_refused_within_two_seconds_naming_the_holder(staging
     try:
         wait_for(lease_file(staging).exists, "the first deploy's lease")
         holder = json.loads(lease_file(staging).read_text())
+        # deployctl's own start-up (interpreter, imports) is measured, not assumed: on a busy
+        # machine it alone can take longer than the 2 s the refusal is allowed.
+        started = time.monotonic()
+        staging.deployctl("deploy", "--help")
+        start_up = time.monotonic() - started
         started = time.monotonic()
         second = staging.deployctl("deploy", "staging", check=False)
         refused_in = time.monotonic() - started
-        print(f"second deploy refused in {refused_in:.2f}s: {second.output.strip().splitlines()[-1]}")
+        print(f"second deploy refused in {refused_in:.2f}s (deployctl's start-up {start_up:.2f}s): "
+              f"{second.output.strip().splitlines()[-1]}")
         assert second.code != 0 and "is busy" in second.output and f"pid {holder['pid']}" in second.output
-        assert refused_in < 2 + 1.5  # deployctl's own start-up (the toolchain environment) included
+        assert refused_in - start_up < 2
         assert first.wait(timeout=600) == 0, first.stdout.read()
     finally:
         if first.poll() is None:

@@ -26,7 +26,7 @@ from components.alerting.models import duration_seconds
 from docker_host import DockerHost, deploy_to_docker
 from engine import Project
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("docker")]  # its lane: tests/e2e/conftest.py
 
 STACK = "alerting"
 HTTP_PORT, HTTPS_PORT = 18380, 18743

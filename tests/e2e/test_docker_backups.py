@@ -20,7 +20,7 @@ from components.targets.jobs import JOB_SCRIPT
 from docker_host import DockerHost, deploy_to_docker
 from engine import ROOT, Project
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("docker")]  # its lane: tests/e2e/conftest.py
 
 SECRETS = {"mainDbPassword": "docker-backups-db-password-8e21", "sessionSigningKey": "docker-backups-signing-4d0c"}
 STACK = "backups"

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("docker")]  # its lane: tests/e2e/conftest.py
 
 ROOT = Path(__file__).resolve().parents[2]
 ENGINE = ROOT / "devenv" / "docker" / "engine.sh"

@@ -19,7 +19,7 @@ from components.targets.jobs import JOB_SCRIPT
 from docker_host import DockerHost, Traffic, deploy_to_docker, write_report
 from engine import Project
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("docker")]  # its lane: tests/e2e/conftest.py
 
 SECRETS = {"mainDbPassword": "docker-e2e-db-password-5c1d", "sessionSigningKey": "docker-e2e-signing-key-0b7e"}
 STACK = "staging"

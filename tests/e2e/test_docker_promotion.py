@@ -12,7 +12,7 @@ from cluster import http_get
 from docker_host import Traffic, deploy_to_docker, write_report
 from engine import Project
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("docker")]  # its lane: tests/e2e/conftest.py
 
 SECRETS = {"mainDbPassword": "docker-promo-db-password-3e8a", "sessionSigningKey": "docker-promo-signing-4d2f"}
 VERSION_A = "1.5.0"

@@ -15,7 +15,7 @@ from docker_host import Traffic, deploy_to_docker, write_report
 from engine import Project
 from sshd import start_sshd
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("docker")]  # its lane: tests/e2e/conftest.py
 
 SECRETS = {"mainDbPassword": "docker-ssh-db-password-6a1e", "sessionSigningKey": "docker-ssh-signing-key-2c7b"}
 STACK = "staging"

@@ -16,7 +16,7 @@ from cluster import deploy_to_cluster
 from engine import Project
 from migration_steps import COLUMNS_QUERY, LOG_QUERY, PSQL, epoch, log_rows, newest_record, release, schema
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("cluster")]  # its lane: tests/e2e/conftest.py
 
 SECRETS = {"mainDbPassword": "e2e-migrate-db-password-41c8", "sessionSigningKey": "e2e-migrate-signing-key-9d02"}
 STACK, NAMESPACE = "staging", "e2e-migrate"

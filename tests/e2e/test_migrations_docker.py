@@ -17,7 +17,7 @@ from docker_host import DockerHost, deploy_to_docker
 from engine import Project
 from migration_steps import COLUMNS_QUERY, LOG_QUERY, PSQL, epoch, log_rows, newest_record, release, schema
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("docker")]  # its lane: tests/e2e/conftest.py
 
 SECRETS = {"mainDbPassword": "docker-migrate-db-password-5c19", "sessionSigningKey": "docker-migrate-signing-2e77"}
 STACK = "migrate"
