@@ -129,7 +129,6 @@ def rollout(stack: str, service: str,
 
 
 def _probe_url(eng: Engine, stack: str, service: str) -> tuple[str, str | None]:
+    rollouts.canary_of(eng, stack, service)  # an unknown service, or one without a canary, is refused as before
     config = stack_settings.platform_model(eng, stack)
-    if service not in config.services:
-        raise DeployError(f"Pulumi.{stack}.yaml: no service '{service}' (services: {', '.join(config.services)})")
     return config.health_url(service), config.edge_host_header()
