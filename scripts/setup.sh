@@ -116,11 +116,29 @@ main() {
 
   if [ "$RUN_UP" = 1 ]; then
     step "pulumi up -s dev"
+    adopt_orphaned_dev_namespace
     pulumi up -s dev --yes --skip-preview
     step "dev is up; its endpoints (the edge presents the stack's local CA certificate: curl -k)"
     pulumi stack output -s dev endpoints --json
     echo "try: curl -k https://shop.dev.localhost:30443/api/healthz"
   fi
+}
+
+# The local cluster outlives a checkout (it is cached in $DEPLOY_CACHE), the state does not
+# (.state is per checkout): a fresh clone on a machine that ran dev from another clone finds
+# shop-dev already there, owned by another state's field managers, and its first up fails on
+# server-side-apply conflicts. The embedded dev namespace on our own local cluster is
+# disposable: when this checkout's state does not hold it, it is deleted first, saying so.
+adopt_orphaned_dev_namespace() {
+  local namespace
+  namespace="$(python -c 'import sys, yaml; c = yaml.safe_load(open("Pulumi.dev.yaml"))["config"]; print((c.get("platform:kubernetes") or {}).get("namespace", "shop-dev"))' 2>/dev/null || echo shop-dev)"
+  local kubectl=("$DEPLOY_CACHE/cluster/bin/kubectl" --kubeconfig "$DEPLOY_CACHE/cluster/kubeconfig")
+  "${kubectl[@]}" get namespace "$namespace" >/dev/null 2>&1 || return 0
+  if pulumi stack export -s dev 2>/dev/null | grep -q '"type": "kubernetes:core/v1:Namespace"'; then
+    return 0
+  fi
+  echo "setup: namespace $namespace on the local cluster is not in this checkout's dev state (another checkout deployed it); deleting it so dev can be created here"
+  "${kubectl[@]}" delete namespace "$namespace" --wait=true --timeout=180s
 }
 
 # bash reads a script as it runs it: the whole run is this one line, parsed before it starts,
