@@ -30,7 +30,7 @@ def changing(engine: Engine, stack: str, operation: str) -> Iterator[Before]:
     recovered, and what the stack was before. An update that never started restores the stack
     file, so a refused operation changes nothing, configuration included."""
     try:
-        with engine.leases.hold(stack, operation):
+        with engine.leases.hold(stack, operation), engine.reads_held():
             engine.recover_interrupted(stack)
             path = engine.stack_file(stack)
             before = Before(releases=engine.releases(stack),
@@ -47,6 +47,7 @@ def changing(engine: Engine, stack: str, operation: str) -> Iterator[Before]:
 def restore_stack_file(engine: Engine, stack: str, before: Before) -> None:
     if before.stack_file is not None and engine.stack_file(stack).read_bytes() != before.stack_file:
         engine.stack_file(stack).write_bytes(before.stack_file)
+        engine.forget_reads()
         engine.on_notice(f"{stack}: nothing ran, so Pulumi.{stack}.yaml is back as it was")
 
 

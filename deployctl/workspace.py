@@ -4,20 +4,29 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import yaml
-from pulumi import automation as auto
 
 from deployctl.history import Release, releases_from_history
 from deployctl.lease import LeaseStore, process_start
+
+
+# The CLI commands that only read a stack (`pulumi config --json`, `config get`, `stack export`,
+# `stack history`, `stack output`, `stack ls`); any other command may write.
+_READS = {("config", "--json"), ("config", "get"), ("stack", "export"), ("stack", "history"),
+          ("stack", "output"), ("stack", "ls")}
+
+
+def is_read(args: tuple[str, ...]) -> bool:
+    return tuple(args[:2]) in _READS
 
 
 class DeployError(Exception):
@@ -65,6 +74,7 @@ class Engine:
     on_output: Callable[[str], None] | None = None
     # What deployctl did on its own (a lease taken over, a dead lock released): always shown.
     on_notice: Callable[[str], None] = field(default=lambda line: None)
+    _held_reads: dict[tuple[str, ...], subprocess.CompletedProcess] | None = field(default=None, repr=False)
 
     @classmethod
     def open(cls, cwd: Path | None = None, on_output: Callable[[str], None] | None = None,
@@ -151,27 +161,34 @@ class Engine:
         self.release_dead_engine_locks(stack)
         self.clear_pending_operations(stack)
 
-    def _command(self) -> auto.PulumiCommand:
-        cli = shutil.which("pulumi", path=self.env.get("PATH"))
-        if cli is None:
-            raise DeployError("no pulumi CLI on PATH: run scripts/setup.sh (it builds one offline)")
-        # PulumiCommand wants the installation root, the directory above bin/pulumi.
-        return auto.PulumiCommand(root=str(Path(cli).resolve().parent.parent), skip_version_check=True)
-
-    def stack(self, name: str) -> auto.Stack:
+    @contextmanager
+    def reads_held(self) -> Iterator[None]:
+        """While an operation holds its stacks (deployctl/changing.py): each read of history,
+        state, outputs or config runs the CLI once, until something writes (a config change, an
+        import, an update, the stack file put back). Outside one, every read asks the engine."""
+        outer, self._held_reads = self._held_reads, {}
         try:
-            options = auto.LocalWorkspaceOptions(work_dir=str(self.project), env_vars=self.env,
-                                                 pulumi_command=self._command())
-            return auto.select_stack(stack_name=name, work_dir=str(self.project), opts=options)
-        except auto.errors.StackNotFoundError:
-            raise DeployError(f"stack '{name}' does not exist here; create it with scripts/setup.sh "
-                              f"or `pulumi stack init {name}`") from None
+            yield
+        finally:
+            self._held_reads = outer
+
+    def forget_reads(self) -> None:
+        if self._held_reads is not None:
+            self._held_reads.clear()
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        held = self._held_reads
+        if held is not None and args in held:
+            return held[args]
         result = subprocess.run(["pulumi", *args, "--non-interactive"], cwd=self.project, env=self.env,
                                 capture_output=True, text=True)
         if check and result.returncode != 0:
             raise DeployError(f"pulumi {' '.join(args)} failed:\n{result.stderr.strip() or result.stdout.strip()}")
+        if held is not None:
+            if is_read(args) and result.returncode == 0:
+                held[args] = result
+            elif not is_read(args):
+                held.clear()
         return result
 
     def releases(self, stack: str) -> list[Release]:
@@ -205,21 +222,50 @@ class Engine:
         config = policy_config or self.project / "policy" / "config" / f"{stack}.json"
         return {"policy_packs": packs, "policy_pack_configs": [str(config)] if config.exists() else []}
 
-    def up(self, stack: str, message: str, policy_config: Path | None = None) -> auto.UpResult:
-        try:
-            return self.stack(stack).up(message=message, on_output=self.on_output,
-                                        **self.policy_args(stack, policy_config))
-        except auto.errors.ConcurrentUpdateError as error:
+    def up(self, stack: str, message: str, policy_config: Path | None = None) -> None:
+        self.forget_reads()  # what the update changes (state, history, outputs) is read anew
+        code, output = self._engine_command(stack, "up", "--yes", "--skip-preview", "--message", message,
+                                            *self._policy_flags(stack, policy_config))
+        if code != 0 and LOCKED in output:
             raise UpdateNotStarted(f"{stack} is locked by another pulumi process; the update did not start "
-                                   f"({failure_summary(str(error), tail_lines=3)})") from None
-        except auto.errors.CommandError as error:
-            raise DeployError(failure_summary(str(error))) from None
+                                   f"({failure_summary(output, tail_lines=3)})")
+        if code != 0:
+            raise DeployError(failure_summary(output))
 
-    def preview(self, stack: str, policy_config: Path | None = None) -> auto.PreviewResult:
+    def preview(self, stack: str, policy_config: Path | None = None) -> None:
+        code, output = self._engine_command(stack, "preview", *self._policy_flags(stack, policy_config))
+        if code != 0:
+            raise DeployError(failure_summary(output))
+
+    def _policy_flags(self, stack: str, policy_config: Path | None) -> list[str]:
+        chosen = self.policy_args(stack, policy_config)
+        return [*(flag for pack in chosen["policy_packs"] for flag in ("--policy-pack", pack)),
+                *(flag for config in chosen["policy_pack_configs"] for flag in ("--policy-pack-config", config))]
+
+    def _engine_command(self, stack: str, *args: str) -> tuple[int, str]:
+        """`pulumi up|preview` run straight (the Automation API costs four more CLI runs around
+        each: version, select, two outputs and a history read, issue 18), its output streamed
+        line by line to on_output as it comes; returns the exit code and the whole output."""
         try:
-            return self.stack(stack).preview(on_output=self.on_output, **self.policy_args(stack, policy_config))
-        except auto.errors.CommandError as error:
-            raise DeployError(failure_summary(str(error))) from None
+            process = subprocess.Popen(["pulumi", *args, "--stack", stack, "--non-interactive"], cwd=self.project,
+                                       env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        except FileNotFoundError:
+            raise DeployError("no pulumi CLI on PATH: run scripts/setup.sh (it builds one offline)") from None
+        lines = []
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.append(line)
+            if self.on_output:
+                self.on_output(line)
+        code, output = process.wait(), "".join(lines)
+        if code != 0 and f"no stack named '{stack}' found" in output:
+            raise DeployError(f"stack '{stack}' does not exist here; create it with scripts/setup.sh "
+                              f"or `pulumi stack init {stack}`")
+        return code, output
+
+
+# What the file backend says when another pulumi process holds the stack's lock.
+LOCKED = "the stack is currently locked by"
 
 
 SECTIONS = ("Diagnostics:", "Policy Violations:", "Outputs:", "Resources:", "Policies:", "Duration:")

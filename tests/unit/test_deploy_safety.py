@@ -3,6 +3,7 @@ nothing, and automatic rollback only after an update that changed something (eng
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -45,6 +46,12 @@ class FakeEngine:
 
     def stack_file(self, stack: str) -> Path:
         return self.project / f"Pulumi.{stack}.yaml"
+
+    def reads_held(self):
+        return contextlib.nullcontext()
+
+    def forget_reads(self) -> None:
+        pass
 
     def recover_interrupted(self, stack: str) -> None:
         pass

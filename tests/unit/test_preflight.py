@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 
@@ -152,6 +153,12 @@ class StackEngine:
 
     def backend_directory(self):
         return self.project / "state"
+
+    def reads_held(self):
+        return contextlib.nullcontext()
+
+    def forget_reads(self) -> None:
+        pass
 
     def recover_interrupted(self, stack):
         pass

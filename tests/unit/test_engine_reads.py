@@ -1,0 +1,82 @@
+"""deployctl reads a stack once per operation (issue 18): inside Engine.reads_held, the frame every
+operation that changes a stack runs in, each read of config, history, state or outputs runs the
+CLI once until something writes; outside it every read asks the engine again."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from deployctl import workspace
+from deployctl.workspace import Engine
+
+
+@pytest.fixture
+def engine(monkeypatch, tmp_path):
+    ran: list[tuple[str, ...]] = []
+
+    def run(argv, **_):
+        ran.append(tuple(argv[1:-1]))  # without "pulumi" and "--non-interactive"
+        answer = "[]" if argv[1:3] == ["stack", "history"] else f'{{"calls": {len(ran)}}}'
+        return subprocess.CompletedProcess(argv, 0, answer, "")
+
+    monkeypatch.setattr(workspace.subprocess, "run", run)
+    engine = Engine(project=tmp_path, env={})
+    engine.ran = ran
+    return engine
+
+
+def test_an_operation_reads_config_and_history_once(engine):
+    with engine.reads_held():
+        first = [engine.config("dev"), engine.releases("dev"), engine.outputs("dev"), engine.config("prod")]
+        again = [engine.config("dev"), engine.releases("dev"), engine.outputs("dev"), engine.config("prod")]
+    assert again == first
+    assert len(engine.ran) == 4
+
+
+def test_a_config_write_makes_the_next_read_ask_the_engine(engine):
+    with engine.reads_held():
+        before = engine.config("dev")
+        engine.set_path("dev", "services.api.version", "1.5.0")
+        after = engine.config("dev")
+    assert before != after
+    assert [call[:2] for call in engine.ran] == [("config", "--json"), ("config", "set"), ("config", "--json")]
+
+
+def test_reads_of_one_stack_do_not_answer_for_another(engine):
+    with engine.reads_held():
+        engine.config("staging")
+        engine.config("prod")
+    assert [call[-1] for call in engine.ran] == ["staging", "prod"]
+
+
+def test_outside_an_operation_every_read_asks_the_engine(engine):
+    with engine.reads_held():
+        engine.config("dev")
+    engine.config("dev")
+    engine.config("dev")
+    assert len(engine.ran) == 3
+
+
+def test_a_failed_read_is_not_kept(engine, monkeypatch):
+    results = iter([1, 0])
+
+    def run(argv, **_):
+        engine.ran.append(tuple(argv[1:-1]))
+        return subprocess.CompletedProcess(argv, next(results), "{}", "not yet")
+
+    monkeypatch.setattr(workspace.subprocess, "run", run)
+    with engine.reads_held():
+        assert engine.cli("config", "--json", "--stack", "dev", check=False).returncode == 1
+        assert engine.cli("config", "--json", "--stack", "dev", check=False).returncode == 0
+    assert len(engine.ran) == 2
+
+
+def test_putting_the_stack_file_back_forgets_what_was_read(engine):
+    with engine.reads_held():
+        engine.config("dev")
+        engine.forget_reads()
+        engine.config("dev")
+    assert len(engine.ran) == 2
