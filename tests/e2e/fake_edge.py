@@ -24,6 +24,8 @@ class FakeEdge:
         self.hits: dict[str, int] = {}
         self.delay_seconds = 0.0  # a slow edge keeps a smoke test running (to interrupt it there)
         self.requests = threading.Event()  # set once any request arrived
+        self._parsed_key: tuple = ()
+        self._parsed: list[dict] = []
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802 (http.server API)
@@ -47,7 +49,15 @@ class FakeEdge:
         self.server.shutdown()
 
     def _documents(self) -> list[dict]:
-        return [yaml.safe_load(path.read_text()) for path in sorted(self.manifests.glob("*.yaml"))]
+        # Parsed once per rendering (keyed by each file's mtime): parsing the ~70 manifests on
+        # every request took seconds on a busy machine, longer than the smoke test's timeout.
+        paths = sorted(self.manifests.glob("*.yaml"))
+        key = tuple((path.name, path.stat().st_mtime_ns) for path in paths)
+        if key != self._parsed_key:
+            loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+            self._parsed = [yaml.load(path.read_text(), Loader=loader) for path in paths]
+            self._parsed_key = key
+        return self._parsed
 
     def _image_version(self, name: str) -> str | None:
         for doc in self._documents():
