@@ -78,6 +78,9 @@ def in_fresh_python(script: str) -> tuple[float, str]:
 def empty_program(workdir: Path) -> Project:
     project = Project(workdir)
     (project.dir / "__main__.py").write_text("import pulumi\n")
+    # Same project name and runtime, none of our config schema (its keys are required).
+    (project.dir / "Pulumi.yaml").write_text(
+        "name: platform\nruntime:\n  name: python\n  options:\n    virtualenv: .venv\n    toolchain: pip\n")
     for stale in ("Pulumi.dev.yaml", "Pulumi.staging.yaml", "Pulumi.prod.yaml"):
         (project.dir / stale).unlink()
     project.pulumi("stack", "init", "floor")
