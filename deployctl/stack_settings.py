@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from components.config import PlatformConfig
 from components.config.loading import ConfigError, parse_platform_config
 from components.promotion import verified_lists
@@ -30,14 +32,24 @@ def apply_release_config(engine: Engine, stack: str, release: Release) -> None:
     """Make the stack's non-secret config exactly that release's (secrets stay as they are, and so
     do deployctl's own settings, OPERATOR_KEYS)."""
     current = engine.config(stack)
-    # History records project-level defaults (Pulumi.yaml `default: {}`) as values; writing those
-    # into the stack file would only add noise, so an empty object not set today stays unset.
+    # History records project-level defaults (Pulumi.yaml `default: {}`) as values, and so does
+    # `pulumi config`; writing those into the stack file would only add noise, so an empty object
+    # the stack file does not set today stays unset.
+    in_file = keys_in_stack_file(engine, stack)
     wanted = {key: item for key, item in release.plain_config().items()
-              if key not in OPERATOR_KEYS and (key in current or item.get("objectValue") not in ({}, []))}
+              if key not in OPERATOR_KEYS and (key in in_file or item.get("objectValue") not in ({}, []))}
     stale = [key for key, entry in current.items()
              if not entry.get("secret") and key not in wanted and key not in OPERATOR_KEYS]
     engine.remove_config(stack, stale)
     engine.set_config_json(stack, wanted)
+
+
+def keys_in_stack_file(engine: Engine, stack: str) -> set[str]:
+    """The config keys Pulumi.<stack>.yaml sets itself (not the project's defaults)."""
+    path = engine.stack_file(stack)
+    if not path.exists():
+        return set()
+    return set((yaml.safe_load(path.read_text()) or {}).get("config") or {})
 
 
 def rollback_threshold(engine: Engine, stack: str) -> float:

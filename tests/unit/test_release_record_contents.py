@@ -234,6 +234,9 @@ def test_a_rollback_keeps_todays_notification_and_preflight_settings(tmp_path):
         def __init__(self) -> None:
             self.removed, self.set = [], {}
 
+        def stack_file(self, stack):
+            return tmp_path / f"Pulumi.{stack}.yaml"
+
         def config(self, stack):
             return {"platform:services": {"value": "", "objectValue": {"api": {"version": "2.0.0"}}, "secret": False},
                     "platform:notifications": {"value": "", "objectValue": {"webhook": {"urlSecret": "u"}},
@@ -252,6 +255,36 @@ def test_a_rollback_keeps_todays_notification_and_preflight_settings(tmp_path):
         "platform:notifications": {"value": "", "objectValue": {}, "secret": False}})
     apply_release_config(engine, "staging", old)
     assert engine.removed == [] and set(engine.set) == {"platform:services"}
+
+
+def test_a_rollback_leaves_out_project_defaults_the_stack_file_does_not_set(tmp_path):
+    from deployctl.stack_settings import apply_release_config
+
+    (tmp_path / "Pulumi.dev.yaml").write_text("config:\n  platform:services: {api: {version: 2.0.0}}\n"
+                                               "  platform:rollout: {}\n")
+    written = {}
+
+    class ConfigEngine:
+        def stack_file(self, stack):
+            return tmp_path / f"Pulumi.{stack}.yaml"
+
+        def config(self, stack):  # `pulumi config` shows Pulumi.yaml's `default: {}` keys too
+            return {key: {"value": "", "objectValue": value, "secret": False} for key, value in
+                    {"platform:services": {"api": {"version": "2.0.0"}}, "platform:rollout": {},
+                     "platform:smokeTest": {}, "platform:docker": {}}.items()}
+
+        def remove_config(self, stack, keys):
+            pass
+
+        def set_config_json(self, stack, entries):
+            written.update(entries)
+
+    old = Release(number=1, kind="update", result="succeeded", message="", start_time="", end_time=None, config={
+        key: {"value": "", "objectValue": value, "secret": False} for key, value in
+        {"platform:services": {"api": {"version": "1.0.0"}}, "platform:rollout": {}, "platform:smokeTest": {},
+         "platform:docker": {}}.items()})
+    apply_release_config(ConfigEngine(), "dev", old)
+    assert set(written) == {"platform:services", "platform:rollout"}
 
 
 def dead_process() -> dict:
