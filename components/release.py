@@ -116,5 +116,10 @@ def _route(service: str, spec: ServiceSpec, stable: WorkloadHandle, canary_track
         stable_servers=tuple(f"http://{endpoint}" for endpoint in stable.endpoints),
         canary_servers=tuple(f"http://{endpoint}" for endpoint in canary_track.endpoints) if canary_track else None,
         canary_weight=canary.weight if canary else 0,
-        health_path=spec.health_check.path if spec.health_check else None,
+        # On Kubernetes the edge's one server per track is the Service: a failed check of it (a
+        # request landing on a pod that is terminating during a rollout) took the whole service out
+        # of the edge for the 5 s check interval, and prod answered 503 right after a promotion.
+        # Readiness probes already keep unready pods out of the Service; containers on a Docker host
+        # have no such balancer, so the edge checks them itself.
+        health_path=spec.health_check.path if spec.health_check and not stable.balanced else None,
     )

@@ -195,6 +195,9 @@ class WorkloadHandle:
     # Kubernetes, one per container of the current release slot on a Docker host.
     endpoints: Sequence[str] = ()
     ready: Sequence[pulumi.Resource] = ()  # done once every replica answers its readiness probe
+    # The endpoint balances over ready replicas itself (a Kubernetes Service, fed by readiness
+    # probes): an edge health check on it would only add a second, coarser verdict on one server.
+    balanced: bool = False
 
 
 class RuntimeTarget(Protocol):

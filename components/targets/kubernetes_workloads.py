@@ -75,7 +75,7 @@ def workload(target: "KubernetesRuntime", spec: WorkloadSpec, parent: pulumi.Res
         address = pulumi.Output.from_input(target.service_address(spec.name, spec.port))
     created += workload_paths(target, spec, selector, unversioned, public, parent)
     endpoints = [target.service_address(spec.name, spec.port)] if spec.port else []
-    return WorkloadHandle(address=address, resources=created, endpoints=endpoints)
+    return WorkloadHandle(address=address, resources=created, endpoints=endpoints, balanced=True)
 
 
 def _inline_live_config(spec: WorkloadSpec) -> tuple[WorkloadSpec, str | None]:
