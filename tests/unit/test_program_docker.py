@@ -233,3 +233,11 @@ def test_acme_mode_leaves_certificates_to_traefik(mocks):
     static = yaml.safe_load(uploads(container(mocks, "edge"))[STATIC_PATH])
     assert static["certificatesResolvers"]["acme"]["acme"]["email"] == "ops@shop.example"
     assert not [r for r in mocks.of_type("pulumi-python:dynamic:Resource") if r.name == "local-ca-issued"]
+
+
+def test_the_edge_health_checks_each_container_it_routes_to(mocks):
+    # Containers have no balancer of their own in front of them: the edge stops sending to one
+    # that fails its health path.
+    deploy(mocks)
+    api = routes(mocks)["http"]["services"]["api-stable"]["loadBalancer"]
+    assert api["healthCheck"]["path"] == "/healthz"

@@ -478,3 +478,13 @@ def test_a_backup_job_without_service_volumes_joins_no_other_group(mocks):
     deploy(mocks)
     pod = mocks.named(CRON_JOB, "backup-main").get("spec.jobTemplate.spec.template.spec.securityContext")
     assert "supplementalGroups" not in pod
+
+
+def test_the_edge_leaves_health_to_the_service_it_routes_to(mocks):
+    # One server per track, the Service, which readiness probes already keep to ready pods: an
+    # edge check of it took the whole service out of the edge on one failed probe (503 after a
+    # promotion).
+    deploy(mocks)
+    files = yaml.safe_load(mocks.named("kubernetes:core/v1:ConfigMap", "edge-files").get("data")["routes.yml"])
+    balancers = [service["loadBalancer"] for service in files["http"]["services"].values() if "loadBalancer" in service]
+    assert balancers and all("healthCheck" not in balancer for balancer in balancers)
