@@ -182,13 +182,12 @@ class Engine:
             return held[args]
         result = subprocess.run(["pulumi", *args, "--non-interactive"], cwd=self.project, env=self.env,
                                 capture_output=True, text=True)
+        if held is not None and not is_read(args):
+            held.clear()  # even a failed write may have written part of what it was asked
+        elif held is not None and result.returncode == 0:
+            held[args] = result
         if check and result.returncode != 0:
             raise DeployError(f"pulumi {' '.join(args)} failed:\n{result.stderr.strip() or result.stdout.strip()}")
-        if held is not None:
-            if is_read(args) and result.returncode == 0:
-                held[args] = result
-            elif not is_read(args):
-                held.clear()
         return result
 
     def releases(self, stack: str) -> list[Release]:
@@ -217,10 +216,11 @@ class Engine:
     def remove_path(self, stack: str, path: str) -> None:
         self.cli("config", "rm", "--path", f"platform:{path}", "--stack", stack)
 
-    def policy_args(self, stack: str, policy_config: Path | None) -> dict[str, list[str]]:
-        packs = [str(self.project / "policy")]
+    def _policy_flags(self, stack: str, policy_config: Path | None) -> list[str]:
+        """The pack, and its config: the one given, else policy/config/<stack>.json if present."""
         config = policy_config or self.project / "policy" / "config" / f"{stack}.json"
-        return {"policy_packs": packs, "policy_pack_configs": [str(config)] if config.exists() else []}
+        return ["--policy-pack", str(self.project / "policy"),
+                *(["--policy-pack-config", str(config)] if config.exists() else [])]
 
     def up(self, stack: str, message: str, policy_config: Path | None = None) -> None:
         self.forget_reads()  # what the update changes (state, history, outputs) is read anew
@@ -236,11 +236,6 @@ class Engine:
         code, output = self._engine_command(stack, "preview", *self._policy_flags(stack, policy_config))
         if code != 0:
             raise DeployError(failure_summary(output))
-
-    def _policy_flags(self, stack: str, policy_config: Path | None) -> list[str]:
-        chosen = self.policy_args(stack, policy_config)
-        return [*(flag for pack in chosen["policy_packs"] for flag in ("--policy-pack", pack)),
-                *(flag for config in chosen["policy_pack_configs"] for flag in ("--policy-pack-config", config))]
 
     def _engine_command(self, stack: str, *args: str) -> tuple[int, str]:
         """`pulumi up|preview` run straight (the Automation API costs four more CLI runs around

@@ -131,7 +131,9 @@ main() {
 # disposable: when this checkout's state does not hold it, it is deleted first, saying so.
 adopt_orphaned_dev_namespace() {
   local namespace
-  namespace="$(python -c 'import sys, yaml; c = yaml.safe_load(open("Pulumi.dev.yaml"))["config"]; print((c.get("platform:kubernetes") or {}).get("namespace", "shop-dev"))' 2>/dev/null || echo shop-dev)"
+  # The namespace as the program reads it: the stack file's value, else the model's default.
+  namespace="$(python -c 'import yaml; from components.config.targets import KubernetesTarget
+print(KubernetesTarget.model_validate(yaml.safe_load(open("Pulumi.dev.yaml"))["config"].get("platform:kubernetes") or {}).namespace)')"
   local kubectl=("$DEPLOY_CACHE/cluster/bin/kubectl" --kubeconfig "$DEPLOY_CACHE/cluster/kubeconfig")
   "${kubectl[@]}" get namespace "$namespace" >/dev/null 2>&1 || return 0
   if pulumi stack export -s dev 2>/dev/null | grep -q '"type": "kubernetes:core/v1:Namespace"'; then
