@@ -19,6 +19,9 @@ class FakeDocker:
         self.calls.append(argv)
         if "inspect" in argv:
             state = self.states.pop(0) if len(self.states) > 1 else self.states[0]
+            if state.startswith("error: "):  # the CLI failed: "error: <code> <stderr>"
+                code, stderr = state.removeprefix("error: ").split(" ", 1)
+                return subprocess.CompletedProcess(argv, int(code), "", stderr)
             return subprocess.CompletedProcess(argv, 0, state, "")
         if "logs" in argv:
             return subprocess.CompletedProcess(argv, 0, "panic: config missing\n", "")
@@ -93,3 +96,15 @@ def test_every_replica_must_be_ready():
 
 def test_gate_round_trips_through_the_commands_stdin():
     assert Gate.from_json(gate().to_json()) == gate()
+
+
+def test_an_inspect_timing_out_on_a_busy_daemon_does_not_fail_a_healthy_release():
+    clock = Clock()
+    docker = FakeDocker(["error: 124 timed out after 10s", "running 0 0"], [0])
+    assert wait_ready(gate(), docker, clock, clock.sleep) == {"dev-api-1": 0.0}
+
+
+def test_a_container_that_is_gone_fails_the_release():
+    docker = FakeDocker(["error: 1 Error: No such object: dev-api-1"], [0])
+    with pytest.raises(NotReady, match="gone: Error: No such object"):
+        wait_ready(gate(), docker, Clock(), Clock().sleep)
