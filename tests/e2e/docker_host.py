@@ -94,9 +94,10 @@ class Traffic:
     rate: float = 30
     # More clients than the rate needs: on a busy machine one request can take far longer than
     # its share of a second, and the rate must still hold (issue 13 asks for >= 20/s).
-    clients: int = 6
+    clients: int = 10
     answers: list = field(default_factory=list)
     failures: list = field(default_factory=list)
+    slow: int = 0
 
     def __post_init__(self) -> None:
         self._stop = threading.Event()
@@ -108,7 +109,12 @@ class Traffic:
         while not self._stop.is_set() and time.monotonic() < deadline:
             started = time.monotonic()
             try:
-                answer = http_get(self.url, self.host, timeout=3)
+                # A request fails when it is refused, reset or answered with an error, or when no
+                # answer comes within 10 s. Slower than 1 s is counted, not failed: on a saturated
+                # machine (CI's was) a TLS handshake alone took over 3 s with no release under way.
+                answer = http_get(self.url, self.host, timeout=10)
+                if time.monotonic() - started > 1:
+                    self.slow += 1
                 (self.answers if answer.status == 200 else self.failures).append((time.time(), answer))
             except Exception as error:  # connection refused or reset, timeout
                 self.failures.append((time.time(), repr(error)))
@@ -140,7 +146,7 @@ class Traffic:
     def report(self, what: str) -> str:
         seconds = self.stopped - self.started
         return (f"{what}: {self.sent} requests over {seconds:.1f}s ({self.sent / seconds:.1f}/s), "
-                f"{len(self.failures)} failed" + (f", first failures: {self.failures[:3]}" if self.failures else ""))
+                f"{len(self.failures)} failed, {self.slow} slower than 1s" + (f", first failures: {self.failures[:3]}" if self.failures else ""))
 
 
 def write_report(line: str) -> None:
