@@ -274,8 +274,19 @@ EOF
   ]
 }
 EOF
+  local was_running=no log_offset=0
+  pid_of containerd >/dev/null && was_running=yes
+  [ -f "$LOGS/containerd.log" ] && log_offset=$(stat -c %s "$LOGS/containerd.log")
   start_proc containerd containerd --config "$c/config.toml"
   wait_for containerd 30 ctr --address "$CTRD_SOCK" version
+  # containerd answers `ctr version` before its CRI plugin has recovered its state; a kubelet
+  # started in between exits with "server is not initialized yet" (seen on a warm restart).
+  # The CRI plugin logs "Start streaming server" once it serves (containerd 1.6, Debian's).
+  [ "$was_running" = yes ] || wait_for "containerd's CRI plugin" 60 cri_started_since "$log_offset"
+}
+
+cri_started_since() { # byte offset in containerd.log where this start began
+  tail -c +"$(($1 + 1))" "$LOGS/containerd.log" | grep -q 'msg="Start streaming server"'
 }
 
 start_kubelet() {
