@@ -117,11 +117,28 @@ main() {
   if [ "$RUN_UP" = 1 ]; then
     step "pulumi up -s dev"
     adopt_orphaned_dev_namespace
-    pulumi up -s dev --yes --skip-preview
+    # --refresh: the cluster can lose what the state records (cluster.sh reset wipes etcd, a
+    # namespace deleted by hand); without it such a dev stays "unchanged" and answers nothing.
+    pulumi up -s dev --yes --skip-preview --refresh
+    wait_until_dev_answers
     step "dev is up; its endpoints (the edge presents the stack's local CA certificate: curl -k)"
     pulumi stack output -s dev endpoints --json
     echo "try: curl -k https://shop.dev.localhost:30443/api/healthz"
   fi
+}
+
+# "dev is up" only once the API answers through the edge: on a first create kube-proxy can take
+# ~10 s after the Deployments are ready to route the new Services, and the edge answers 502.
+wait_until_dev_answers() {
+  local url i since=$SECONDS
+  url="$(pulumi stack output -s dev endpoints --json | python -c 'import json, sys; print(json.load(sys.stdin)["edge"][0])')api/healthz"
+  for i in $(seq 90); do
+    curl -fsk --max-time 5 "$url" >/dev/null 2>&1 && { echo "setup: $url answers (after $((SECONDS - since))s)"; return 0; }
+    sleep 1
+  done
+  echo "setup: $url did not answer within 90s:" >&2
+  curl -sk --max-time 5 "$url" >&2 || true
+  return 1
 }
 
 # The local cluster outlives a checkout (it is cached in $DEPLOY_CACHE), the state does not
@@ -136,9 +153,11 @@ adopt_orphaned_dev_namespace() {
 print(KubernetesTarget.model_validate(yaml.safe_load(open("Pulumi.dev.yaml"))["config"].get("platform:kubernetes") or {}).namespace)')"
   local kubectl=("$DEPLOY_CACHE/cluster/bin/kubectl" --kubeconfig "$DEPLOY_CACHE/cluster/kubeconfig")
   "${kubectl[@]}" get namespace "$namespace" >/dev/null 2>&1 || return 0
-  if pulumi stack export -s dev 2>/dev/null | grep -q '"type": "kubernetes:core/v1:Namespace"'; then
-    return 0
-  fi
+  # Read the whole state first: `export | grep -q` under pipefail fails when grep stops early
+  # (SIGPIPE to pulumi), which once deleted a namespace this checkout's state did hold.
+  local state
+  state="$(pulumi stack export -s dev 2>/dev/null || true)"
+  [[ "$state" == *'"type": "kubernetes:core/v1:Namespace"'* ]] && return 0
   echo "setup: namespace $namespace on the local cluster is not in this checkout's dev state (another checkout deployed it); deleting it so dev can be created here"
   "${kubectl[@]}" delete namespace "$namespace" --wait=true --timeout=180s
 }
