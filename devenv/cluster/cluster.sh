@@ -286,7 +286,8 @@ EOF
 }
 
 cri_started_since() { # byte offset in containerd.log where this start began
-  tail -c +"$(($1 + 1))" "$LOGS/containerd.log" | grep -q 'msg="Start streaming server"'
+  # not `tail | grep -q`: under pipefail grep's early exit can SIGPIPE tail and fail the check
+  grep -q 'msg="Start streaming server"' <(tail -c +"$(($1 + 1))" "$LOGS/containerd.log")
 }
 
 start_kubelet() {
