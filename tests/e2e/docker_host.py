@@ -55,9 +55,14 @@ class DockerHost:
         for reference in references:
             self.docker("pull", "-q", reference, check=False)
 
-    def remove_stack_leftovers(self, stack: str) -> None:
-        """Whatever an earlier run of a test stack left on the engine is gone before it deploys."""
+    def remove_stack_leftovers(self, stack: str, ports: tuple[int, ...] = ()) -> None:
+        """Whatever an earlier run of a test stack left on the engine is gone before it deploys,
+        and so is any container publishing one of `ports` (the engine outlives a checkout: CI once
+        found 127.0.0.1:18743 "already allocated" as the alerting module started, and two modules shared it)."""
         ids = self.docker("ps", "-aq", "--filter", f"label=deploy.platform/stack={stack}").split()
+        for port in ports:
+            ids += self.docker("ps", "-aq", "--filter", f"publish={port}").split()
+        ids = sorted(set(ids))
         if ids:
             self.docker("rm", "-f", *ids)
         for kind in ("network", "volume"):

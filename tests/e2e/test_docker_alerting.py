@@ -29,7 +29,7 @@ from engine import Project
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("docker")]  # its lane: tests/e2e/conftest.py
 
 STACK = "alerting"
-HTTP_PORT, HTTPS_PORT = 18380, 18743
+HTTP_PORT, HTTPS_PORT = 18780, 19143  # each Docker module its own ports
 SUBNET = "172.30.146.0/24"
 SECRETS = {"mainDbPassword": "docker-alerting-db-password-8d1e", "sessionSigningKey": "docker-alerting-key-2f6b"}
 DELIVERY_LIMIT_SECONDS = 5 * 60  # SC-004: an alert reaches on-call within 5 minutes
@@ -136,7 +136,7 @@ def stack(tmp_path_factory, docker_host, receivers):
     """A copy of staging on the Docker engine, alerting to this test's receivers."""
     receiver, mailbox = receivers
     address = host_address()
-    docker_host.remove_stack_leftovers(STACK)
+    docker_host.remove_stack_leftovers(STACK, ports=(HTTP_PORT, HTTPS_PORT))
     docker_host.refresh_images()
     project = Project(tmp_path_factory.mktemp("docker-alerting"))
     (project.dir / f"Pulumi.{STACK}.yaml").write_text((project.dir / "Pulumi.staging.yaml").read_text())

@@ -33,7 +33,7 @@ SET_RE = r"^[0-9]{8}T[0-9]{6}Z\.dump$"
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, docker_host):
     """staging on the Docker engine, the api with an uploads volume, deployed once from empty."""
-    docker_host.remove_stack_leftovers(STACK)
+    docker_host.remove_stack_leftovers(STACK, ports=(HTTP_PORT, HTTPS_PORT))
     docker_host.refresh_images()
     project = Project(tmp_path_factory.mktemp("docker-backups"))
     (project.dir / f"Pulumi.{STACK}.yaml").write_text((project.dir / "Pulumi.staging.yaml").read_text())

@@ -31,7 +31,7 @@ API = f"https://127.0.0.1:{HTTPS_PORT}/api/healthz"
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, docker_host):
     """staging on the Docker engine, deployed once from empty for the module's tests."""
-    docker_host.remove_stack_leftovers(STACK)
+    docker_host.remove_stack_leftovers(STACK, ports=(HTTP_PORT, HTTPS_PORT))
     docker_host.refresh_images()
     project = Project(tmp_path_factory.mktemp("docker-host"))
     project.init_stack(STACK, SECRETS)

@@ -30,7 +30,7 @@ def stacks(tmp_path_factory, docker_host):
     """staging running version A of the api (smoke-tested, so verified); prod empty until promoted
     (prod runs only versions staging verified: its program refuses any other)."""
     for stack in (STAGING, PROD):
-        docker_host.remove_stack_leftovers(stack)
+        docker_host.remove_stack_leftovers(stack, ports=EDGES[stack][:2])
     docker_host.refresh_images()
     project = Project(tmp_path_factory.mktemp("docker-promotion"))
     for stack, (http_port, https_port, subnet, _host) in EDGES.items():

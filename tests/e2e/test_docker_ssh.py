@@ -33,7 +33,7 @@ def ssh_host(tmp_path_factory, docker_host):
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, docker_host, ssh_host):
-    docker_host.remove_stack_leftovers(STACK)
+    docker_host.remove_stack_leftovers(STACK, ports=(HTTP_PORT, HTTPS_PORT))
     docker_host.refresh_images()
     project = Project(tmp_path_factory.mktemp("docker-ssh"))
     project.env["PATH"] = f"{ssh_host.bin_dir}{os.pathsep}{project.env['PATH']}"

@@ -28,7 +28,7 @@ SUBNET = "172.30.150.0/24"
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, docker_host):
     """staging on the Docker engine with the api at 1.4.2 and its first migration, from empty."""
-    docker_host.remove_stack_leftovers(STACK)
+    docker_host.remove_stack_leftovers(STACK, ports=(HTTP_PORT, HTTPS_PORT))
     docker_host.refresh_images()
     project = Project(tmp_path_factory.mktemp("docker-migrate"))
     (project.dir / f"Pulumi.{STACK}.yaml").write_text((project.dir / "Pulumi.staging.yaml").read_text())
