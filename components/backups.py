@@ -75,7 +75,7 @@ class BackupSchedule(pulumi.ComponentResource):
             schedule=spec.backup.restore_drill_schedule,
             command=["sh", "-c", restore_script()], **common), parent=child)
         # The scheduled jobs leave their result in a file; this serves it to Prometheus, so
-        # BackupStale and BackupFailed see real runs (components/alerting/catalogue.py).
+        # BackupStale and BackupFailed see real runs (components/alerting/database_rules.py).
         self.exporter_name, self.exporter_port = f"backup-metrics-{args.database}", EXPORTER_PORT
         metrics = args.monitoring
         metrics_dir = f"{volume.mount_path}/{args.database}/.metrics"

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from . import catalogue
+from .database_rules import backup_rules, database_rules
+from .host_rules import container_rules, general_rules, node_rules
 from .models import (
     AlertFixture,
     AlertingThresholds,
@@ -25,6 +26,7 @@ from .models import (
     duration_seconds,
     runbook_url,
 )
+from .service_rules import certificate_rules, service_rules
 
 __all__ = [
     "AlertFixture",
@@ -59,18 +61,18 @@ def build_rule_groups(settings: AlertingThresholds, services: Mapping[str, str],
     if not isinstance(services, Mapping):
         raise ValueError(f"services must map each scraped service to its deployed version (e.g. {{'api': '1.4.2'}}), got {services!r}")
     groups = [
-        RuleGroup(name="service.rules", rules=catalogue.service_rules(settings, services)),
-        RuleGroup(name="certificates.rules", rules=catalogue.certificate_rules(settings)),
+        RuleGroup(name="service.rules", rules=service_rules(settings, services)),
+        RuleGroup(name="certificates.rules", rules=certificate_rules(settings)),
     ]
     if databases:
         groups += [
-            RuleGroup(name="backups.rules", rules=catalogue.backup_rules(settings, databases)),
-            RuleGroup(name="database.rules", rules=catalogue.database_rules(settings, databases)),
+            RuleGroup(name="backups.rules", rules=backup_rules(settings, databases)),
+            RuleGroup(name="database.rules", rules=database_rules(settings, databases)),
         ]
     groups += [
-        RuleGroup(name="node.rules", rules=catalogue.node_rules(settings)),
-        RuleGroup(name="containers.rules", rules=catalogue.container_rules(settings, list(containers))),
-        RuleGroup(name="general.rules", rules=catalogue.general_rules(settings)),
+        RuleGroup(name="node.rules", rules=node_rules(settings)),
+        RuleGroup(name="containers.rules", rules=container_rules(settings, list(containers))),
+        RuleGroup(name="general.rules", rules=general_rules(settings)),
     ]
     _require_unique_names(groups)
     return groups

@@ -25,7 +25,7 @@ from components.targets.kubernetes_network import NAME_LABEL, edge_pods, policy,
 if TYPE_CHECKING:
     from components.targets.kubernetes import KubernetesRuntime
 
-PROBE_JOB = "blackbox"  # the `job` the certificate rules select on (components/alerting/catalogue.py)
+PROBE_JOB = "blackbox"  # the `job` the certificate rules select on (components/alerting/service_rules.py)
 
 
 def probe_monitor_spec(probes: Sequence[ProbeTarget], edge_address: str) -> dict:

@@ -47,7 +47,7 @@ def test_rejects_unknown_threshold_names():
 
 
 def test_a_shorter_certificate_for_shortens_every_certificate_rule():
-    from components.alerting.catalogue import certificate_rules
+    from components.alerting.service_rules import certificate_rules
 
     rules = certificate_rules(AlertingThresholds(certificate_for="1m"))
     assert {rule.name: rule.for_ for rule in rules} == {

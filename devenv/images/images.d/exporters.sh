@@ -1,4 +1,4 @@
-# The exporters the alert rules read on the Docker target (components/alerting/catalogue.py), from the
+# The exporters the alert rules read on the Docker target (components/alerting/*_rules.py), from the
 # Debian packages, packaged like Prometheus and Alertmanager (build_debian_go_binary in build.sh):
 #   127.0.0.1:5000/shop/node-exporter:<version>      host filesystems (NodeDiskAlmostFull)
 #   127.0.0.1:5000/shop/postgres-exporter:<version>  pg_up, connections (DatabaseDown, DatabaseConnectionsHigh)
