@@ -62,6 +62,7 @@ class BackupSchedule(pulumi.ComponentResource):
             volume=volume,
             data_volumes=data,
             clients_of=(args.workload,),
+            internal_network=True,
             extra_labels={"deploy.platform/database": args.workload},
         )
         child = self
@@ -88,6 +89,7 @@ class BackupSchedule(pulumi.ComponentResource):
             command=["sh", "-c", f'mkdir -p "{metrics_dir}" && exec httpd -f -p {EXPORTER_PORT} -h "{metrics_dir}"'],
             resources=Resources(cpu_request="10m", cpu_limit="100m", memory_request="16Mi", memory_limit="32Mi"),
             health_check=HealthCheck(command=["pidof", "httpd"]), shared_volume=volume,
+            internal_network=True,  # beside the database it reports on, for the stack's Prometheus
             extra_labels={"deploy.platform/database": args.workload},
         ), parent=self)
         self.schedule = spec.backup.schedule

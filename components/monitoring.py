@@ -207,4 +207,5 @@ def blackbox_workload(bundle: MonitoringBundle) -> WorkloadSpec:
         files={BLACKBOX_CONFIG: blackbox_config(bundle)},
         resources=Resources(cpu_request="10m", cpu_limit="200m", memory_request="32Mi", memory_limit="64Mi"),
         health_check=HealthCheck(path="/-/healthy", port=BLACKBOX_EXPORTER_PORT),
+        internal_network=True,  # beside the other exporters the stack's Prometheus scrapes
     )

@@ -90,6 +90,7 @@ class ReleaseChannel(pulumi.ComponentResource):
             log_rotation=spec.log_rotation,
             track=track,
             clients_of=args.database_workloads,
+            internal_network=spec.internal_network,
             after=after,
             # One volume for all tracks and replicas: uploads written by any of them stay together.
             data_volumes=tuple(Volume(name=v.volume_name, mount_path=v.mount_path, size=v.size) for v in args.volumes),

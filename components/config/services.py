@@ -63,6 +63,12 @@ class ServiceSpec(Model):
 
     _volume_names = field_validator("volumes")(check_volume_names)
 
+    @property
+    def internal_network(self) -> bool:
+        """Whether it runs beside the databases, with or without one of its own: the api and worker
+        tiers do; the web tier reaches only the edge and the api (WorkloadSpec.internal_network)."""
+        return self.component in ("api", "worker")
+
     @field_validator("databases")
     @classmethod
     def _each_once(cls, value: list[str]) -> list[str]:

@@ -53,6 +53,9 @@ class WorkloadSpec:
     volume: Volume | None = None
     internal_only: bool = False  # reachable only by the services that declare it (databases)
     clients_of: Sequence[str] = ()  # databases this workload may reach
+    # Runs beside the databases even without naming one (monitoring, backups, the api and worker tiers):
+    # Docker's internal network; on Kubernetes the paths are NetworkPolicies, from clients_of and scrapes.
+    internal_network: bool = False
     extra_labels: Mapping[str, str] = field(default_factory=dict)
     secret_mounts: Mapping[str, str] = field(default_factory=dict)  # secret object name -> directory
     external: bool = False  # reachable from outside the target (the edge)
@@ -157,6 +160,7 @@ class JobSpec:
     resources: Resources = field(default_factory=Resources)
     volume: Volume | None = None
     clients_of: Sequence[str] = ()
+    internal_network: bool = False  # as WorkloadSpec's
     extra_labels: Mapping[str, str] = field(default_factory=dict)
     data_volumes: Sequence[Volume] = ()  # services' volumes the job archives and restores
 

@@ -90,11 +90,13 @@ class DockerRuntime:
             )
         return self._images[reference]
 
-    def networks(self, internal_only: bool, component: str, clients_of: Sequence[str], name: str):
+    def networks(self, internal_only: bool, internal_network: bool, clients_of: Sequence[str], name: str):
+        """The networks a container joins: `frontend` unless it is internal only, `backend` (internal)
+        when it is, reaches a database (`clients_of`) or runs beside them (`internal_network`)."""
         networks = []
         if not internal_only:
             networks.append(docker.ContainerNetworksAdvancedArgs(name=self.frontend.name, aliases=[name]))
-        if internal_only or clients_of or component in ("api", "worker", "backup", "monitoring"):
+        if internal_only or internal_network or clients_of:
             networks.append(docker.ContainerNetworksAdvancedArgs(name=self.backend.name, aliases=[name]))
         return networks
 

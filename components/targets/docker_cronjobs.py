@@ -43,7 +43,7 @@ def scheduled_job(target: "DockerRuntime", spec: JobSpec, parent: pulumi.Resourc
         cpus=cpus(spec.resources.cpu_limit),
         log_driver="json-file",
         log_opts={"max-size": "10m", "max-file": "5"},
-        networks_advanced=target.networks(False, spec.component, spec.clients_of, spec.name),
+        networks_advanced=target.networks(False, spec.internal_network, spec.clients_of, spec.name),
         uploads=[docker.ContainerUploadArgs(file="/etc/crontabs/root", content=crontab),
                  docker.ContainerUploadArgs(file=JOB_SCRIPT, content=script),
                  *uploads({}, spec.secret_env)],

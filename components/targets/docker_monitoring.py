@@ -38,7 +38,7 @@ def monitoring(target: "DockerRuntime", bundle: MonitoringBundle, parent: pulumi
         command=["alertmanager", "--config.file=/etc/alertmanager/alertmanager.yml",
                  "--storage.path=/alertmanager"],
         files={"/etc/alertmanager/alertmanager.yml": bundle.alertmanager_config},
-        health_check=HealthCheck(path="/-/ready"),
+        health_check=HealthCheck(path="/-/ready"), internal_network=True,
     ), parent)
     exporters = _exporters(target, bundle, parent)
     prometheus = target.workload(WorkloadSpec(
@@ -51,7 +51,7 @@ def monitoring(target: "DockerRuntime", bundle: MonitoringBundle, parent: pulumi
                    bundle, "/etc/prometheus/rules.yml", target.service_address("alertmanager", 9093),
                    target.service_address, exporters=True),
                "/etc/prometheus/rules.yml": yaml.safe_dump(dict(bundle.rule_file), sort_keys=False)},
-        health_check=HealthCheck(path="/-/ready"),
+        health_check=HealthCheck(path="/-/ready"), internal_network=True,  # scrapes the exporters beside the databases
     ), parent)
     return [*alertmanager.resources, *exporters, *prometheus.resources]
 
@@ -71,7 +71,7 @@ def _exporters(target: "DockerRuntime", bundle: MonitoringBundle, parent: pulumi
             secret_env={"DATA_SOURCE_PASS": db.password},  # DATA_SOURCE_PASS_FILE names the file
             resources=Resources(cpu_request="10m", cpu_limit="200m", memory_request="32Mi", memory_limit="64Mi"),
             health_check=HealthCheck(path="/metrics", port=POSTGRES_EXPORTER_PORT),
-            clients_of=(db.labels.get("service", ""),),
+            clients_of=(db.labels.get("service", ""),), internal_network=True,
         ), parent).resources
     if bundle.probes:
         created += target.workload(blackbox_workload(bundle), parent).resources

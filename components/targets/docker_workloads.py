@@ -64,7 +64,7 @@ def workload(target: "DockerRuntime", spec: WorkloadSpec, parent: pulumi.Resourc
             cpus=cpus(spec.resources.cpu_limit),
             log_driver="json-file",
             log_opts={"max-size": spec.log_rotation.max_size, "max-file": str(spec.log_rotation.max_files)},
-            networks_advanced=target.networks(spec.internal_only, spec.component, spec.clients_of, spec.name),
+            networks_advanced=target.networks(spec.internal_only, spec.internal_network, spec.clients_of, spec.name),
             ports=[docker.ContainerPortArgs(internal=inner, external=outer, ip=target.settings.bind_address)
                    for inner, outer in sorted(spec.published_ports.items())] or None,
             uploads=files or None,
