@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import pulumi
 import yaml
@@ -33,13 +33,16 @@ from components.targets.base import (
 )
 from components.versioning import image_reference
 
-# Where the Docker target's exporters listen (their upstream default ports).
-NODE_EXPORTER_PORT = 9100
+# What both targets' exporters are (the Docker target's own scrape config and node_exporter:
+# components/targets/docker_monitoring.py). Where they listen: their upstream default ports.
 POSTGRES_EXPORTER_PORT = 9187
 BLACKBOX_EXPORTER_PORT = 9115
 EDGE_TLS_PORT = 443  # the edge's HTTPS entry point inside the stack's network
 BLACKBOX_CONFIG = "/etc/blackbox-exporter/blackbox.yml"  # the directory the image has
 BLACKBOX = "blackbox-exporter"  # the workload probing the public endpoints, on both targets
+PROBE_JOB = "blackbox"  # its scrape job: the `job` the certificate rules select on (alerting/service_rules.py)
+# What an exporter needs for a scrape every interval.
+EXPORTER_RESOURCES = Resources(cpu_request="10m", cpu_limit="200m", memory_request="32Mi", memory_limit="64Mi")
 
 
 @dataclass(frozen=True)
@@ -135,66 +138,6 @@ def blackbox_config(bundle: MonitoringBundle) -> str:
     return yaml.safe_dump({"modules": modules or {"https": {"prober": "http"}}}, sort_keys=True)
 
 
-def prometheus_config(bundle: MonitoringBundle, rule_path: str, alertmanager: str,
-                      address: Callable[[str, int], str], exporters: bool = False) -> str:
-    """prometheus.yml for a target that runs its own Prometheus (`address(workload, port)` -> host:port).
-
-    `exporters`: the target also runs the node, postgres and blackbox exporters (components/targets/docker_monitoring.py)."""
-    interval = f"{bundle.settings.scrape_interval_seconds}s"
-    jobs = []
-    for t in sorted(bundle.scrape_targets, key=lambda t: (t.job, t.workload)):
-        canary = t.labels.get("track") == "canary"
-        job: dict[str, Any] = {"job_name": f"{t.job}-canary" if canary else t.job,
-                               "static_configs": [{"targets": [address(t.workload, t.port)], **_labels(t.labels)}]}
-        if canary:  # its own scrape job (names are unique), the service's `job` label
-            job["relabel_configs"] = [{"target_label": "job", "replacement": t.job}]
-        jobs.append(job)
-    if exporters:
-        jobs += _exporter_jobs(bundle, address)
-    return yaml.safe_dump({
-        "global": {"scrape_interval": interval, "evaluation_interval": interval,
-                   "external_labels": dict(bundle.external_labels)},
-        "rule_files": [rule_path],
-        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]},
-        "scrape_configs": jobs,
-    }, sort_keys=False)
-
-
-def _labels(labels: Mapping[str, str]) -> dict[str, Any]:
-    return {"labels": dict(labels)} if labels else {}
-
-
-def node_exporter_labels(settings: MonitoringSpec) -> dict[str, str]:
-    return {"service": "node-exporter", "version": settings.node_exporter_version}
-
-
-def postgres_exporter_name(database: str) -> str:
-    return f"postgres-exporter-{database}"
-
-
-def _exporter_jobs(bundle: MonitoringBundle, address) -> list[dict[str, Any]]:
-    jobs: list[dict[str, Any]] = [{
-        "job_name": "node",
-        "static_configs": [{"targets": [address("node-exporter", NODE_EXPORTER_PORT)],
-                            "labels": node_exporter_labels(bundle.settings)}]}]
-    jobs += [{"job_name": f"postgres-{db.database}",
-              "static_configs": [{"targets": [address(postgres_exporter_name(db.database), POSTGRES_EXPORTER_PORT)],
-                                  "labels": dict(db.labels)}]}
-             for db in bundle.databases]
-    if bundle.probes:
-        # The blackbox exporter reaches the edge inside the stack's network; `instance` is the public URL.
-        jobs.append({
-            "job_name": "blackbox", "metrics_path": "/probe",
-            "static_configs": [{"targets": [f"https://{address('edge', EDGE_TLS_PORT)}{probe.path}"],
-                                "labels": {"instance": probe.url, "__param_module": module_name(probe.host),
-                                           **probe.labels}} for probe in bundle.probes],
-            "relabel_configs": [
-                {"source_labels": ["__address__"], "target_label": "__param_target"},
-                {"target_label": "__address__", "replacement": address("blackbox-exporter", BLACKBOX_EXPORTER_PORT)},
-            ]})
-    return jobs
-
-
 def blackbox_workload(bundle: MonitoringBundle) -> WorkloadSpec:
     """The blackbox exporter both targets run: one module per edge host (blackbox_config)."""
     settings = bundle.settings
@@ -205,7 +148,34 @@ def blackbox_workload(bundle: MonitoringBundle) -> WorkloadSpec:
         command=["blackbox-exporter", f"--config.file={BLACKBOX_CONFIG}",
                  f"--web.listen-address=:{BLACKBOX_EXPORTER_PORT}"],
         files={BLACKBOX_CONFIG: blackbox_config(bundle)},
-        resources=Resources(cpu_request="10m", cpu_limit="200m", memory_request="32Mi", memory_limit="64Mi"),
+        resources=EXPORTER_RESOURCES,
         health_check=HealthCheck(path="/-/healthy", port=BLACKBOX_EXPORTER_PORT),
         internal_network=True,  # beside the other exporters the stack's Prometheus scrapes
+    )
+
+
+def postgres_exporter_name(database: str) -> str:
+    return f"postgres-exporter-{database}"
+
+
+def postgres_exporter_job(database: str) -> str:
+    """The scrape job of one database's exporter: the `job` of its `pg_up` and connection series."""
+    return f"postgres-{database}"
+
+
+def postgres_exporter_workload(bundle: MonitoringBundle, db: PostgresExporterTarget) -> WorkloadSpec:
+    """The postgres_exporter both targets run for one database: the same command, connection and
+    labels, so both feed the database rules the same series (DatabaseDown, DatabaseConnectionsHigh)."""
+    settings, name = bundle.settings, postgres_exporter_name(db.database)
+    return WorkloadSpec(
+        name=name, service=name, component="monitoring",
+        image=image_reference(settings.postgres_exporter_image, settings.postgres_exporter_version),
+        version=settings.postgres_exporter_version, port=POSTGRES_EXPORTER_PORT,
+        command=["postgres-exporter", f"--web.listen-address=:{POSTGRES_EXPORTER_PORT}"],
+        env={"DATA_SOURCE_URI": f"{db.host}:{db.port}/{db.dbname}?sslmode=disable", "DATA_SOURCE_USER": db.user},
+        secret_env={"DATA_SOURCE_PASS": db.password},  # on Docker DATA_SOURCE_PASS_FILE names the file
+        resources=EXPORTER_RESOURCES,
+        health_check=HealthCheck(path="/metrics", port=POSTGRES_EXPORTER_PORT),
+        clients_of=(db.labels.get("service", ""),),  # the database lets its clients in
+        internal_network=True,
     )

@@ -1,25 +1,30 @@
 """The Docker stack's own Prometheus and Alertmanager, with the alert rules rendered to a file, and
 the exporters the rules read: node_exporter (the host's disks), postgres_exporter per database
-(the same command and labels as Kubernetes', kubernetes_exporters.py) and the blackbox exporter
-probing HTTPS through the edge (components/monitoring.py renders their configuration).
+and the blackbox exporter probing HTTPS through the edge (the same workloads as Kubernetes',
+components/monitoring.py), all scraped through the prometheus.yml rendered here.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import pulumi
 import pulumi_docker as docker
 import yaml
 from pulumi import ResourceOptions
 
-from components.config import HealthCheck, Resources
+from components.config import HealthCheck, MonitoringSpec
 from components.monitoring import (
-    NODE_EXPORTER_PORT,
+    BLACKBOX,
+    BLACKBOX_EXPORTER_PORT,
+    EDGE_TLS_PORT,
     POSTGRES_EXPORTER_PORT,
+    PROBE_JOB,
     blackbox_workload,
+    module_name,
+    postgres_exporter_job,
     postgres_exporter_name,
-    prometheus_config,
+    postgres_exporter_workload,
 )
 from components.targets.base import MonitoringBundle, WorkloadSpec, standard_labels
 from components.targets.docker_containers import PROBE, cpus, labels
@@ -27,6 +32,8 @@ from components.versioning import image_reference, version_annotations
 
 if TYPE_CHECKING:
     from components.targets.docker import DockerRuntime
+
+NODE_EXPORTER_PORT = 9100  # its upstream default; Kubernetes has no per-stack node_exporter
 
 
 def monitoring(target: "DockerRuntime", bundle: MonitoringBundle, parent: pulumi.Resource) -> Sequence[pulumi.Resource]:
@@ -49,7 +56,7 @@ def monitoring(target: "DockerRuntime", bundle: MonitoringBundle, parent: pulumi
                  "--storage.tsdb.retention.time=15d"],
         files={"/etc/prometheus/prometheus.yml": prometheus_config(
                    bundle, "/etc/prometheus/rules.yml", target.service_address("alertmanager", 9093),
-                   target.service_address, exporters=True),
+                   target.service_address),
                "/etc/prometheus/rules.yml": yaml.safe_dump(dict(bundle.rule_file), sort_keys=False)},
         health_check=HealthCheck(path="/-/ready"), internal_network=True,  # scrapes the exporters beside the databases
     ), parent)
@@ -59,20 +66,8 @@ def monitoring(target: "DockerRuntime", bundle: MonitoringBundle, parent: pulumi
 def _exporters(target: "DockerRuntime", bundle: MonitoringBundle, parent: pulumi.Resource) -> list[pulumi.Resource]:
     settings = bundle.settings
     created = _node_exporter(target, settings, parent)
-    pg_image = image_reference(settings.postgres_exporter_image, settings.postgres_exporter_version)
     for db in bundle.databases:
-        created += target.workload(WorkloadSpec(
-            name=postgres_exporter_name(db.database), service=postgres_exporter_name(db.database),
-            component="monitoring", image=pg_image, version=settings.postgres_exporter_version,
-            port=POSTGRES_EXPORTER_PORT,
-            command=["postgres-exporter", f"--web.listen-address=:{POSTGRES_EXPORTER_PORT}"],
-            env={"DATA_SOURCE_URI": f"{db.host}:{db.port}/{db.dbname}?sslmode=disable",
-                 "DATA_SOURCE_USER": db.user},
-            secret_env={"DATA_SOURCE_PASS": db.password},  # DATA_SOURCE_PASS_FILE names the file
-            resources=Resources(cpu_request="10m", cpu_limit="200m", memory_request="32Mi", memory_limit="64Mi"),
-            health_check=HealthCheck(path="/metrics", port=POSTGRES_EXPORTER_PORT),
-            clients_of=(db.labels.get("service", ""),), internal_network=True,
-        ), parent).resources
+        created += target.workload(postgres_exporter_workload(bundle, db), parent).resources
     if bundle.probes:
         created += target.workload(blackbox_workload(bundle), parent).resources
     return created
@@ -100,3 +95,57 @@ def _node_exporter(target: "DockerRuntime", settings, parent: pulumi.Resource) -
             tests=["CMD", "sh", "-c", PROBE.format(timeout=5, port=NODE_EXPORTER_PORT, path="/metrics")],
             interval="15s", timeout="6s", retries=3, start_period="10s"),
         wait=False, opts=ResourceOptions(parent=parent, provider=target.provider, depends_on=[image]))]
+
+
+def prometheus_config(bundle: MonitoringBundle, rule_path: str, alertmanager: str,
+                      address: Callable[[str, int], str]) -> str:
+    """prometheus.yml: every scrape target and the exporters this module runs (`address(workload,
+    port)` -> host:port)."""
+    interval = f"{bundle.settings.scrape_interval_seconds}s"
+    jobs = []
+    for t in sorted(bundle.scrape_targets, key=lambda t: (t.job, t.workload)):
+        canary = t.labels.get("track") == "canary"
+        job: dict[str, Any] = {"job_name": f"{t.job}-canary" if canary else t.job,
+                               "static_configs": [{"targets": [address(t.workload, t.port)], **_labels(t.labels)}]}
+        if canary:  # its own scrape job (names are unique), the service's `job` label
+            job["relabel_configs"] = [{"target_label": "job", "replacement": t.job}]
+        jobs.append(job)
+    jobs += _exporter_jobs(bundle, address)
+    return yaml.safe_dump({
+        "global": {"scrape_interval": interval, "evaluation_interval": interval,
+                   "external_labels": dict(bundle.external_labels)},
+        "rule_files": [rule_path],
+        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]},
+        "scrape_configs": jobs,
+    }, sort_keys=False)
+
+
+def _labels(labels: Mapping[str, str]) -> dict[str, Any]:
+    return {"labels": dict(labels)} if labels else {}
+
+
+def node_exporter_labels(settings: MonitoringSpec) -> dict[str, str]:
+    return {"service": "node-exporter", "version": settings.node_exporter_version}
+
+
+def _exporter_jobs(bundle: MonitoringBundle, address) -> list[dict[str, Any]]:
+    jobs: list[dict[str, Any]] = [{
+        "job_name": "node",
+        "static_configs": [{"targets": [address("node-exporter", NODE_EXPORTER_PORT)],
+                            "labels": node_exporter_labels(bundle.settings)}]}]
+    jobs += [{"job_name": postgres_exporter_job(db.database),
+              "static_configs": [{"targets": [address(postgres_exporter_name(db.database), POSTGRES_EXPORTER_PORT)],
+                                  "labels": dict(db.labels)}]}
+             for db in bundle.databases]
+    if bundle.probes:
+        # The blackbox exporter reaches the edge inside the stack's network; `instance` is the public URL.
+        jobs.append({
+            "job_name": PROBE_JOB, "metrics_path": "/probe",
+            "static_configs": [{"targets": [f"https://{address('edge', EDGE_TLS_PORT)}{probe.path}"],
+                                "labels": {"instance": probe.url, "__param_module": module_name(probe.host),
+                                           **probe.labels}} for probe in bundle.probes],
+            "relabel_configs": [
+                {"source_labels": ["__address__"], "target_label": "__param_target"},
+                {"target_label": "__address__", "replacement": address(BLACKBOX, BLACKBOX_EXPORTER_PORT)},
+            ]})
+    return jobs

@@ -18,15 +18,19 @@ from typing import TYPE_CHECKING, Sequence
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.monitoring import BLACKBOX, BLACKBOX_EXPORTER_PORT, EDGE_TLS_PORT, blackbox_workload, module_name
+from components.monitoring import (
+    BLACKBOX,
+    BLACKBOX_EXPORTER_PORT,
+    EDGE_TLS_PORT,
+    PROBE_JOB,
+    blackbox_workload,
+    module_name,
+)
 from components.targets.base import MonitoringBundle, ProbeTarget, ScrapeTarget
 from components.targets.kubernetes_network import NAME_LABEL, edge_pods, policy, scrape_policy, tcp
 
 if TYPE_CHECKING:
     from components.targets.kubernetes import KubernetesRuntime
-
-PROBE_JOB = "blackbox"  # the `job` the certificate rules select on (components/alerting/service_rules.py)
-
 
 def probe_monitor_spec(probes: Sequence[ProbeTarget], edge_address: str) -> dict:
     """The PodMonitor's spec: one endpoint per probe (`edge_address`: the edge Service's host:port)."""
