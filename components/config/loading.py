@@ -19,7 +19,7 @@ import pulumi
 from pulumi.runtime import config as runtime_config
 from pydantic import ValidationError
 
-from components.config.platform import SCHEMA_KEYS, PlatformConfig
+from components.config.platform import SCHEMA_KEYS, PlatformConfig, secret_key_references
 from components.config.model import ConfigProblems
 
 PROJECT = "platform"
@@ -72,7 +72,7 @@ def parse_platform_config(
     """Validate raw config (keys without the project prefix) or raise ConfigError."""
     # Keys that hold secret values sit beside the model's keys; they are never model input.
     # (A secret named like a schema key stays in, for the model to refuse the name.)
-    referenced = _referenced_secret_names(raw) - SCHEMA_KEYS
+    referenced = set(secret_key_references(raw)) - SCHEMA_KEYS
     model_input = {key: value for key, value in raw.items() if key not in secret_keys | referenced}
     plaintext_secrets = []
     try:
@@ -88,27 +88,6 @@ def parse_platform_config(
     if plaintext_secrets:
         raise ConfigError(_format(stack, plaintext_secrets))
     return platform
-
-
-def _referenced_secret_names(model_input: Mapping[str, Any]) -> set[str]:
-    # Runs before validation: any of these may be the wrong shape, which the model then reports.
-    names: set[str] = set()
-    for service in _entries(model_input.get("services")):
-        if isinstance(service, dict):
-            names.update(v for v in _entries(service.get("secrets")) if isinstance(v, str))
-    for database in _entries(model_input.get("databases")):
-        if isinstance(database, dict) and isinstance(database.get("passwordSecret"), str):
-            names.add(database["passwordSecret"])
-    alerting = model_input.get("alerting") or {}
-    if isinstance(alerting, dict):
-        for field in ("webhookUrlSecretKey", "heartbeatUrlSecretKey", "smtpPasswordSecret"):
-            if isinstance(alerting.get(field), str):
-                names.add(alerting[field])
-    return names
-
-
-def _entries(value: Any) -> list[Any]:
-    return list(value.values()) if isinstance(value, dict) else []
 
 
 def resolve_secrets(platform: PlatformConfig, stack: str, project: str = PROJECT) -> dict[str, pulumi.Output[str]]:

@@ -10,15 +10,15 @@ Keys are camelCase in stack files (Pulumi's convention) and snake_case here.
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Iterator, Literal, Mapping
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from components.config.alerting import AlertingSpec, MonitoringSpec
 from components.config.checks import cross_key_problems, schema_keys
 from components.config.databases import DatabaseSpec
 from components.config.edge import EdgeSpec
-from components.config.model import Model, Problem, refuse
+from components.config.model import Model, Problem, refuse, stack_key
 from components.config.notifications import NotificationsSpec
 from components.config.preflight import PreflightSpec
 from components.config.release import DrillsSpec, PromotionSpec, RolloutSpec, SmokeTestSpec
@@ -84,19 +84,48 @@ class PlatformConfig(Model):
 
     def secret_keys(self) -> dict[str, str]:
         """Every secret config key the stack needs, with the path that asks for it."""
-        wanted: dict[str, str] = {}
-        for name, service in self.services.items():
-            for env_name, key in service.secrets.items():
-                wanted.setdefault(key, f"services.{name}.secrets.{env_name}")
-        for name, database in self.databases.items():
-            wanted.setdefault(database.password_secret, f"databases.{name}.passwordSecret")
-        alerting = self.alerting
-        for key, path in ((alerting.webhook_url_secret_key, "alerting.webhookUrlSecretKey"),
-                          (alerting.heartbeat_url_secret_key, "alerting.heartbeatUrlSecretKey"),
-                          (alerting.smtp_password_secret, "alerting.smtpPasswordSecret")):
-            if key:
-                wanted.setdefault(key, path)
-        return wanted
+        return secret_key_references(self)
+
+
+# Where a stack's config names a secret config key (model field names; `*`: every entry of a map).
+# The one list: the model's secret_keys() and the loader, which must set those keys aside before
+# validation (they sit beside the schema's keys), both read it through secret_key_references.
+SECRET_KEY_FIELDS = (
+    ("services", "*", "secrets", "*"),
+    ("databases", "*", "password_secret"),
+    ("alerting", "webhook_url_secret_key"),
+    ("alerting", "heartbeat_url_secret_key"),
+    ("alerting", "smtp_password_secret"),
+)
+
+
+def secret_key_references(config: "PlatformConfig | Mapping[str, Any]") -> dict[str, str]:
+    """Each secret config key that SECRET_KEY_FIELDS name, with the first stack-file path naming it
+    (`services.api.secrets.SESSION_SIGNING_KEY`). `config` is the model or, before validation, the
+    raw config (camelCase keys), where any part may have the wrong shape: the model reports that,
+    so whatever is not a map or a key name is passed over here."""
+    wanted: dict[str, str] = {}
+    for fields in SECRET_KEY_FIELDS:
+        for path, key in _named_keys(config, fields, ()):
+            wanted.setdefault(key, ".".join(path))
+    return wanted
+
+
+def _named_keys(node: Any, fields: tuple[str, ...], path: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], str]]:
+    if not fields:
+        if isinstance(node, str):
+            yield path, node
+        return
+    field, rest = fields[0], fields[1:]
+    if field == "*":
+        if isinstance(node, Mapping):
+            for name, child in node.items():
+                yield from _named_keys(child, rest, (*path, str(name)))
+        return
+    if isinstance(node, BaseModel):
+        yield from _named_keys(getattr(node, field), rest, (*path, stack_key(field)))
+    elif isinstance(node, Mapping):
+        yield from _named_keys(node.get(stack_key(field)), rest, (*path, stack_key(field)))
 
 
 # The stack file's top-level keys (`platform:<key>`); secret config keys sit beside them.

@@ -26,7 +26,7 @@ class SmokeTestSpec(Model):
     check_version: bool = Field(True, description="The health endpoint must report the version deployed.")
 
 
-# The canary's series: the scrape labels them service/track (components/monitoring.py).
+# The canary's series: the scrape labels them service/track (the scrape targets, components/platform.py).
 _CANARY = 'service="{service}", track="canary"'
 
 
