@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator, model_validator
 
-from components.config.model import HostName, ImageRepository, Model, Port, Problem, Version, refuse
+from components.config.model import HostName, ImageRepository, Model, Port, Problem, Version, listed_once, refuse
 from components.config.tls import TlsSpec
 from components.config.workload import LogRotation, Resources
 
@@ -23,10 +23,7 @@ class EdgeSpec(Model):
     @field_validator("hosts")
     @classmethod
     def _each_once(cls, value: list[str]) -> list[str]:
-        twice = sorted({host for host in value if value.count(host) > 1})
-        if twice:
-            raise ValueError(f"names {twice} more than once; list each host once")
-        return value
+        return listed_once(value, "host")
 
     @model_validator(mode="after")
     def _two_ports(self) -> "EdgeSpec":

@@ -89,6 +89,14 @@ class ConfigProblems(ValueError):
         self.problems = problems
 
 
+def listed_once(value: list[str], what: str = "") -> list[str]:
+    """A list validator's check that no item is named twice (`what`: the items, for the message)."""
+    twice = sorted({item for item in value if value.count(item) > 1})
+    if twice:
+        raise ValueError(f"names {twice} more than once; list each {what + ' ' if what else ''}once")
+    return value
+
+
 def refuse(problems: list[Problem]) -> None:
     if problems:
         raise ConfigProblems(problems)

@@ -12,20 +12,13 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from components.config.model import ConfigKey, EmailAddress, Model, NonEmpty, Port, is_host_or_ip
+from components.config.model import ConfigKey, EmailAddress, Model, NonEmpty, Port, is_host_or_ip, listed_once
 
 # success: a release went out; failure: it did not (refused or failed); rollback: a failed
 # release was rolled back automatically, or an operator rolled back; promotion: a stack took
 # another's verified versions (or a canary became stable).
 Event = Literal["success", "failure", "rollback", "promotion"]
 ALL_EVENTS: tuple[Event, ...] = ("success", "failure", "rollback", "promotion")
-
-
-def _each_once(value: list[str]) -> list[str]:
-    twice = sorted({item for item in value if value.count(item) > 1})
-    if twice:
-        raise ValueError(f"names {twice} more than once; list each once")
-    return value
 
 
 class WebhookChannel(Model):
@@ -37,7 +30,7 @@ class WebhookChannel(Model):
     @field_validator("events")
     @classmethod
     def _events_once(cls, value: list[str]) -> list[str]:
-        return _each_once(value)
+        return listed_once(value)
 
 
 class DingTalkChannel(WebhookChannel):
@@ -62,7 +55,7 @@ class EmailChannel(Model):
     @field_validator("events")
     @classmethod
     def _events_once(cls, value: list[str]) -> list[str]:
-        return _each_once(value)
+        return listed_once(value)
 
     @field_validator("smtp_host")
     @classmethod

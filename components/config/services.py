@@ -20,6 +20,7 @@ from components.config.model import (
     Problem,
     UrlPath,
     Version,
+    listed_once,
     refuse,
 )
 from components.config.volumes import ServiceVolume, check_volume_names
@@ -72,10 +73,7 @@ class ServiceSpec(Model):
     @field_validator("databases")
     @classmethod
     def _each_once(cls, value: list[str]) -> list[str]:
-        twice = sorted({name for name in value if value.count(name) > 1})
-        if twice:
-            raise ValueError(f"names {twice} more than once; list each database once")
-        return value
+        return listed_once(value, "database")
 
     @field_validator("env", "secrets")
     @classmethod
