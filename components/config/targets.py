@@ -25,9 +25,11 @@ class KubernetesTarget(Model):
         "LoadBalancer", description="How the edge proxy is exposed outside the cluster. NodePort: "
         "edge.httpPort/httpsPort are the node ports (the embedded local cluster has no load balancer).")
     ingress_class: DnsSubdomain = Field("traefik", description="Ingress class cert-manager's HTTP-01 solver uses.")
-    # A release whose pods never become ready fails the update after about this long (Kubernetes
-    # marks the Deployment ProgressDeadlineExceeded; Pulumi's await stops 20 s later) instead of
-    # after Pulumi's 10-minute default: the sooner a bad release fails, the sooner it is rolled back.
+    # The longest a rollout may take. A release that shows it cannot become ready (pods that
+    # cannot start, crash, or fail their health check `retries` times after the start period)
+    # fails the update at once (components/targets/kubernetes_gate.py); one that just never
+    # finishes fails after this long (Kubernetes' ProgressDeadlineExceeded, the gate's deadline),
+    # not after Pulumi's 10-minute default. The StatefulSet's await stops 20 s after it.
     progress_deadline_seconds: int = Field(180, ge=10, le=3600)
 
     @field_validator("kubeconfig")

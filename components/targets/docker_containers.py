@@ -10,10 +10,8 @@ import pulumi_docker as docker
 
 from components.config import cpu_millicores
 from components.targets.base import WorkloadSpec
+from components.targets.probing import PROBE, health_check_argv  # noqa: F401 (PROBE: the exporters' checks)
 
-# Busybox-based images have wget but rarely curl. `timeout` bounds the probe like Kubernetes'
-# timeoutSeconds: busybox's own `wget -T` segfaults in the images built here.
-PROBE = "timeout {timeout} wget -q -O /dev/null http://127.0.0.1:{port}{path} || exit 1"
 # Docker's convention for secrets (as Swarm secrets and the postgres image use it): the value is a
 # file under /run/secrets and the environment only names the file (`<NAME>_FILE`).
 SECRETS_DIR = "/run/secrets"
@@ -43,9 +41,7 @@ def network_labels(stack: str) -> list[docker.NetworkLabelArgs]:
 def probe(spec: WorkloadSpec) -> list[str]:
     """The readiness probe as argv run inside the container: the service's command, or HTTP."""
     check = spec.health_check
-    if check.command:
-        return list(check.command)
-    return ["sh", "-c", PROBE.format(timeout=check.timeout_seconds, port=check.port or spec.port, path=check.path)]
+    return health_check_argv(check.command, check.timeout_seconds, check.port or spec.port, check.path)
 
 
 def healthcheck(spec: WorkloadSpec) -> docker.ContainerHealthcheckArgs | None:

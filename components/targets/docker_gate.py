@@ -15,11 +15,12 @@ keeps sending every request to the previous slot.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
+
+from components.targets.probing import NotReady, Runner, run
 
 
 @dataclass(frozen=True)
@@ -41,20 +42,6 @@ class Gate:
     def to_json(self) -> str:
         return json.dumps(self.__dict__ | {"docker": list(self.docker), "containers": list(self.containers),
                                            "probe": list(self.probe)}, sort_keys=True)
-
-
-class NotReady(Exception):
-    pass
-
-
-Runner = Callable[[Sequence[str], float], subprocess.CompletedProcess]
-
-
-def run(argv: Sequence[str], timeout: float) -> subprocess.CompletedProcess:
-    try:
-        return subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return subprocess.CompletedProcess(list(argv), 124, "", f"timed out after {timeout:g}s")
 
 
 def state_problem(gate: Gate, container: str, runner: Runner) -> str | None:

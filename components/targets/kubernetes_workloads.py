@@ -16,6 +16,7 @@ import pulumi_kubernetes as k8s
 from components.hardening import DATABASE_UID, UNPRIVILEGED_PORT_SYSCTL, UNPRIVILEGED_UID
 from components.targets.base import WorkloadHandle, WorkloadSpec, database_client_label, standard_labels
 from components.targets.kubernetes_network import NAME_LABEL, workload_paths
+from components.targets.kubernetes_rollout import rollout_gate
 from components.targets.kubernetes_pods import (
     claim_volume,
     config_key,
@@ -65,8 +66,11 @@ def workload(target: "KubernetesRuntime", spec: WorkloadSpec, parent: pulumi.Res
         if public and spec.track == "stable":
             replicas = max(replicas, target.hardening.min_public_replicas)
         object_labels = {**labels, EXPOSURE_LABEL: "public"} if public else labels
-        created.append(_deployment(target, dataclasses.replace(spec, replicas=replicas), object_labels, selector,
-                                   template, parent, depends))
+        deployment = _deployment(target, dataclasses.replace(spec, replicas=replicas), object_labels, selector,
+                                 template, parent, depends)
+        created.append(deployment)
+        if spec.health_check:
+            created.append(rollout_gate(target, spec, deployment, selector, parent))
         if public:
             created.append(_disruption_budget(target, spec, unversioned, selector, parent))
     address = pulumi.Output.from_input("")
@@ -209,7 +213,12 @@ def _live_volume(target: "KubernetesRuntime", spec: WorkloadSpec, files, directo
             core.VolumeMountArgs(name="live", mount_path=directory, read_only=True))
 
 
-def _rollout_annotations(target: "KubernetesRuntime", spec: WorkloadSpec) -> dict[str, str]:
+def _rollout_annotations(target: "KubernetesRuntime", spec: WorkloadSpec, gated: bool = False) -> dict[str, str]:
+    if gated:
+        # The rollout gate waits for it (kubernetes_rollout.py), failing at the first sign the
+        # new pods cannot become ready; the provider's own wait would hold the update until
+        # the progress deadline.
+        return {**version_annotations(spec.version), "pulumi.com/skipAwait": "true"}
     # pulumi-kubernetes only logs ProgressDeadlineExceeded and waits out its own timeout
     # (10 min); its timeout annotation makes the update fail soon after Kubernetes gives up.
     return {**version_annotations(spec.version),
@@ -219,7 +228,7 @@ def _rollout_annotations(target: "KubernetesRuntime", spec: WorkloadSpec) -> dic
 def _deployment(target: "KubernetesRuntime", spec, labels, selector, template, parent, depends):
     return k8s.apps.v1.Deployment(
         spec.name,
-        metadata=target.metadata(spec.name, labels, _rollout_annotations(target, spec)),
+        metadata=target.metadata(spec.name, labels, _rollout_annotations(target, spec, gated=bool(spec.health_check))),
         spec=k8s.apps.v1.DeploymentSpecArgs(
             replicas=spec.replicas,
             selector=meta.LabelSelectorArgs(match_labels=selector),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import pytest
 import yaml
@@ -287,11 +288,24 @@ def test_workers_are_probed_by_command(mocks):
     assert worker["livenessProbe"]["exec"]["command"] == ["/app/worker", "--check"]
 
 
-def test_a_release_that_never_becomes_ready_fails_the_update_after_the_progress_deadline(mocks):
+COMMAND = "command:local:Command"
+
+
+def test_a_health_checked_deployment_is_waited_for_by_its_rollout_gate_not_the_provider(mocks):
     deploy(mocks, change=lambda raw: raw["kubernetes"].update(progressDeadlineSeconds=40))
     api = mocks.named(DEPLOYMENT, "api")
     assert api.get("spec.progressDeadlineSeconds") == 40
-    assert api.get("metadata.annotations")["pulumi.com/timeoutSeconds"] == "60"
+    assert api.get("metadata.annotations")["pulumi.com/skipAwait"] == "true"
+    gate = json.loads(mocks.named(COMMAND, "api-rolled-out").inputs["stdin"])
+    assert (gate["deployment"], gate["container"], gate["deadline_seconds"]) == ("api", "api", 40)
+    assert gate["probe"][-1].startswith("timeout 3 wget -q -O /dev/null http://127.0.0.1:8080/healthz")
+
+
+def test_a_database_statefulset_keeps_the_providers_wait_bounded_by_the_progress_deadline(mocks):
+    deploy(mocks, change=lambda raw: raw["kubernetes"].update(progressDeadlineSeconds=40))
+    [database] = mocks.of_type("kubernetes:apps/v1:StatefulSet")
+    assert database.get("metadata.annotations")["pulumi.com/timeoutSeconds"] == "60"
+    assert "pulumi.com/skipAwait" not in database.get("metadata.annotations")
 
 
 NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
