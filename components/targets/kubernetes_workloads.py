@@ -214,15 +214,12 @@ def _live_volume(target: "KubernetesRuntime", spec: WorkloadSpec, files, directo
 
 
 def _rollout_annotations(target: "KubernetesRuntime", spec: WorkloadSpec, gated: bool = False) -> dict[str, str]:
-    if gated:
-        # The rollout gate waits for it (kubernetes_rollout.py), failing at the first sign the
-        # new pods cannot become ready; the provider's own wait would hold the update until
-        # the progress deadline.
-        return {**version_annotations(spec.version), "pulumi.com/skipAwait": "true"}
-    # pulumi-kubernetes only logs ProgressDeadlineExceeded and waits out its own timeout
+    # Gated: the rollout gate (kubernetes_gate.py) waits, failing at a bad release's first signs.
+    # Otherwise pulumi-kubernetes only logs ProgressDeadlineExceeded and waits out its own timeout
     # (10 min); its timeout annotation makes the update fail soon after Kubernetes gives up.
-    return {**version_annotations(spec.version),
-            "pulumi.com/timeoutSeconds": str(target.settings.progress_deadline_seconds + 20)}
+    wait = {"pulumi.com/skipAwait": "true"} if gated else {
+        "pulumi.com/timeoutSeconds": str(target.settings.progress_deadline_seconds + 20)}
+    return {**version_annotations(spec.version), **wait}
 
 
 def _deployment(target: "KubernetesRuntime", spec, labels, selector, template, parent, depends):
