@@ -21,7 +21,9 @@ skipped. Print the machine's load with it: these are wall-clock figures.
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -46,6 +48,16 @@ def seconds(action) -> float:
     started = time.perf_counter()
     action()
     return time.perf_counter() - started
+
+
+def phases(output: str, project: Project) -> str:
+    """The phase durations of the release record deployctl names in its output."""
+    found = re.search(r"release record: (\S+)", output)
+    if not found:
+        return "no release record named in deployctl's output"
+    record = json.loads((project.dir / found.group(1)).read_text())
+    return ", ".join(f"{name} {value:.1f}s" for name, value in record.get("durations", {}).items()) + \
+        f" (total {record.get('duration_seconds', 0):.1f}s)"
 
 
 class Target:
@@ -108,11 +120,13 @@ def measure(target: Target, runs: int, floor: Project) -> list[tuple[str, float,
                     up()
                 figures.setdefault("by hand", []).append(seconds(by_hand))
                 project.set_config(STACK, "services.api.version", BROKEN)
+                deployed = []
                 with Traffic(target.url, HOST) as traffic:
-                    failed = seconds(lambda: project.deployctl("deploy", STACK, check=False, timeout=900))
+                    failed = seconds(lambda: deployed.append(project.deployctl("deploy", STACK, check=False, timeout=900)))
                 figures.setdefault("failed release", []).append(failed)
                 failed_requests += len(traffic.failures)
                 print(f"  {traffic.report('failed release')}", flush=True)
+                print(f"  where the failed release's time went: {phases(deployed[0].output, project)}", flush=True)
                 project.set_config(STACK, "services.api.version", GOOD)  # what the rollback left running
         finally:
             target.clear(project)
