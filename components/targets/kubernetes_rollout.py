@@ -21,6 +21,11 @@ if TYPE_CHECKING:
 GATE_COMMAND = "python -m components.targets.kubernetes_gate"
 
 
+def gated(target: "KubernetesRuntime", spec: WorkloadSpec) -> bool:
+    """A Deployment with a health check, applied to a cluster (rendered manifests roll out elsewhere)."""
+    return spec.health_check is not None and not target.settings.render_to_directory
+
+
 def rollout_gate(target: "KubernetesRuntime", spec: WorkloadSpec, deployment: k8s.apps.v1.Deployment,
                  selector: Mapping[str, str], parent: pulumi.Resource) -> command.local.Command:
     check = spec.health_check

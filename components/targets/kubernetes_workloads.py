@@ -16,7 +16,7 @@ import pulumi_kubernetes as k8s
 from components.hardening import DATABASE_UID, UNPRIVILEGED_PORT_SYSCTL, UNPRIVILEGED_UID
 from components.targets.base import WorkloadHandle, WorkloadSpec, database_client_label, standard_labels
 from components.targets.kubernetes_network import NAME_LABEL, workload_paths
-from components.targets.kubernetes_rollout import rollout_gate
+from components.targets.kubernetes_rollout import gated, rollout_gate
 from components.targets.kubernetes_pods import (
     claim_volume,
     config_key,
@@ -69,7 +69,7 @@ def workload(target: "KubernetesRuntime", spec: WorkloadSpec, parent: pulumi.Res
         deployment = _deployment(target, dataclasses.replace(spec, replicas=replicas), object_labels, selector,
                                  template, parent, depends)
         created.append(deployment)
-        if spec.health_check:
+        if gated(target, spec):
             created.append(rollout_gate(target, spec, deployment, selector, parent))
         if public:
             created.append(_disruption_budget(target, spec, unversioned, selector, parent))
@@ -225,7 +225,7 @@ def _rollout_annotations(target: "KubernetesRuntime", spec: WorkloadSpec, gated:
 def _deployment(target: "KubernetesRuntime", spec, labels, selector, template, parent, depends):
     return k8s.apps.v1.Deployment(
         spec.name,
-        metadata=target.metadata(spec.name, labels, _rollout_annotations(target, spec, gated=bool(spec.health_check))),
+        metadata=target.metadata(spec.name, labels, _rollout_annotations(target, spec, gated(target, spec))),
         spec=k8s.apps.v1.DeploymentSpecArgs(
             replicas=spec.replicas,
             selector=meta.LabelSelectorArgs(match_labels=selector),

@@ -301,6 +301,13 @@ def test_a_health_checked_deployment_is_waited_for_by_its_rollout_gate_not_the_p
     assert gate["probe"][-1].startswith("timeout 3 wget -q -O /dev/null http://127.0.0.1:8080/healthz")
 
 
+def test_rendered_manifests_get_no_rollout_gate(mocks):
+    # Nothing is applied to a cluster here, so there is no rollout to wait for.
+    deploy(mocks, stack="dev", change=lambda raw: (self_signed(raw), rendering(raw)))
+    assert not [r for r in mocks.of_type(COMMAND) if r.name.endswith("-rolled-out")]
+    assert "pulumi.com/skipAwait" not in mocks.named(DEPLOYMENT, "api").get("metadata.annotations")
+
+
 def test_a_database_statefulset_keeps_the_providers_wait_bounded_by_the_progress_deadline(mocks):
     deploy(mocks, change=lambda raw: raw["kubernetes"].update(progressDeadlineSeconds=40))
     [database] = mocks.of_type("kubernetes:apps/v1:StatefulSet")
