@@ -133,12 +133,22 @@ def last_logs(gate: RolloutGate, pod: str, runner: Runner) -> str:
     return f"\n    last log lines of {pod}:\n      " + text.replace("\n", "\n      ") if text else ""
 
 
+def kubectl_failed(stderr: str) -> bool:
+    """kubectl itself failed (it could not run the probe), as opposed to the probe failing."""
+    text = stderr.strip()
+    return text.startswith(("Error from server", "error: ", "Unable to connect")) or text.startswith("timed out after")
+
+
 def _probe(gate: RolloutGate, watch: _Watch, pod: str, runner: Runner, elapsed: float) -> None:
     probe = runner([*gate.kubectl, "exec", pod, "-c", gate.container, "--", *gate.probe], gate.timeout_seconds + 10)
     if probe.returncode == 0:
         watch.failures[pod] = 0
         return
     watch.last_error = (probe.stderr.strip() or probe.stdout.strip() or f"exit {probe.returncode}")[-200:]
+    if kubectl_failed(probe.stderr):
+        # No verdict on the release (exec forbidden, the API server busy, a kubectl timeout): the
+        # kubelet's readiness and the deadline still decide.
+        return
     if elapsed >= gate.start_period_seconds:
         watch.failures[pod] = watch.failures.get(pod, 0) + 1
         if watch.failures[pod] >= gate.failure_threshold:

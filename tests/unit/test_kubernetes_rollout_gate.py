@@ -172,3 +172,16 @@ def test_a_failing_kubectl_call_is_looked_at_again_not_taken_for_a_failed_releas
 def test_the_gate_round_trips_through_json():
     assert RolloutGate.from_json(GATE.to_json()) == RolloutGate(**{**GATE.__dict__, "kubectl": list(GATE.kubectl),
                                                                     "probe": list(GATE.probe)})
+
+
+def test_a_probe_kubectl_could_not_run_is_no_verdict_on_the_release():
+    class Forbidden(FakeKubectl):
+        def __call__(self, argv, timeout):
+            if "exec" in argv:
+                self.calls.append(argv)
+                return subprocess.CompletedProcess(argv, 1, "", 'Error from server (Forbidden): pods "api-new" is forbidden')
+            return super().__call__(argv, timeout)
+    rolling = [deployment(updated=1)] * 20
+    done = deployment(updated=1, total=1, available=1)
+    seconds, _ = wait(Forbidden([*rolling, done], pod("api-new", "bbb", RUNNING)))
+    assert seconds == 20  # the kubelet made it ready; exec being refused failed nothing
