@@ -145,3 +145,16 @@ def on_docker(raw: dict) -> None:
     """A `change` for deploy_stack: the same stack on the Docker target."""
     raw["target"] = "docker"
     raw.pop("kubernetes", None)
+
+
+class ManualClock:
+    """A monotonic clock that moves only when slept on: the release gates' tests, second by second."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds

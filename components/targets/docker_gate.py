@@ -20,11 +20,11 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from components.targets.probing import NotReady, Runner, run
+from components.targets.probing import GateArgs, NotReady, Runner, run
 
 
 @dataclass(frozen=True)
-class Gate:
+class Gate(GateArgs):
     docker: Sequence[str]  # the docker CLI with its --host, e.g. ["docker", "--host", "unix:///run/x.sock"]
     containers: Sequence[str]
     probe: Sequence[str]  # run inside each container; exit 0 = ready
@@ -34,14 +34,6 @@ class Gate:
     failure_threshold: int
     success_threshold: int
     deadline_seconds: float
-
-    @classmethod
-    def from_json(cls, text: str) -> "Gate":
-        return cls(**json.loads(text))
-
-    def to_json(self) -> str:
-        return json.dumps(self.__dict__ | {"docker": list(self.docker), "containers": list(self.containers),
-                                           "probe": list(self.probe)}, sort_keys=True)
 
 
 def state_problem(gate: Gate, container: str, runner: Runner) -> str | None:

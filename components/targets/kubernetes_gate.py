@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
-from components.targets.probing import NotReady, Runner, run
+from components.targets.probing import GateArgs, NotReady, Runner, run
 
 # A container waiting for one of these is not going to start by waiting longer.
 CANNOT_START = frozenset({"CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "InvalidImageName",
@@ -37,7 +37,7 @@ KUBECTL_TIMEOUT = 30  # one kubectl call on a busy machine; the gate's deadline 
 
 
 @dataclass(frozen=True)
-class RolloutGate:
+class RolloutGate(GateArgs):
     kubectl: Sequence[str]  # kubectl with its --namespace (and --kubeconfig/--context)
     deployment: str
     selector: Mapping[str, str]  # the Deployment's pod selector
@@ -48,14 +48,6 @@ class RolloutGate:
     timeout_seconds: float  # one probe
     failure_threshold: int
     deadline_seconds: float
-
-    @classmethod
-    def from_json(cls, text: str) -> "RolloutGate":
-        return cls(**json.loads(text))
-
-    def to_json(self) -> str:
-        return json.dumps(self.__dict__ | {"kubectl": list(self.kubectl), "selector": dict(self.selector),
-                                           "probe": list(self.probe)}, sort_keys=True)
 
 
 def rollout_waiting(deployment: dict) -> str | None:

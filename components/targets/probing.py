@@ -3,12 +3,25 @@ and the verdict that a release cannot become ready. No Pulumi import: the gates 
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import subprocess
 from typing import Callable, Sequence
 
 
 class NotReady(Exception):
     pass
+
+
+class GateArgs:
+    """A gate's arguments (a frozen dataclass), as its `command:local:Command` passes them on stdin."""
+
+    @classmethod
+    def from_json(cls, text: str):
+        return cls(**json.loads(text))
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
 
 
 Runner = Callable[[Sequence[str], float], subprocess.CompletedProcess]

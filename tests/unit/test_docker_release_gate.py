@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
+from support import ManualClock as Clock
 
 from components.targets.docker_gate import Gate, NotReady, wait_ready
 
@@ -28,16 +29,6 @@ class FakeDocker:
         code = self.probes.pop(0) if len(self.probes) > 1 else self.probes[0]
         return subprocess.CompletedProcess(argv, code, "", "" if code == 0 else "connection refused")
 
-
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.now += seconds
 
 
 def gate(**changes) -> Gate:

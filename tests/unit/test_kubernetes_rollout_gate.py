@@ -6,6 +6,7 @@ import json
 import subprocess
 
 import pytest
+from support import ManualClock as Clock
 
 from components.targets.kubernetes_gate import NotReady, RolloutGate, wait_rolled_out
 
@@ -62,16 +63,6 @@ class FakeKubectl:
         code = self.probes.pop(0) if len(self.probes) > 1 else self.probes[0]
         return subprocess.CompletedProcess(argv, code, "", "" if code == 0 else "wget: server returned error: HTTP/1.1 503")
 
-
-class Clock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.now += seconds
 
 
 def wait(kubectl: FakeKubectl, gate: RolloutGate = GATE) -> tuple[float, Clock]:
