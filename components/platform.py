@@ -131,7 +131,8 @@ class Platform(pulumi.ComponentResource):
         return SmokeTest(f"{name}-smoke", SmokeTestArgs(
             checks=checks, commands=commands, versions=versions, host_header=config.edge_host_header(),
             verify_tls=smoke.verify_tls, attempts=smoke.attempts, delay_seconds=smoke.delay_seconds,
-            timeout_seconds=smoke.timeout_seconds, check_version=smoke.check_version),
+            timeout_seconds=smoke.timeout_seconds, check_version=smoke.check_version,
+            settle_seconds=smoke.settle_seconds),
             opts=ResourceOptions.merge(child, ResourceOptions(depends_on=[*workloads, self.edge])))
 
     @staticmethod

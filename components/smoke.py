@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import ssl
 import subprocess
 import sys
@@ -59,6 +60,7 @@ class SmokeTestArgs:
     delay_seconds: float
     timeout_seconds: float
     check_version: bool
+    settle_seconds: float = 60
 
 
 def smoke_props(args: SmokeTestArgs) -> dict[str, Any]:
@@ -73,6 +75,7 @@ def smoke_props(args: SmokeTestArgs) -> dict[str, Any]:
         "delaySeconds": args.delay_seconds,
         "timeoutSeconds": args.timeout_seconds,
         "checkVersion": args.check_version,
+        "settleSeconds": args.settle_seconds,
     }
 
 
@@ -123,15 +126,15 @@ HISTORY_LIMIT = 20  # versions remembered per service
 
 def _run_checks(props: dict, history: dict | None = None) -> dict:
     """Every check must pass within `attempts` tries; otherwise raise (the update fails)."""
-    report, failures = [], []
+    report, failures, started = [], [], time.monotonic()
     for check in props["checks"]:
-        outcome = _check_with_retries(check, props)
+        outcome = _check_with_retries(check, props, started)
         report.append(outcome)
         if not outcome["ok"]:
             failures.append(f"{check['service']} {check['url']}: {outcome['error']} "
                             f"(after {outcome['attempts']} attempts)")
     for check in props.get("commands") or []:
-        outcome = _command_with_retries(check, props)
+        outcome = _command_with_retries(check, props, started)
         report.append(outcome)
         if not outcome["ok"]:
             failures.append(f"{check['name']}: {outcome['error']} (after {outcome['attempts']} attempts)")
@@ -145,26 +148,44 @@ def _run_checks(props: dict, history: dict | None = None) -> dict:
     return {**props, "verified": verified, "verified_history": merged, "report": report}
 
 
-def _check_with_retries(check: dict, props: dict) -> dict:
+def _check_with_retries(check: dict, props: dict, started: float) -> dict:
     subject = {"service": check["service"], "url": check["url"]}
-    return {**subject, **_with_retries(lambda: _http_problem(check, props), props)}
+    return {**subject, **_with_retries(lambda: _http_problem(check, props), props, started, not_routed_yet)}
 
 
-def _command_with_retries(check: dict, props: dict) -> dict:
-    return {"check": check["name"], **_with_retries(lambda: _command_problem(check), props)}
+def _command_with_retries(check: dict, props: dict, started: float) -> dict:
+    return {"check": check["name"], **_with_retries(lambda: _command_problem(check), props, started)}
 
 
-def _with_retries(problem_of_one_try: Callable[[], str | None], props: dict) -> dict:
-    """Up to `attempts` tries, `delaySeconds` apart; the outcome of the first that has no problem."""
-    error = ""
-    for attempt in range(1, int(props["attempts"]) + 1):
-        started = time.monotonic()
+# What the edge answers while a route is not there yet: right after an update, the proxy or the
+# node's service rules (kube-proxy) may not name the new pods for some seconds (seen: 15 s of
+# instant 502s on a loaded machine after a first create, with every pod Ready).
+NOT_ROUTED = re.compile(r"^HTTP 50[234]$|refused|reset by peer|Remote end closed", re.IGNORECASE)
+
+
+def not_routed_yet(problem: str) -> bool:
+    return bool(NOT_ROUTED.search(problem))
+
+
+def _with_retries(problem_of_one_try: Callable[[], str | None], props: dict, started: float,
+                  transient: Callable[[str], bool] = lambda _: False) -> dict:
+    """Up to `attempts` tries, `delaySeconds` apart; the outcome of the first that has no problem.
+    Within `settleSeconds` of the smoke test's start, an answer that only says the route is not
+    there yet costs no attempt: any other problem (a wrong version, a 500) fails as soon as ever."""
+    error, attempt, tries = "", 0, 0
+    settle_until = started + float(props.get("settleSeconds", 0))
+    while attempt < int(props["attempts"]):
+        tried = time.monotonic()
         error = problem_of_one_try()
+        tries += 1
         if error is None:
-            return {"ok": True, "attempts": attempt, "seconds": round(time.monotonic() - started, 3)}
+            return {"ok": True, "attempts": tries, "seconds": round(time.monotonic() - tried, 3)}
+        settling = transient(error) and time.monotonic() < settle_until
+        if not settling:
+            attempt += 1
         if attempt < int(props["attempts"]):
-            time.sleep(float(props["delaySeconds"]))
-    return {"ok": False, "attempts": int(props["attempts"]), "error": error}
+            time.sleep(max(float(props["delaySeconds"]), 0.5 if settling else 0))
+    return {"ok": False, "attempts": tries, "error": error}
 
 
 def _http_problem(check: dict, props: dict) -> str | None:

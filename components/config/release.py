@@ -23,6 +23,10 @@ class SmokeTestSpec(Model):
     attempts: int = Field(8, ge=3, le=60)
     delay_seconds: float = Field(2, ge=0, le=60)
     timeout_seconds: float = Field(3, gt=0, le=30)
+    settle_seconds: float = Field(
+        60, ge=0, le=600, description="How long after the update answers that only say a route is not there yet "
+        "(502, 503, 504, a refused or reset connection) are retried without costing an attempt: the edge and the "
+        "node's service rules can take some seconds to name new pods. Any other failure counts at once.")
     check_version: bool = Field(True, description="The health endpoint must report the version deployed.")
 
 

@@ -29,6 +29,11 @@ class Answer:
 
 
 class Cluster:
+    # Namespaces a test stack was deployed to and not yet dropped: tests/e2e/conftest.py drops
+    # them after each module, so a module whose fixture failed half-way (its teardown never runs)
+    # does not leave pods behind that fill the node (50 pods) for the modules after it.
+    lent: set[str] = set()
+
     def kubectl(self, *args: str, timeout: float = 120) -> str:
         proc = subprocess.run([str(KUBECTL), "--kubeconfig", str(KUBECONFIG), "--context", CONTEXT, *args],
                               capture_output=True, text=True, timeout=timeout)
@@ -53,9 +58,11 @@ class Cluster:
         """Whatever an earlier run left there is gone before a test stack deploys into it."""
         self.kubectl("delete", "namespace", namespace, "--ignore-not-found", "--wait=true", "--timeout=180s",
                      timeout=200)
+        Cluster.lent.add(namespace)
 
     def drop_namespace(self, namespace: str) -> None:
         self.kubectl("delete", "namespace", namespace, "--ignore-not-found", "--wait=false")
+        Cluster.lent.discard(namespace)
 
     def deployments(self, namespace: str) -> dict[str, dict]:
         return {d["metadata"]["name"]: d for d in self.get(namespace, "deployments")["items"]}

@@ -38,6 +38,15 @@ def cluster() -> Cluster:
     return cluster
 
 
+@pytest.fixture(scope="module", autouse=True)
+def namespaces_dropped_after_each_module():
+    """Whatever namespace a module deployed to and did not drop (its fixture failed before its
+    own teardown) is dropped when the module ends: the next module gets the node's pods."""
+    yield
+    for namespace in sorted(Cluster.lent):
+        Cluster().drop_namespace(namespace)
+
+
 @pytest.fixture(scope="session")
 def docker_host() -> DockerHost:
     """The project's Docker engine (devenv/docker/engine.sh), started if it is not running."""

@@ -415,6 +415,8 @@ CORPUS: list[Case] = [
     case("smokeTest.delaySeconds", "2", "a number given as a string"),
     case("smokeTest.timeoutSeconds", 0, "a zero timeout"),
     case("smokeTest.checkVersion", "true", "a boolean given as a string"),
+    case("smokeTest.settleSeconds", -5, "a negative settle window"),
+    case("smokeTest.settleSeconds", "60", "a number given as a string"),
     # --- promotion --------------------------------------------------------------------------
     case("promotion.stagingStack", "", "an empty stack name"),
     case("promotion.stagingStack", "organization/platform/staging/extra", "too many parts"),

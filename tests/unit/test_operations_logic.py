@@ -88,10 +88,14 @@ def test_pre_deploy_backup_runs_only_when_client_versions_change():
 @pytest.fixture
 def health_server():
     answers = {"/ok": (200, "1.4.2"), "/broken": (500, "1.7.0"), "/stale": (200, "1.4.1"), **REGISTRY}
+    # /routing: the edge's instant 502 for the first 5 requests (no route to the new pods yet), then the service.
+    routing = iter([(502, "")] * 5)
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802
             status, body = answers.get(self.path, (404, ""))
+            if self.path == "/routing":
+                status, body = next(routing, (200, "1.4.2"))
             self.send_response(status)
             self.end_headers()
             self.wfile.write(body.encode())
@@ -116,10 +120,27 @@ REGISTRY = {
 }
 
 
-def smoke_props(url, version="1.4.2", image=""):
+def smoke_props(url, version="1.4.2", image="", settle=0):
     return {"checks": [{"service": "api", "url": url, "version": version, "image": image}], "versions": {"api": version},
             "hostHeader": None, "verifyTls": False, "attempts": 3, "delaySeconds": 0, "timeoutSeconds": 3,
-            "checkVersion": True}
+            "checkVersion": True, "settleSeconds": settle}
+
+
+def test_smoke_test_waits_out_a_route_not_there_yet_within_its_settle_window(health_server):
+    # Five 502s, more than the 3 attempts: they cost none inside the settle window.
+    outs = _run_checks(smoke_props(health_server + "/routing", settle=30))
+    assert outs["report"][0]["ok"] is True and outs["report"][0]["attempts"] == 6
+
+
+def test_smoke_test_counts_every_502_once_its_settle_window_is_over(health_server):
+    with pytest.raises(Exception, match=r"HTTP 502 \(after 3 attempts\)"):
+        _run_checks(smoke_props(health_server + "/routing", settle=0))
+
+
+def test_smoke_test_settle_window_never_excuses_a_server_error(health_server):
+    # Three tries in all: a 500 is the service's answer, not a route missing.
+    with pytest.raises(Exception, match=r"HTTP 500 \(after 3 attempts\)"):
+        _run_checks(smoke_props(health_server + "/broken", settle=30))
 
 
 def test_smoke_test_passes_and_verifies_the_versions(health_server):
