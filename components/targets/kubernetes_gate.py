@@ -125,10 +125,14 @@ def last_logs(gate: RolloutGate, pod: str, runner: Runner) -> str:
     return f"\n    last log lines of {pod}:\n      " + text.replace("\n", "\n      ") if text else ""
 
 
+# What kubectl prints when the command it ran in the container exited non-zero; any other failure
+# is kubectl's own (exec forbidden, the pod gone, the API server unreachable, a timeout).
+REMOTE_EXIT = "command terminated with exit code"
+
+
 def kubectl_failed(stderr: str) -> bool:
     """kubectl itself failed (it could not run the probe), as opposed to the probe failing."""
-    text = stderr.strip()
-    return text.startswith(("Error from server", "error: ", "Unable to connect")) or text.startswith("timed out after")
+    return REMOTE_EXIT not in stderr
 
 
 def _probe(gate: RolloutGate, watch: _Watch, pod: str, runner: Runner, elapsed: float) -> None:
@@ -136,7 +140,8 @@ def _probe(gate: RolloutGate, watch: _Watch, pod: str, runner: Runner, elapsed: 
     if probe.returncode == 0:
         watch.failures[pod] = 0
         return
-    watch.last_error = (probe.stderr.strip() or probe.stdout.strip() or f"exit {probe.returncode}")[-200:]
+    said = "\n".join(line for line in probe.stderr.splitlines() if REMOTE_EXIT not in line).strip()
+    watch.last_error = (said or probe.stdout.strip() or f"exit {probe.returncode}")[-200:]
     if kubectl_failed(probe.stderr):
         # No verdict on the release (exec forbidden, the API server busy, a kubectl timeout): the
         # kubelet's readiness and the deadline still decide.

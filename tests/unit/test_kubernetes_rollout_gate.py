@@ -61,7 +61,9 @@ class FakeKubectl:
         if "logs" in argv:
             return subprocess.CompletedProcess(argv, 0, "panic: config missing\n", "")
         code = self.probes.pop(0) if len(self.probes) > 1 else self.probes[0]
-        return subprocess.CompletedProcess(argv, code, "", "" if code == 0 else "wget: server returned error: HTTP/1.1 503")
+        # kubectl exec ends with this line when the command in the container failed.
+        said = "wget: server returned error: HTTP/1.1 503\ncommand terminated with exit code 1"
+        return subprocess.CompletedProcess(argv, code, "", "" if code == 0 else said)
 
 
 
@@ -106,7 +108,7 @@ def test_a_restarted_container_is_a_crash_loop_even_while_it_runs():
 def test_readiness_failing_threshold_times_after_the_start_period_fails_the_release_without_the_deadline():
     kubectl = FakeKubectl([deployment(updated=1)], pod("api-new", "bbb", RUNNING), probes=[1])
     clock = Clock()
-    with pytest.raises(NotReady, match="readiness probe failed 3 times in a row: wget: server returned error"):
+    with pytest.raises(NotReady, match="readiness probe failed 3 times in a row: wget: server returned error: HTTP/1.1 503\n"):
         wait_rolled_out(GATE, runner=kubectl, clock=clock, sleep=clock.sleep)
     # Failures count from the start period (10 s) on: the third is at 12 s, long before 180 s.
     assert clock.now == 12
@@ -176,3 +178,14 @@ def test_a_probe_kubectl_could_not_run_is_no_verdict_on_the_release():
     done = deployment(updated=1, total=1, available=1)
     seconds, _ = wait(Forbidden([*rolling, done], pod("api-new", "bbb", RUNNING)))
     assert seconds == 20  # the kubelet made it ready; exec being refused failed nothing
+
+
+def test_a_health_command_that_says_error_is_a_failed_probe_not_a_kubectl_failure():
+    class SaysError(FakeKubectl):
+        def __call__(self, argv, timeout):
+            if "exec" in argv:
+                self.calls.append(argv)
+                return subprocess.CompletedProcess(argv, 3, "", "error: db down\ncommand terminated with exit code 3")
+            return super().__call__(argv, timeout)
+    with pytest.raises(NotReady, match="readiness probe failed 3 times in a row: error: db down"):
+        wait(SaysError([deployment(updated=1)], pod("api-new", "bbb", RUNNING)))
