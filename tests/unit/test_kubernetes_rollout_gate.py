@@ -46,9 +46,9 @@ class FakeKubectl:
     """Answers the gate's kubectl calls from scripted Deployment states, pods and probe results."""
 
     def __init__(self, deployments: list[dict], new_pod: dict | None, probes: list[int] = (0,),
-                 old_pod: dict = OLD_POD) -> None:
+                 old_pod: dict = OLD_POD, exec_answer: tuple[int, str] | None = None) -> None:
         self.deployments, self.new_pod, self.probes, self.calls = list(deployments), new_pod, list(probes), []
-        self.old_pod = old_pod
+        self.old_pod, self.exec_answer = old_pod, exec_answer  # exec_answer: (exit code, stderr) of every exec
 
     def __call__(self, argv, timeout):
         self.calls.append(argv)
@@ -60,6 +60,8 @@ class FakeKubectl:
             return subprocess.CompletedProcess(argv, 0, json.dumps({"items": items}), "")
         if "logs" in argv:
             return subprocess.CompletedProcess(argv, 0, "panic: config missing\n", "")
+        if self.exec_answer:
+            return subprocess.CompletedProcess(argv, self.exec_answer[0], "", self.exec_answer[1])
         code = self.probes.pop(0) if len(self.probes) > 1 else self.probes[0]
         # kubectl exec ends with this line when the command in the container failed.
         said = "wget: server returned error: HTTP/1.1 503\ncommand terminated with exit code 1"
@@ -168,24 +170,14 @@ def test_the_gate_round_trips_through_json():
 
 
 def test_a_probe_kubectl_could_not_run_is_no_verdict_on_the_release():
-    class Forbidden(FakeKubectl):
-        def __call__(self, argv, timeout):
-            if "exec" in argv:
-                self.calls.append(argv)
-                return subprocess.CompletedProcess(argv, 1, "", 'Error from server (Forbidden): pods "api-new" is forbidden')
-            return super().__call__(argv, timeout)
+    forbidden = (1, 'Error from server (Forbidden): pods "api-new" is forbidden')
     rolling = [deployment(updated=1)] * 20
     done = deployment(updated=1, total=1, available=1)
-    seconds, _ = wait(Forbidden([*rolling, done], pod("api-new", "bbb", RUNNING)))
+    seconds, _ = wait(FakeKubectl([*rolling, done], pod("api-new", "bbb", RUNNING), exec_answer=forbidden))
     assert seconds == 20  # the kubelet made it ready; exec being refused failed nothing
 
 
 def test_a_health_command_that_says_error_is_a_failed_probe_not_a_kubectl_failure():
-    class SaysError(FakeKubectl):
-        def __call__(self, argv, timeout):
-            if "exec" in argv:
-                self.calls.append(argv)
-                return subprocess.CompletedProcess(argv, 3, "", "error: db down\ncommand terminated with exit code 3")
-            return super().__call__(argv, timeout)
+    says_error = (3, "error: db down\ncommand terminated with exit code 3")
     with pytest.raises(NotReady, match="readiness probe failed 3 times in a row: error: db down"):
-        wait(SaysError([deployment(updated=1)], pod("api-new", "bbb", RUNNING)))
+        wait(FakeKubectl([deployment(updated=1)], pod("api-new", "bbb", RUNNING), exec_answer=says_error))
