@@ -60,7 +60,7 @@ class SmokeTestArgs:
     delay_seconds: float
     timeout_seconds: float
     check_version: bool
-    settle_seconds: float = 60
+    settle_seconds: float
 
 
 def smoke_props(args: SmokeTestArgs) -> dict[str, Any]:

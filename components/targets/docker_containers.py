@@ -10,7 +10,7 @@ import pulumi_docker as docker
 
 from components.config import cpu_millicores
 from components.targets.base import WorkloadSpec
-from components.targets.probing import PROBE, health_check_argv  # noqa: F401 (PROBE: the exporters' checks)
+from components.targets.probing import PROBE, health_probe  # noqa: F401 (PROBE: the exporters' checks)
 
 # Docker's convention for secrets (as Swarm secrets and the postgres image use it): the value is a
 # file under /run/secrets and the environment only names the file (`<NAME>_FILE`).
@@ -38,18 +38,12 @@ def network_labels(stack: str) -> list[docker.NetworkLabelArgs]:
             docker.NetworkLabelArgs(label="app.kubernetes.io/part-of", value="platform")]
 
 
-def probe(spec: WorkloadSpec) -> list[str]:
-    """The readiness probe as argv run inside the container: the service's command, or HTTP."""
-    check = spec.health_check
-    return health_check_argv(check.command, check.timeout_seconds, check.port or spec.port, check.path)
-
-
 def healthcheck(spec: WorkloadSpec) -> docker.ContainerHealthcheckArgs | None:
     check = spec.health_check
     if check is None:
         return None
     return docker.ContainerHealthcheckArgs(
-        tests=["CMD", *probe(spec)],
+        tests=["CMD", *health_probe(spec)],
         interval=f"{check.interval_seconds}s",
         timeout=f"{check.timeout_seconds}s",
         retries=check.retries,

@@ -19,8 +19,9 @@ from pulumi import ResourceOptions
 
 from components.config import memory_mebibytes
 from components.targets.base import LiveConfig, WorkloadHandle, WorkloadSpec, standard_labels
-from components.targets.docker_containers import cpus, envs, healthcheck, labels, probe, uploads
+from components.targets.docker_containers import cpus, envs, healthcheck, labels, uploads
 from components.targets.docker_gate import Gate
+from components.targets.probing import health_probe
 from components.targets.docker_routes import Switch
 from components.versioning import version_annotations
 
@@ -89,7 +90,7 @@ def workload(target: "DockerRuntime", spec: WorkloadSpec, parent: pulumi.Resourc
 def _readiness_gate(target: "DockerRuntime", base: str, names: list[str], spec: WorkloadSpec,
                     containers: list[docker.Container], parent: pulumi.Resource) -> command.local.Command:
     check = spec.health_check
-    gate = Gate(docker=target.docker_cli(), containers=names, probe=probe(spec),
+    gate = Gate(docker=target.docker_cli(), containers=names, probe=health_probe(spec),
                 start_period_seconds=check.start_period_seconds, interval_seconds=1,
                 timeout_seconds=check.timeout_seconds, failure_threshold=check.retries, success_threshold=1,
                 deadline_seconds=target.settings.readiness_timeout_seconds)

@@ -13,7 +13,7 @@ from pulumi import ResourceOptions
 
 from components.targets.base import WorkloadSpec
 from components.targets.kubernetes_gate import RolloutGate
-from components.targets.probing import health_check_argv
+from components.targets.probing import health_probe
 
 if TYPE_CHECKING:
     from components.targets.kubernetes import KubernetesRuntime
@@ -31,7 +31,7 @@ def rollout_gate(target: "KubernetesRuntime", spec: WorkloadSpec, deployment: k8
     check = spec.health_check
     gate = RolloutGate(
         kubectl=target.settings.kubectl(), deployment=spec.name, selector=dict(selector), container=spec.service,
-        probe=health_check_argv(check.command, check.timeout_seconds, check.port or spec.port, check.path),
+        probe=health_probe(spec),
         # Probed every second, as the Docker gate does: the kubelet's own period (the stack's
         # intervalSeconds) decides when a pod takes traffic, the gate only how soon a release fails.
         start_period_seconds=check.start_period_seconds, interval_seconds=1, timeout_seconds=check.timeout_seconds,

@@ -6,7 +6,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import subprocess
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
+
+if TYPE_CHECKING:
+    from components.targets.base import WorkloadSpec  # a type only: the gates run without Pulumi
 
 
 class NotReady(Exception):
@@ -40,8 +43,9 @@ def run(argv: Sequence[str], timeout: float) -> subprocess.CompletedProcess:
 PROBE = "timeout {timeout} wget -q -O /dev/null http://127.0.0.1:{port}{path} || exit 1"
 
 
-def health_check_argv(command: Sequence[str] | None, timeout_seconds: int, port: int | None, path: str) -> list[str]:
-    """The readiness probe as argv run inside the container: the service's command, or HTTP."""
-    if command:
-        return list(command)
-    return ["sh", "-c", PROBE.format(timeout=timeout_seconds, port=port, path=path)]
+def health_probe(spec: "WorkloadSpec") -> list[str]:
+    """The workload's readiness probe as argv run inside its container: its command, or HTTP."""
+    check = spec.health_check
+    if check.command:
+        return list(check.command)
+    return ["sh", "-c", PROBE.format(timeout=check.timeout_seconds, port=check.port or spec.port, path=check.path)]
