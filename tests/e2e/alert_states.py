@@ -16,14 +16,38 @@ def alerts_by_state(alerts: list[dict]) -> dict[str, list[str]]:
     return states
 
 
-def only_watchdog_for(read_states: Callable[[], dict[str, list[str]]], seconds: float = 90) -> dict[str, list[str]]:
-    """Polls for `seconds` (several evaluations past every short `for:`); fails at once when any
-    alert but Watchdog fires or is pending. Returns the last states read."""
+def _not_watchdog(alerts: list[str]) -> list[str]:
+    return [a for a in alerts if not a.startswith("Watchdog")]
+
+
+def only_watchdog_for(read_states: Callable[[], dict[str, list[str]]], seconds: float = 90,
+                      settle_seconds: float = 90, explain: Callable[[], str] = lambda: "") -> dict[str, list[str]]:
+    """Polls for `seconds` (several evaluations past every short `for:`) and fails at once when any
+    alert but Watchdog fires. A pending alert is one evaluation that saw the condition: `for:`
+    exists so that one failed scrape does not page anyone, and a healthy stack may show one (a
+    postgres_exporter scrape whose ping fails once reports pg_up 0). Each is printed with
+    `explain()` so its cause is on record; it must clear within `settle_seconds` after the poll,
+    before its `for:` (30 s here) has let it fire. Returns the last states read."""
     deadline = time.monotonic() + seconds
-    states = read_states()
-    while time.monotonic() < deadline:
+    seen_pending: set[str] = set()
+
+    def read() -> dict[str, list[str]]:
         states = read_states()
-        others = [a for a in states["firing"] + states["pending"] if not a.startswith("Watchdog")]
-        assert others == [], f"on the healthy stack: firing {states['firing']}, pending {states['pending']}"
+        firing = _not_watchdog(states["firing"])
+        assert firing == [], f"on the healthy stack: firing {states['firing']}, pending {states['pending']}\n{explain()}"
+        for alert in set(_not_watchdog(states["pending"])) - seen_pending:
+            seen_pending.add(alert)
+            print(f"alerting: pending on the healthy stack (must clear before it fires): {alert}\n{explain()}")
+        return states
+
+    states = read()
+    while time.monotonic() < deadline:
         time.sleep(5)
+        states = read()
+    settled = time.monotonic() + settle_seconds
+    while _not_watchdog(states["pending"]) and time.monotonic() < settled:
+        time.sleep(5)
+        states = read()
+    assert _not_watchdog(states["pending"]) == [], (
+        f"on the healthy stack, still pending {settle_seconds:.0f}s after the poll: {states['pending']}\n{explain()}")
     return states

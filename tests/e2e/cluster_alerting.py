@@ -127,6 +127,24 @@ def statefulset_ready(cluster: Cluster, namespace: str, name: str) -> bool:
     return status.get("readyReplicas", 0) >= 1
 
 
+def healthy_stack_report(cluster: Cluster, namespace: str) -> str:
+    """What a database alert on a healthy stack is explained by: every pod's restarts, and the last
+    minutes of the database's and its exporter's logs (the exporter logs why a ping failed)."""
+    lines = []
+    for pod in cluster.get(namespace, "pods")["items"]:
+        name = pod["metadata"]["name"]
+        restarts = {c["name"]: c.get("restartCount", 0) for c in pod.get("status", {}).get("containerStatuses", [])}
+        lines.append(f"pod {name}: restarts {restarts}")
+        if name.startswith("postgres"):
+            try:
+                logs = cluster.kubectl("--namespace", namespace, "logs", name, "--all-containers", "--since=3m",
+                                       "--tail=20", timeout=30)
+            except Exception as error:  # noqa: BLE001 (a report: say what was not read)
+                logs = str(error)
+            lines.append(f"  logs: {logs[-2000:]}")
+    return "\n".join(lines)
+
+
 def pod_report(cluster: Cluster, namespace: str, pod: str) -> str:
     """Why a pod is not ready: its containers' states and the last log lines of the failing ones."""
     try:
