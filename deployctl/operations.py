@@ -11,6 +11,7 @@ from deployctl.changing import Before, changing, recorded_up, restore_stack_file
 from deployctl.history import HistoryError, Release, newest_good
 from deployctl.records import Audit, ReleaseRecord
 from deployctl.recording import prepare, preview_result, recorded
+from deployctl.rollbacks import schema_rollback
 from deployctl.stack_settings import (apply_release_config, overrides_of, platform_config, policy_config_for,
                                       source_verified, verified_policy_config)
 from deployctl.workspace import DeployError, Engine, UpdateNotStarted
@@ -74,7 +75,9 @@ class DeployOutcome:
 
 def deploy(engine: Engine, stack: str, message: str, audit: Audit | None = None) -> DeployOutcome:
     """Preflight, preview with the policy pack, then up. If the update ran and changed something,
-    re-apply the configuration that was running before it. A deploy that never started (lease or
+    re-apply the configuration that was running before it, unless that would cross an irreversible
+    migration the failed update applied (restoring data is `deployctl rollback --restore-data`'s,
+    on an operator's word). A deploy that never started (lease or
     engine lock held, a failed preflight check, preview or policy failure, bad config) changes
     nothing, configuration included."""
     with changing(engine, stack, "deploy") as before, \
@@ -105,6 +108,14 @@ def deploy(engine: Engine, stack: str, message: str, audit: Audit | None = None)
                 good = newest_good(before.releases, stack)
             except HistoryError as error:
                 raise DeployError(f"{failure}\n\nand no rollback was possible: {error}") from None
+            try:  # the question `deployctl rollback` asks, before the rollback changes anything
+                schema_rollback(engine, stack, good, record, restore_data=False)
+            except UpdateNotStarted as refused:
+                # Losing data is the operator's call (--restore-data), never an automatic one.
+                raise DeployError(
+                    f"{failure}\n\nnot rolled back automatically to {good.number}: "
+                    f"{str(refused).removesuffix('. Nothing changed')}. The stack is left as the failed update "
+                    "left it (docs/runbooks/migrations.md)") from None
             apply_release_config(engine, stack, good)
             with record.phase("rollback"):
                 engine.up(stack, message=f"rollback to {good.number}", policy_config=policy_config)

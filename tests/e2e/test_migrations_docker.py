@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
 from docker_host import DockerHost, deploy_to_docker
 from engine import Project
@@ -143,3 +144,19 @@ def test_a_failing_migration_fails_the_deploy_before_any_workload_changes_versio
     assert "category" not in sql(docker_host, COLUMNS_QUERY).split()  # all or nothing: not even the column
     results = [entry["result"] for entry in stack.history(STACK)]
     assert "failed" in results[:2], results  # pulumi stack history shows the failed update
+
+
+def test_a_release_failing_after_its_irreversible_migration_ran_is_not_rolled_back_automatically(stack, docker_host):
+    release(stack, STACK, "1.6.0")  # from 1.5.0 (the restore above): 0003 runs again, irreversible
+    path = stack.dir / f"Pulumi.{STACK}.yaml"
+    document = yaml.safe_load(path.read_text())
+    document["config"]["platform:services"]["api"]["healthCheck"] = {"path": "/never-ready"}  # 404: never ready
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    history = stack.history(STACK)
+    failed = stack.deployctl("deploy", STACK, "-m", "1.6.0 that never becomes ready", check=False)
+    assert failed.code != 0
+    assert "not rolled back automatically" in failed.output, failed.output[-3000:]
+    assert "irreversible migration '0003-prices-in-cents'" in failed.output and "--restore-data" in failed.output
+    after = stack.history(STACK)
+    assert len(after) == len(history) + 1 and after[0]["result"] == "failed"  # no rollback update ran
+    assert "price_cents" in sql(docker_host, COLUMNS_QUERY).split()  # the migration stays; nothing was restored

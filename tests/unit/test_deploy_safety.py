@@ -14,10 +14,13 @@ from pathlib import Path
 
 import pytest
 
+from components.migration_plan import Applied, record_text
+from components.migrations import TYPE as MIGRATION_TYPE
 from deployctl import operations as ops
 from deployctl.history import Release
 from deployctl.lease import Lease, LeaseHeld, LeaseStore, process_start
 from deployctl.workspace import DeployError, UpdateNotStarted
+from support import raw_stack_config
 
 
 def release(number: int, api: str, result: str = "succeeded", changes: dict | None = None) -> Release:
@@ -39,6 +42,7 @@ class FakeEngine:
         self.applied: list[dict] = []
         self.up_behaviour: list = []  # per up: None (succeeds), or (exception, recorded Release | None)
         self.preview_error: Exception | None = None
+        self.exported_state: dict = {}  # `pulumi stack export`: where the migration chains are read
         self.stack_file("staging").write_text("config:\n  platform:services:\n    api: {version: 2.0.0}\n")
 
     def on_notice(self, line: str) -> None:
@@ -73,6 +77,10 @@ class FakeEngine:
 
     def set_path(self, stack: str, path: str, value) -> None:
         self.stack_file(stack).write_text(f"config: {{changed: {path}={value}}}\n")
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess:
+        assert args[:2] == ("stack", "export"), args  # the only engine read besides history and config
+        return subprocess.CompletedProcess(args, 0, json.dumps(self.exported_state), "")
 
     def preview(self, stack: str, policy_config=None) -> None:
         if self.preview_error:
@@ -132,6 +140,35 @@ def test_rollback_target_is_what_ran_before_the_update_even_if_history_grew_mean
     engine.up_behaviour = [(DeployError("error: rollout failed"), release(4, "2.0.0", "failed"))]
     outcome = ops.deploy(engine, "staging", "api 2.0.0")
     assert outcome.rolled_back_to.number == 2
+
+
+def migrated_release(number: int, api: str, result: str = "succeeded") -> Release:
+    """A release whose configuration is a whole stack's (the migration check loads it)."""
+    config = raw_stack_config("staging")
+    config["services"]["api"]["version"] = api
+    config["services"]["api"]["migration"] = {"name": f"migration-of-{api}", "command": ["/app/migrate", "up"],
+                                              "down": ["/app/migrate", "down"]}
+    entries = {f"platform:{key}": {"value": "", "secret": False, "objectValue": value} if isinstance(value, (dict, list))
+               else {"value": value, "secret": False} for key, value in config.items()}
+    return Release(number=number, kind="update", result=result, message=f"api {api}", start_time="",
+                   end_time=None, resource_changes={"update": 1}, config=entries)
+
+
+def test_a_failed_update_after_an_irreversible_migration_is_not_rolled_back_automatically_and_says_why(engine):
+    engine.history = [migrated_release(1, "1.4.2"), migrated_release(2, "1.5.0")]
+    applied = [Applied("1.5.0@200", "1.5.0", "shop/api:1.5.0", "0002-add-sku", ("/app/migrate", "down"), False, 200,
+                       "main"),
+               Applied("1.6.0@300", "1.6.0", "shop/api:1.6.0", "0003-prices-in-cents", None, True, 300, "main")]
+    step = f"urn:pulumi:staging::platform::{MIGRATION_TYPE}::platform-api-migration"
+    engine.exported_state = {"deployment": {"resources": [
+        {"urn": step, "type": MIGRATION_TYPE},
+        {"urn": f"{step}$command:local:Command::run", "type": "command:local:Command", "parent": step,
+         "outputs": {"stdout": record_text("api", applied, []), "environment": {"SERVICE": "api"}}}]}}
+    engine.up_behaviour = [(DeployError("error: api 1.6.0 never became ready"), release(3, "1.6.0", "failed"))]
+    with pytest.raises(DeployError, match=r"(?s)never became ready.*not rolled back automatically to 2: .*"
+                                          r"irreversible migration '0003-prices-in-cents'.*--restore-data"):
+        ops.deploy(engine, "staging", "api 1.6.0")
+    assert engine.ups == ["api 1.6.0"] and engine.applied == []
 
 
 def test_failed_update_that_changed_nothing_is_not_rolled_back(engine):
