@@ -58,6 +58,9 @@ finish() {
 ts=$(date -u +%Y%m%dT%H%M%SZ)
 trap finish EXIT
 mkdir -p "$BACKUP_DIR" && cd "$BACKUP_DIR" || exit 1
+# The restore job may run as the services' user in this group (a live restore writes their
+# volumes; Kubernetes): its drill needs room here too.
+chmod g+w "$BACKUP_DIR" 2>/dev/null || true
 # One set per second: a second run within the same second waits, never writes over a good set's files.
 while [ -e "$ts.dump" ] || [ -n "$(ls -1 | grep -F "$ts." | head -n 1)" ]; do sleep 1; ts=$(date -u +%Y%m%dT%H%M%SZ); done
 if command -v flock >/dev/null 2>&1; then
@@ -133,12 +136,13 @@ if [ "$into" = live ]; then
   done
 fi
 start=$(date +%s)
-# Scratch on the backup volume (sized for one more set), not /tmp (a small emptyDir on Kubernetes).
-work=$(mktemp -d "$BACKUP_DIR/.restore.XXXXXX")
-scratch=""
-cleanup() { rm -rf "$work"; [ -z "$scratch" ] || dropdb --if-exists "$scratch"; }
+work="" scratch=""
+cleanup() { [ -z "$work" ] || rm -rf "$work"; [ -z "$scratch" ] || dropdb --if-exists "$scratch"; }
 trap cleanup EXIT
 if [ "$into" = scratch ]; then
+  # Scratch on the backup volume (sized for one more set), not /tmp (a small emptyDir on
+  # Kubernetes). A live restore writes nothing there: only the database and the volumes.
+  work=$(mktemp -d "$BACKUP_DIR/.restore.XXXXXX")
   scratch="restore_drill_$(date -u +%Y%m%d%H%M%S)"
   createdb "$scratch"
   pg_restore --no-owner --dbname="$scratch" "$set_id.dump"

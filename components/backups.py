@@ -74,7 +74,7 @@ class BackupSchedule(pulumi.ComponentResource):
         self.restore_drill = target.scheduled_job(JobSpec(
             name=f"restore-drill-{args.database}", component="restore-drill",
             schedule=spec.backup.restore_drill_schedule,
-            command=["sh", "-c", restore_script()], **common), parent=child)
+            command=["sh", "-c", restore_script()], writes_data_volumes=bool(data), **common), parent=child)
         # The scheduled jobs leave their result in a file; this serves it to Prometheus, so
         # BackupStale and BackupFailed see real runs (components/alerting/database_rules.py).
         self.exporter_name, self.exporter_port = f"backup-metrics-{args.database}", EXPORTER_PORT

@@ -163,6 +163,8 @@ class JobSpec:
     internal_network: bool = False  # as WorkloadSpec's
     extra_labels: Mapping[str, str] = field(default_factory=dict)
     data_volumes: Sequence[Volume] = ()  # services' volumes the job archives and restores
+    # It writes into data_volumes (a live restore), so it runs as their owner where files have owners.
+    writes_data_volumes: bool = False
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,10 @@ def scheduled_job(target: "KubernetesRuntime", spec: JobSpec, parent: pulumi.Res
         mounts.append(mount)
     scratch(spec.component, volumes, mounts)
     owned = [(spec.volume.mount_path, True)] if spec.volume else []
-    uid = DATABASE_UID if owned else UNPRIVILEGED_UID
+    owner = DATABASE_UID if owned else UNPRIVILEGED_UID  # who owns the job's own volume (the dumps)
+    # A job that writes the services' volumes (a live restore) runs as their user, who owns them
+    # (0750 roots), and reaches the dumps through the owner's group.
+    uid = UNPRIVILEGED_UID if spec.writes_data_volumes and spec.data_volumes else owner
     created: list[pulumi.Resource] = [secret] if secret else []
     if spec.volume:
         created.append(target.claim(spec.volume, unversioned, parent))
@@ -75,7 +78,7 @@ def scheduled_job(target: "KubernetesRuntime", spec: JobSpec, parent: pulumi.Res
                         # drops the earlier attempts' logs: the reason a backup failed was lost).
                         restart_policy="Never",
                         volumes=volumes or None,
-                        init_containers=[volume_owner(spec.image, uid, owned, mounts)] if owned else None,
+                        init_containers=[volume_owner(spec.image, owner, owned, mounts)] if owned else None,
                         containers=[core.ContainerArgs(
                             name=spec.component, image=spec.image, command=list(spec.command),
                             env=env or None, resources=resources(spec.resources),
@@ -85,7 +88,8 @@ def scheduled_job(target: "KubernetesRuntime", spec: JobSpec, parent: pulumi.Res
                         # The services' volumes it archives belong to their pods' user and group
                         # (0750 roots): the job reads them as a member of that group.
                         security_context=pod_security(
-                            uid, bool(owned), supplemental_groups=[UNPRIVILEGED_UID] if spec.data_volumes else ()),
+                            uid, bool(owned), supplemental_groups=[UNPRIVILEGED_UID] if spec.data_volumes else (),
+                            gid=owner),
                         automount_service_account_token=False,
                     ),
                 ),

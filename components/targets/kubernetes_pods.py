@@ -70,12 +70,13 @@ def container_security() -> core.SecurityContextArgs:
 
 
 def pod_security(uid: int, claims: bool, sysctls: Sequence[tuple[str, str]] = (),
-                 supplemental_groups: Sequence[int] = ()) -> core.PodSecurityContextArgs:
+                 supplemental_groups: Sequence[int] = (), gid: int | None = None) -> core.PodSecurityContextArgs:
+    gid = uid if gid is None else gid
     return core.PodSecurityContextArgs(
-        run_as_non_root=True, run_as_user=uid, run_as_group=uid, supplemental_groups=list(supplemental_groups) or None,
+        run_as_non_root=True, run_as_user=uid, run_as_group=gid, supplemental_groups=list(supplemental_groups) or None,
         # Volumes that support it are handed to the pod's group by the kubelet; hostPath volumes
         # (the local cluster's) do not, hence volume_owner.
-        fs_group=uid if claims else None, fs_group_change_policy="OnRootMismatch" if claims else None,
+        fs_group=gid if claims else None, fs_group_change_policy="OnRootMismatch" if claims else None,
         seccomp_profile=core.SeccompProfileArgs(type="RuntimeDefault"),
         sysctls=[core.SysctlArgs(name=name, value=value) for name, value in sysctls] or None)
 

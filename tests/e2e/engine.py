@@ -105,6 +105,20 @@ class Project:
         else:
             self.set_config(stack, "smokeTest.enabled", False)
 
+    def restore_live(self, stack: str, database: str, backup_set: str) -> dict:
+        """A restore of `backup_set` over the live database and volumes, the one `deployctl rollback
+        --restore-data` runs (deployctl.drills.restore_backup, with the project's engine): its report."""
+        code = ("import json\nfrom pathlib import Path\nfrom deployctl import drills, stack_settings\n"
+                "from deployctl.workspace import Engine\n"
+                f"eng = Engine.open(cwd=Path({str(self.dir)!r}))\n"
+                f"config = stack_settings.platform_model(eng, {stack!r})\n"
+                f"print(json.dumps(drills.restore_backup(config, {stack!r}, {database!r}, {backup_set!r}, "
+                f"releases=eng.releases({stack!r}))))")
+        restored = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=self.env, capture_output=True,
+                                  text=True, timeout=600)
+        assert restored.returncode == 0, restored.stdout + restored.stderr
+        return json.loads(restored.stdout.strip().splitlines()[-1])
+
     def history(self, stack: str) -> list[dict]:
         return json.loads(self.pulumi("stack", "history", "--json", "-s", stack).stdout)
 

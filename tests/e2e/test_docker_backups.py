@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-import sys
 import time
 import urllib.parse
 
@@ -18,7 +17,7 @@ import yaml
 
 from components.targets.jobs import JOB_SCRIPT
 from docker_host import DockerHost, deploy_to_docker
-from engine import ROOT, Project
+from engine import Project
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("docker")]  # its lane: tests/e2e/conftest.py
 
@@ -107,14 +106,7 @@ def test_the_api_writes_a_file_to_its_volume_and_it_survives_backup_wipe_and_res
     assert uploads["file_list_sha256"] == hashlib.sha256(listed.encode()).hexdigest()
 
     # The restore for real (what `deployctl rollback --restore-data` reuses): the file is back in the api.
-    code = ("import json, sys\nfrom deployctl import drills, stack_settings\nfrom deployctl.workspace import Engine\n"
-            f"eng = Engine.open(cwd=__import__('pathlib').Path({str(stack.dir)!r}))\n"
-            f"config = stack_settings.platform_model(eng, {STACK!r})\n"
-            f"print(json.dumps(drills.restore_backup(config, {STACK!r}, 'main', {backup_set!r}, releases=eng.releases({STACK!r}))))")
-    restored = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=stack.env, capture_output=True, text=True,
-                              timeout=600)
-    assert restored.returncode == 0, restored.stdout + restored.stderr
-    report = json.loads(restored.stdout.strip().splitlines()[-1])
+    report = stack.restore_live(STACK, "main", backup_set)
     assert report["report"]["into"] == "live" and report["backup_set"] == backup_set
     back = docker_host.docker("exec", api, "sha256sum", "/data/uploads/photo.bin").split()[0]
     assert back == digest

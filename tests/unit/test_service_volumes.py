@@ -106,6 +106,23 @@ def test_kubernetes_service_and_backup_job_share_one_claim(mocks):
     assert {"name": "VOLUMES", "value": "api-uploads"} in job["containers"][0]["env"]
 
 
+def test_kubernetes_restore_job_runs_as_the_volumes_owner_and_reaches_the_dumps_through_their_group(mocks):
+    deploy_stack("staging", with_uploads)
+
+    def pod(job):
+        return mocks.named(CRON_JOB, job).inputs["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+
+    restore, backup = pod("restore-drill-main"), pod("backup-main")
+    # A live restore rewrites the api's files: as their owner (nobody), in the dumps' group (postgres).
+    assert (restore["securityContext"]["runAsUser"], restore["securityContext"]["runAsGroup"]) == (65534, 999)
+    assert restore["securityContext"]["fsGroup"] == 999
+    # The backup only reads the volumes; both keep the dumps owned by the database user.
+    assert (backup["securityContext"]["runAsUser"], backup["securityContext"]["runAsGroup"]) == (999, 999)
+    for spec in (restore, backup):
+        [owner] = spec["initContainers"]
+        assert "chown 999:999" in " ".join(owner["command"])
+
+
 def test_a_stack_without_volumes_gives_its_jobs_no_volume_settings(mocks):
     deploy_stack("staging", on_docker)
     assert not [e for e in mocks.named(CONTAINER, "backup-main").inputs["envs"] if e.startswith(("VOLUMES=", "RETENTION_COUNT="))]
