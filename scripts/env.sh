@@ -17,6 +17,12 @@ case ":$PATH:" in
   *) export PATH="$DEPLOY_ROOT/.venv/bin:$DEPLOY_TOOLCHAIN_BIN:$PATH:$DEPLOY_CLUSTER_BIN" ;;
 esac
 
+# Compiled modules are kept outside the repo, so every Python process of a deploy (the program,
+# the policy pack, the gates and smoke test, deployctl) reuses them instead of compiling ours again
+# each run (issue 18), which a caller's PYTHONDONTWRITEBYTECODE would otherwise make them do.
+export PYTHONPYCACHEPREFIX="${PYTHONPYCACHEPREFIX:-$DEPLOY_CACHE/pycache}"
+unset PYTHONDONTWRITEBYTECODE
+
 # Offline by construction: never download a plugin, never phone home.
 export PULUMI_SKIP_UPDATE_CHECK=true
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
