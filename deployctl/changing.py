@@ -51,6 +51,12 @@ def restore_stack_file(engine: Engine, stack: str, before: Before) -> None:
         engine.on_notice(f"{stack}: nothing ran, so Pulumi.{stack}.yaml is back as it was")
 
 
+def newer_than(releases: list[Release], before: list[Release]) -> list[Release]:
+    """The updates recorded since `before` was read, by their history numbers (not by counting)."""
+    newest = before[-1].number if before else 0
+    return [release for release in releases if release.number > newest]
+
+
 def up(engine: Engine, stack: str, before: Before, message: str, policy_config: Path | None) -> None:
     """`pulumi up`; a failure before any update was recorded is an UpdateNotStarted."""
     try:
@@ -58,7 +64,7 @@ def up(engine: Engine, stack: str, before: Before, message: str, policy_config: 
     except UpdateNotStarted:
         raise
     except DeployError as failure:
-        if len(engine.releases(stack)) == len(before.releases):
+        if not newer_than(engine.releases(stack), before.releases):
             raise UpdateNotStarted(f"{failure}\n(the update did not start: nothing changed)") from None
         raise
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from deployctl.changing import Before, changing, recorded_up, restore_stack_file
+from deployctl.changing import Before, changing, newer_than, recorded_up, restore_stack_file
 from deployctl.history import HistoryError, Release, newest_good
 from deployctl.records import Audit, ReleaseRecord
 from deployctl.recording import prepare, preview_result, recorded
@@ -100,7 +100,7 @@ def deploy(engine: Engine, stack: str, message: str, audit: Audit | None = None)
         except UpdateNotStarted:
             raise
         except DeployError as failure:
-            failed = engine.releases(stack)[len(before.releases):]
+            failed = newer_than(engine.releases(stack), before.releases)
             if failed and not failed[-1].changed_resources:
                 raise DeployError(f"{failure}\n\nthe update changed no resource: "
                                   "the stack still runs what it ran before") from None

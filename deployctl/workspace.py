@@ -192,7 +192,10 @@ class Engine:
 
     def releases(self, stack: str) -> list[Release]:
         # Raw JSON keeps `objectValue`, which the Automation API's UpdateSummary drops.
-        entries = json.loads(self.cli("stack", "history", "--json", "--stack", stack).stdout or "[]")
+        # Every update: without --page-size the CLI answers the newest 10 only (its default), and a
+        # stack past 10 updates looked as if a failed update had never started (0: no limit).
+        entries = json.loads(self.cli("stack", "history", "--json", "--page-size", "0", "--stack", stack).stdout
+                             or "[]")
         return releases_from_history(entries)
 
     def outputs(self, stack: str) -> dict[str, Any]:

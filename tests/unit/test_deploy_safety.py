@@ -171,6 +171,18 @@ def test_a_failed_update_after_an_irreversible_migration_is_not_rolled_back_auto
     assert engine.ups == ["api 1.6.0"] and engine.applied == []
 
 
+def test_a_failed_update_is_told_from_one_that_never_started_by_history_numbers_not_counts(engine):
+    # A history read that holds only the newest entries (as `pulumi stack history` without
+    # --page-size answers past 10 updates) has as many entries after the update as before.
+    engine.history = [release(number, "1.0.0") for number in range(1, 13)]
+    newest_ten = engine.releases
+    engine.releases = lambda stack: newest_ten(stack)[-10:]
+    engine.up_behaviour = [(DeployError("error: rollout failed"), release(13, "2.0.0", "failed"))]
+    outcome = ops.deploy(engine, "staging", "api 2.0.0")
+    assert not outcome.ok and outcome.rolled_back_to.number == 12
+    assert engine.ups == ["api 2.0.0", "rollback to 12"]
+
+
 def test_failed_update_that_changed_nothing_is_not_rolled_back(engine):
     engine.up_behaviour = [(DeployError("error: program failed"), release(3, "2.0.0", "failed", {"same": 40}))]
     with pytest.raises(DeployError, match="changed no resource"):

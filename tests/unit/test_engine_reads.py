@@ -80,3 +80,9 @@ def test_putting_the_stack_file_back_forgets_what_was_read(engine):
         engine.forget_reads()
         engine.config("dev")
     assert len(engine.ran) == 2
+
+
+def test_history_asks_for_every_update_not_the_cli_default_newest_ten(engine):
+    engine.releases("prod")
+    [call] = engine.ran
+    assert call[:2] == ("stack", "history") and call[call.index("--page-size") + 1] == "0"
