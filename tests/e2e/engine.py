@@ -120,7 +120,8 @@ class Project:
         return json.loads(restored.stdout.strip().splitlines()[-1])
 
     def history(self, stack: str) -> list[dict]:
-        return json.loads(self.pulumi("stack", "history", "--json", "-s", stack).stdout)
+        # Every update (the CLI answers its newest 10 without --page-size; 0: no limit).
+        return json.loads(self.pulumi("stack", "history", "--json", "--page-size", "0", "-s", stack).stdout)
 
     def outputs(self, stack: str) -> dict:
         return json.loads(self.pulumi("stack", "output", "--json", "-s", stack).stdout)
