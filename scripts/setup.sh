@@ -73,19 +73,10 @@ backend_and_stacks() {
   step "logging in to $PULUMI_BACKEND_URL and creating the stacks"
   case "$PULUMI_BACKEND_URL" in file://*) mkdir -p "${PULUMI_BACKEND_URL#file://}" ;; esac
   pulumi login "$PULUMI_BACKEND_URL" >/dev/null
-  local known
-  known=$(pulumi stack ls --json 2>/dev/null || echo "[]")
   for stack in dev staging prod; do
     # A stack file with a salt but no such stack in this backend was made with another machine's
     # passphrase: pulumi would only say "incorrect passphrase". Say what it is and how to fix it.
-    if grep -q '^encryptionsalt:' "Pulumi.$stack.yaml" 2>/dev/null &&
-        ! python3 -c '
-import json, sys
-try:
-    stacks = json.loads(sys.argv[2])
-except ValueError:
-    sys.exit(0)  # no answer to judge by: let pulumi say what it says
-sys.exit(0 if any(s.get("name") == sys.argv[1] for s in stacks) else 1)' "$stack" "$known"; then
+    if grep -q '^encryptionsalt:' "Pulumi.$stack.yaml" 2>/dev/null && ! pulumi stack select "$stack" >/dev/null 2>&1; then
       echo "scripts/setup.sh: Pulumi.$stack.yaml carries the encryptionsalt (and secure: values) of a stack this" >&2
       echo "  backend ($PULUMI_BACKEND_URL) does not have: they were made with another machine's passphrase and" >&2
       echo "  cannot be read here. Drop them (git never holds them), then run setup again:" >&2
