@@ -5,6 +5,13 @@ A `command:local:Command` (pulumi-command, the design card's tool for one-off st
 environment carries the versions of the database's client services, so the engine updates it,
 which runs the backup, exactly when one of them changes; the services' workloads wait for it.
 A first deploy has nothing to lose yet, so its create step only says so.
+
+One update may skip it: deployctl's automatic rollback of a release that failed its gate (issue
+18). That rollback returns to the versions still serving (the failed release never took the
+traffic), changes no schema (deployctl refuses or plans that first), and the failed update dumped
+the database seconds before, so a second dump would protect nothing. deployctl names the
+databases so covered in COVERED_ENV for that one `pulumi up`; the command's output in state says
+it was skipped and why.
 """
 
 from __future__ import annotations
@@ -16,6 +23,10 @@ from typing import Mapping, Sequence
 import pulumi
 import pulumi_command as command
 from pulumi import ResourceOptions
+
+
+# Comma-separated databases whose dump this update may skip (set only by deployctl, see above).
+COVERED_ENV = "PLATFORM_PREDEPLOY_BACKUP_COVERED"
 
 
 @dataclass(frozen=True)
@@ -33,8 +44,11 @@ def backup_environment(args: PreDeployBackupArgs) -> dict[str, str]:
 
 def backup_script(args: PreDeployBackupArgs) -> str:
     # The message names the database; the engine adds the command's stderr and exit status.
-    return (f"{shlex.join(args.command)} || {{ status=$?; echo \"backup of database '{args.database}' before deploy "
-            f"failed (exit $status); the update stops here\" >&2; exit $status; }}")
+    covered = (f'case ",${{{COVERED_ENV}:-}}," in *,{args.database},*) echo "backup of database '
+               f"'{args.database}' before deploy skipped: this rollback returns to the versions still serving, "
+               f'changes no schema, and the failed update it reverts backed the database up"; exit 0;; esac; ')
+    return (covered + f"{shlex.join(args.command)} || {{ status=$?; echo \"backup of database '{args.database}' "
+            f"before deploy failed (exit $status); the update stops here\" >&2; exit $status; }}")
 
 
 class PreDeployBackup(pulumi.ComponentResource):

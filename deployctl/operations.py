@@ -12,8 +12,8 @@ from deployctl.history import HistoryError, Release, newest_good
 from deployctl.records import Audit, ReleaseRecord
 from deployctl.recording import prepare, preview_result, recorded
 from deployctl.rollbacks import schema_rollback
-from deployctl.stack_settings import (apply_release_config, overrides_of, platform_config, policy_config_for,
-                                      source_verified, verified_policy_config)
+from deployctl.stack_settings import (apply_release_config, overrides_of, platform_config, platform_model,
+                                      policy_config_for, source_verified, verified_policy_config)
 from deployctl.workspace import DeployError, Engine, UpdateNotStarted
 
 
@@ -109,16 +109,32 @@ def deploy(engine: Engine, stack: str, message: str, audit: Audit | None = None)
             except HistoryError as error:
                 raise DeployError(f"{failure}\n\nand no rollback was possible: {error}") from None
             try:  # the question `deployctl rollback` asks, before the rollback changes anything
-                schema_rollback(engine, stack, good, record, restore_data=False)
+                plans = schema_rollback(engine, stack, good, record, restore_data=False)
             except UpdateNotStarted as refused:
                 # Losing data is the operator's call (--restore-data), never an automatic one.
                 raise DeployError(
                     f"{failure}\n\nnot rolled back automatically to {good.number}: "
                     f"{str(refused).removesuffix('. Nothing changed')}. The stack is left as the failed update "
                     "left it (docs/runbooks/migrations.md)") from None
+            # Back to the versions still serving, no schema changed: the failed update's own
+            # pre-deploy backup covers the data (components/predeploy.py). A schema change backs up.
+            covered = _backups_covered(engine, stack, plans)
+            record.details["backups_covered"] = covered
             apply_release_config(engine, stack, good)
             with record.phase("rollback"):
-                engine.up(stack, message=f"rollback to {good.number}", policy_config=policy_config)
+                engine.up(stack, message=f"rollback to {good.number}", policy_config=policy_config,
+                          backups_covered=covered)
             record.rolled_back_to = good.number
             record.finish("rolled-back", str(failure))
             return DeployOutcome(ok=False, failure=str(failure), rolled_back_to=good)
+
+
+def _backups_covered(engine: Engine, stack: str, plans: dict) -> list[str]:
+    """The databases whose pre-deploy backup the automatic rollback may skip: all of them when it
+    reverts no schema, none when it does or when the config cannot be read (backing up is safe)."""
+    if plans:
+        return []
+    try:
+        return sorted(platform_model(engine, stack).databases)
+    except DeployError:
+        return []

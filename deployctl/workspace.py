@@ -11,10 +11,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import yaml
 
+from components.predeploy import COVERED_ENV
 from deployctl.history import Release, releases_from_history
 from deployctl.lease import LeaseStore, process_start
 
@@ -225,10 +226,14 @@ class Engine:
         return ["--policy-pack", str(self.project / "policy"),
                 *(["--policy-pack-config", str(config)] if config.exists() else [])]
 
-    def up(self, stack: str, message: str, policy_config: Path | None = None) -> None:
+    def up(self, stack: str, message: str, policy_config: Path | None = None,
+           backups_covered: Sequence[str] = ()) -> None:
+        """`backups_covered`: databases whose pre-deploy backup this update may skip (the automatic
+        rollback's, components/predeploy.py says when that is safe)."""
         self.forget_reads()  # what the update changes (state, history, outputs) is read anew
+        env = {**self.env, COVERED_ENV: ",".join(backups_covered)} if backups_covered else None
         code, output = self._engine_command(stack, "up", "--yes", "--skip-preview", "--message", message,
-                                            *self._policy_flags(stack, policy_config))
+                                            *self._policy_flags(stack, policy_config), env=env)
         if code != 0 and LOCKED in output:
             raise UpdateNotStarted(f"{stack} is locked by another pulumi process; the update did not start "
                                    f"({failure_summary(output, tail_lines=3)})")
@@ -240,13 +245,13 @@ class Engine:
         if code != 0:
             raise DeployError(failure_summary(output))
 
-    def _engine_command(self, stack: str, *args: str) -> tuple[int, str]:
+    def _engine_command(self, stack: str, *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
         """`pulumi up|preview` run straight (the Automation API costs four more CLI runs around
         each: version, select, two outputs and a history read, issue 18), its output streamed
         line by line to on_output as it comes; returns the exit code and the whole output."""
         try:
             process = subprocess.Popen(["pulumi", *args, "--stack", stack, "--non-interactive"], cwd=self.project,
-                                       env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                                       env=env or self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         except FileNotFoundError:
             raise DeployError("no pulumi CLI on PATH: run scripts/setup.sh (it builds one offline)") from None
         lines = []

@@ -126,6 +126,13 @@ class Project:
     def outputs(self, stack: str) -> dict:
         return json.loads(self.pulumi("stack", "output", "--json", "-s", stack).stdout)
 
+    def predeploy_backup_said(self, stack: str) -> dict[str, str]:
+        """Each pre-deploy backup command's last output in state (components/predeploy.py), by name."""
+        exported = json.loads(self.pulumi("stack", "export", "-s", stack).stdout)
+        return {resource["urn"].rsplit("::", 1)[-1]: (resource.get("outputs") or {}).get("stdout", "")
+                for resource in exported["deployment"].get("resources") or []
+                if resource["urn"].endswith("-predeploy-backup-run")}
+
     def resource_count(self, stack: str) -> int:
         exported = json.loads(self.pulumi("stack", "export", "-s", stack).stdout)
         return len(exported["deployment"].get("resources") or [])

@@ -74,6 +74,9 @@ def test_broken_release_is_rolled_back_automatically_and_pods_serve_a_again(clus
     assert history[0]["message"].startswith("rollback to")
     assert history[0]["result"] == "succeeded"
     assert (history[1]["result"], history[1]["versions"]["api"]) == ("failed", "1.7.0-broken")
+    # The failed update dumped the database; its rollback, to the versions still serving, did not again.
+    said = stacks.predeploy_backup_said("staging")
+    assert said and all("before deploy skipped" in text for text in said.values()), said
 
 
 def test_release_failing_only_its_smoke_test_is_rolled_back_automatically(cluster, stacks):

@@ -139,6 +139,9 @@ def test_a_broken_release_fails_fast_never_takes_traffic_and_is_rolled_back(stac
     history = stack.history(STACK)
     assert history[0]["message"].startswith("rollback to ") and history[1]["result"] == "failed"
     assert stack.pulumi("config", "get", "--path", "platform:services.api.version", "-s", STACK).stdout.strip() == "1.5.0"
+    # The failed update dumped the database; its rollback, to the versions still serving, did not again.
+    said = stack.predeploy_backup_said(STACK)
+    assert said and all("before deploy skipped" in text for text in said.values()), said
 
 
 def test_latest_is_refused_by_the_policy_pack_and_no_container_changes(stack, docker_host):

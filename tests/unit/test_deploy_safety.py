@@ -39,6 +39,7 @@ class FakeEngine:
         self.notices: list[str] = []
         self.leases = LeaseStore(tmp_path / "leases", notify=self.notices.append)
         self.ups: list[str] = []
+        self.covered: list[list[str]] = []  # per up: the databases whose pre-deploy backup it may skip
         self.applied: list[dict] = []
         self.up_behaviour: list = []  # per up: None (succeeds), or (exception, recorded Release | None)
         self.preview_error: Exception | None = None
@@ -86,8 +87,9 @@ class FakeEngine:
         if self.preview_error:
             raise self.preview_error
 
-    def up(self, stack: str, message: str, policy_config=None) -> None:
+    def up(self, stack: str, message: str, policy_config=None, backups_covered=()) -> None:
         self.ups.append(message)
+        self.covered.append(list(backups_covered))
         behaviour = self.up_behaviour.pop(0) if self.up_behaviour else None
         if behaviour is None:
             self.history.append(release(len(self.history) + 1, "x"))
@@ -169,6 +171,36 @@ def test_a_failed_update_after_an_irreversible_migration_is_not_rolled_back_auto
                                           r"irreversible migration '0003-prices-in-cents'.*--restore-data"):
         ops.deploy(engine, "staging", "api 1.6.0")
     assert engine.ups == ["api 1.6.0"] and engine.applied == []
+
+
+def test_the_automatic_rollback_skips_a_second_backup_when_it_reverts_no_schema(engine):
+    # The failed update dumped the database seconds before, and the rollback returns to the
+    # versions still serving: a second dump would protect nothing (components/predeploy.py).
+    engine.history = [migrated_release(1, "1.4.2"), migrated_release(2, "1.5.0")]
+    engine.config = lambda stack: migrated_release(3, "1.6.0").config
+    engine.up_behaviour = [(DeployError("error: api 1.6.0 never became ready"), release(3, "1.6.0", "failed"))]
+    outcome = ops.deploy(engine, "staging", "api 1.6.0")
+    assert outcome.rolled_back_to.number == 2
+    databases = sorted(raw_stack_config("staging")["databases"])
+    assert databases and engine.covered == [[], databases]  # the deploy itself always backs up
+
+
+def test_an_automatic_rollback_that_reverts_a_migration_backs_up_again(engine):
+    engine.history = [migrated_release(1, "1.4.2"), migrated_release(2, "1.5.0")]
+    engine.config = lambda stack: migrated_release(3, "1.6.0").config
+    applied = [Applied("1.5.0@200", "1.5.0", "shop/api:1.5.0", "0002-add-sku", ("/app/migrate", "down"), False, 200,
+                       "main"),
+               Applied("1.6.0@300", "1.6.0", "shop/api:1.6.0", "0003-add-colour", ("/app/migrate", "down"), False,
+                       300, "main")]
+    step = f"urn:pulumi:staging::platform::{MIGRATION_TYPE}::platform-api-migration"
+    engine.exported_state = {"deployment": {"resources": [
+        {"urn": step, "type": MIGRATION_TYPE},
+        {"urn": f"{step}$command:local:Command::run", "type": "command:local:Command", "parent": step,
+         "outputs": {"stdout": record_text("api", applied, []), "environment": {"SERVICE": "api"}}}]}}
+    engine.up_behaviour = [(DeployError("error: api 1.6.0 never became ready"), release(3, "1.6.0", "failed"))]
+    outcome = ops.deploy(engine, "staging", "api 1.6.0")
+    assert outcome.rolled_back_to.number == 2
+    assert engine.covered == [[], []]
 
 
 def test_a_failed_update_is_told_from_one_that_never_started_by_history_numbers_not_counts(engine):

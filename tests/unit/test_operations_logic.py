@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from components.predeploy import PreDeployBackupArgs, backup_environment, backup_script
+from components.predeploy import COVERED_ENV, PreDeployBackupArgs, backup_environment, backup_script
 from components.smoke import _run_checks
 from deployctl.history import HistoryError, find, last_good, releases_from_history
 from deployctl.rollout import Analysis, next_weight
@@ -75,6 +75,17 @@ def test_pre_deploy_backup_failure_stops_the_update_naming_the_database():
     assert run.returncode == 3
     assert "dump failed" in run.stderr
     assert "backup of database 'main' before deploy failed (exit 3); the update stops here" in run.stderr
+
+
+def test_pre_deploy_backup_is_skipped_only_for_a_database_the_rollback_names_as_covered():
+    args = PreDeployBackupArgs(database="main", command=["sh", "-c", "echo dumped"], client_versions={})
+    def run(covered: str | None) -> subprocess.CompletedProcess:
+        env = {"PATH": os.environ["PATH"], **({COVERED_ENV: covered} if covered is not None else {})}
+        return subprocess.run(["sh", "-c", backup_script(args)], capture_output=True, text=True, env=env)
+    assert run(None).stdout == "dumped\n"
+    assert run("mainx,other").stdout == "dumped\n"  # names match whole
+    skipped = run("audit,main")
+    assert skipped.returncode == 0 and "before deploy skipped" in skipped.stdout and "dumped" not in skipped.stdout
 
 
 def test_pre_deploy_backup_runs_only_when_client_versions_change():

@@ -175,7 +175,7 @@ class StackEngine:
     def preview(self, stack, policy_config=None):
         self.previews += 1
 
-    def up(self, stack, message, policy_config=None):
+    def up(self, stack, message, policy_config=None, backups_covered=()):
         self.ups.append(message)
 
 
