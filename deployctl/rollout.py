@@ -97,11 +97,16 @@ def _rollout_step(engine: Engine, stack: str, service: str, probe_url: str | Non
                            "success_rate": round(analysis.success_rate, 4),
                            "timeout_rate": round(analysis.timeout_rate, 4),
                            "min_success_rate": settings.success_rate, "max_timeout_rate": settings.timeout_rate,
+                           **({"reason": analysis.reason} if getattr(analysis, "reason", "") else {}),
                            "passed": passed}
         if not passed:
             rollout_abort(engine, stack, service, audit=_linked(audit))
+            # Which verdict failed, and why when it is not the rates (Prometheus unreachable, too
+            # few requests): an operator must tell a bad canary from a blind analysis.
+            source = getattr(analysis, "source", "probe")
+            why = f" ({analysis.reason})" if getattr(analysis, "reason", "") else ""
             raise DeployError(
-                f"analysis failed at {weight}%: success rate {analysis.success_rate:.1%} "
+                f"analysis failed at {weight}% ({source}{why}): success rate {analysis.success_rate:.1%} "
                 f"(needs >= {settings.success_rate:.0%}), timeout rate {analysis.timeout_rate:.1%} "
                 f"(needs <= {settings.timeout_rate:.0%}); aborted: all traffic is back on stable")
     new_weight = next_weight(weight, settings.steps)

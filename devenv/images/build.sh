@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Builds the cluster's images without Docker and pushes them to the local registry
 # (Debian's docker-registry on 127.0.0.1:5000, started here if it is not running):
-#   127.0.0.1:5000/shop/{web,api,worker}:{1.4.2,1.5.0,1.6.0,1.7.0-broken,1.7.1-mislabeled}
+#   127.0.0.1:5000/shop/{web,api,worker}:{1.4.2,1.4.3-failing,1.5.0,1.6.0,1.7.0-broken,1.7.1-mislabeled}
 #       a tiny HTTP service on busybox-static (devenv/images/shop-app): /healthz answers
 #       "ok <name> <version>" (1.7.0-broken: 500), header X-App-Version: <version>; /schema and
 #       /app/migrate (psql): the shop's schema, one more migration per minor version (shop_schema);
 #       1.7.1-mislabeled is healthy but holds the 1.6.0 build (a wrong artifact pushed under a
 #       new tag): Kubernetes' probes pass, only the smoke test's version check catches it
+#       1.4.3-failing is the 1.4.2 build whose health checks pass and whose every other request
+#       answers 500: a canary only its analysis (error rate from Prometheus) can catch
 #   127.0.0.1:5000/shop/postgres:15.18.0   PostgreSQL from Debian's postgresql-15
 #   127.0.0.1:5000/pause:3.10.2            Kubernetes' pause.c, compiled statically
 #   127.0.0.1:5000/coredns:<version>        cluster DNS: the binary devenv/cluster/build.sh built
@@ -19,7 +21,7 @@ set -euo pipefail
 IMAGES_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$IMAGES_DIR/../cluster/lib.sh"
 
-SHOP_VERSIONS=(1.4.2 1.5.0 1.6.0 1.7.0-broken 1.7.1-mislabeled)
+SHOP_VERSIONS=(1.4.2 1.4.3-failing 1.5.0 1.6.0 1.7.0-broken 1.7.1-mislabeled)
 SHOP_SERVICES=(web api worker)
 PAUSE_VERSION=3.10.2
 POSTGRES_TAG=15.18.0
@@ -75,7 +77,7 @@ busybox_root() {
 # The schema each build needs (devenv/images/shop-app/migrations/NNNN-*.sql up to it): 1.5.0 adds a
 # column (reversible), 1.6.0 rewrites prices (irreversible), 1.7.0-broken's migration fails halfway;
 # 1.7.1-mislabeled holds the 1.6.0 build.
-shop_schema() { case $1 in 1.4.2) echo 1 ;; 1.5.0) echo 2 ;; 1.6.0|1.7.1-mislabeled) echo 3 ;; 1.7.0-broken) echo 4 ;;
+shop_schema() { case $1 in 1.4.2|1.4.3-failing) echo 1 ;; 1.5.0) echo 2 ;; 1.6.0|1.7.1-mislabeled) echo 3 ;; 1.7.0-broken) echo 4 ;;
   *) cdie "no schema known for shop version $1 (build.sh shop_schema)" ;; esac; }
 
 # psql (Debian's postgresql-client, the real binary) and its shared-library closure: the app
@@ -104,6 +106,7 @@ build_shop() {
   shop_psql "$r"
   case $ver in
     *broken*) touch "$r/app/BROKEN" ;;
+    *failing*) touch "$r/app/FAILING" ;;
     *mislabeled*) echo 1.6.0 > "$r/app/VERSION" ;;
   esac
   publish "shop-$svc-$ver" "shop/$svc" "$ver" "$r" \

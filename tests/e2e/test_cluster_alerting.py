@@ -20,6 +20,9 @@ import pytest
 import yaml
 
 from alert_states import only_watchdog_for
+from canary_checks import (FAILING_CANARY, HEALTHY_CANARY, after_failures_left_the_window, assert_failing_canary_aborted,
+                           assert_healthy_canary_stepped, canary_at_ten_percent, rollout_step_under_traffic,
+                           without_canary)
 from cluster_alerting import (CRITICAL_PATH, HEARTBEAT_PATH, WebhookReceiver, healthy_stack_report, deploy_alerting_stack,
                               wait_until)
 from engine import Project
@@ -262,3 +265,28 @@ def test_every_network_policy_of_the_stack_selects_a_running_pod(cluster, stack)
             unmatched.append(policy["metadata"]["name"])
     # The ACME solvers' policy waits for a challenge; this stack has none.
     assert [name for name in unmatched if name != "acme-solvers-from-edge"] == [], unmatched
+
+
+
+# Canary analysis from this Prometheus (tests/e2e/canary_checks.py).
+EDGE, EDGE_HOST = "https://127.0.0.1:32448", "shop.dev.localhost"
+
+
+def prometheus_query(stack):
+    return lambda promql: stack.prometheus.api("query", query=promql)["result"]
+
+
+def test_a_canary_whose_requests_fail_but_whose_probes_pass_is_aborted_by_the_prometheus_analysis(stack):
+    canary_at_ten_percent(stack, "dev", stack.prometheus.base_url, FAILING_CANARY)
+    stepped, traffic = rollout_step_under_traffic(stack, "dev", f"{EDGE}/api/", EDGE_HOST, prometheus_query(stack))
+    assert_failing_canary_aborted(stack, "dev", stepped, traffic)
+
+
+def test_a_healthy_canary_passes_the_prometheus_analysis_and_goes_to_the_next_step(stack):
+    canary_at_ten_percent(stack, "dev", stack.prometheus.base_url, HEALTHY_CANARY)
+    try:
+        after_failures_left_the_window(prometheus_query(stack))
+        stepped, traffic = rollout_step_under_traffic(stack, "dev", f"{EDGE}/api/", EDGE_HOST, prometheus_query(stack))
+        assert_healthy_canary_stepped(stack, "dev", stepped, traffic)
+    finally:
+        without_canary(stack, "dev")

@@ -156,16 +156,21 @@ def migrated_release(number: int, api: str, result: str = "succeeded") -> Releas
                    end_time=None, resource_changes={"update": 1}, config=entries)
 
 
+def migration_state(applied: list[Applied]) -> dict:
+    """`pulumi stack export` of a stack whose api migration step recorded `applied`."""
+    step = f"urn:pulumi:staging::platform::{MIGRATION_TYPE}::platform-api-migration"
+    return {"deployment": {"resources": [
+        {"urn": step, "type": MIGRATION_TYPE},
+        {"urn": f"{step}$command:local:Command::run", "type": "command:local:Command", "parent": step,
+         "outputs": {"stdout": record_text("api", applied, []), "environment": {"SERVICE": "api"}}}]}}
+
+
 def test_a_failed_update_after_an_irreversible_migration_is_not_rolled_back_automatically_and_says_why(engine):
     engine.history = [migrated_release(1, "1.4.2"), migrated_release(2, "1.5.0")]
     applied = [Applied("1.5.0@200", "1.5.0", "shop/api:1.5.0", "0002-add-sku", ("/app/migrate", "down"), False, 200,
                        "main"),
                Applied("1.6.0@300", "1.6.0", "shop/api:1.6.0", "0003-prices-in-cents", None, True, 300, "main")]
-    step = f"urn:pulumi:staging::platform::{MIGRATION_TYPE}::platform-api-migration"
-    engine.exported_state = {"deployment": {"resources": [
-        {"urn": step, "type": MIGRATION_TYPE},
-        {"urn": f"{step}$command:local:Command::run", "type": "command:local:Command", "parent": step,
-         "outputs": {"stdout": record_text("api", applied, []), "environment": {"SERVICE": "api"}}}]}}
+    engine.exported_state = migration_state(applied)
     engine.up_behaviour = [(DeployError("error: api 1.6.0 never became ready"), release(3, "1.6.0", "failed"))]
     with pytest.raises(DeployError, match=r"(?s)never became ready.*not rolled back automatically to 2: .*"
                                           r"irreversible migration '0003-prices-in-cents'.*--restore-data"):
@@ -192,11 +197,7 @@ def test_an_automatic_rollback_that_reverts_a_migration_backs_up_again(engine):
                        "main"),
                Applied("1.6.0@300", "1.6.0", "shop/api:1.6.0", "0003-add-colour", ("/app/migrate", "down"), False,
                        300, "main")]
-    step = f"urn:pulumi:staging::platform::{MIGRATION_TYPE}::platform-api-migration"
-    engine.exported_state = {"deployment": {"resources": [
-        {"urn": step, "type": MIGRATION_TYPE},
-        {"urn": f"{step}$command:local:Command::run", "type": "command:local:Command", "parent": step,
-         "outputs": {"stdout": record_text("api", applied, []), "environment": {"SERVICE": "api"}}}]}}
+    engine.exported_state = migration_state(applied)
     engine.up_behaviour = [(DeployError("error: api 1.6.0 never became ready"), release(3, "1.6.0", "failed"))]
     outcome = ops.deploy(engine, "staging", "api 1.6.0")
     assert outcome.rolled_back_to.number == 2

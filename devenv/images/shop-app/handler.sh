@@ -4,6 +4,8 @@
 # the database's schema is older than this build needs), /schema (JSON: needs, schema), /products
 # (the table as CSV), /version, /metrics, / and 404.
 # The version is the one baked into the image (/app/VERSION); X-App-Version carries it too.
+# A version built failing (/app/FAILING) passes its health checks and answers every other request
+# but /metrics with 500: what a canary analysis must catch and a probe cannot.
 # /metrics: Prometheus text format, every request but the scrapes themselves counted by status
 # code (http_requests_total) and timed (http_request_duration_seconds histogram), labelled with
 # the version. Each handler appends one line to a log; a scrape folds the log into the totals.
@@ -71,6 +73,10 @@ schema() {
   [ -n "${PGPASSWORD_FILE:-}" ] && [ -z "${PGPASSWORD:-}" ] && PGPASSWORD="$(cat "$PGPASSWORD_FILE")" && export PGPASSWORD
   PGCONNECT_TIMEOUT=2 psql -X -q -t -A -c "select coalesce(max(version), 0) from schema_migrations" 2>/dev/null || echo 0
 }
+case "$path" in
+  /healthz|/readyz|/livez|/metrics) ;;
+  *) [ -e /app/FAILING ] && { respond "500 Internal Server Error" "failing $NAME $VERSION$nl"; record; exit 0; } ;;
+esac
 case "$path" in
   /healthz|/readyz|/livez)
     if [ -e /app/BROKEN ]; then respond "500 Internal Server Error" "unhealthy $NAME $VERSION$nl"
