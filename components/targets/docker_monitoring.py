@@ -26,13 +26,16 @@ from components.monitoring import (
     postgres_exporter_name,
     postgres_exporter_workload,
 )
-from components.targets.base import MonitoringBundle, WorkloadSpec, standard_labels
+from components.targets.base import MonitoringBundle, Volume, WorkloadSpec, standard_labels
 from components.targets.docker_containers import PROBE, cpus, labels
 from components.versioning import image_reference, version_annotations
 
 if TYPE_CHECKING:
     from components.targets.docker import DockerRuntime
 
+# What Kubernetes would request for it; a Docker named volume is not sized (15 days of this stack's
+# series stay far below it).
+PROMETHEUS_STORAGE = "2Gi"
 NODE_EXPORTER_PORT = 9100  # its upstream default; Kubernetes has no per-stack node_exporter
 
 
@@ -59,6 +62,10 @@ def monitoring(target: "DockerRuntime", bundle: MonitoringBundle, parent: pulumi
                    target.service_address),
                "/etc/prometheus/rules.yml": yaml.safe_dump(dict(bundle.rule_file), sort_keys=False)},
         health_check=HealthCheck(path="/-/ready"), internal_network=True,  # scrapes the exporters beside the databases
+        # Its scrape config names every service's version, so a release replaces the container: on
+        # a volume the series, and the `for:` state of pending alerts, outlive it (without one every
+        # deploy emptied Prometheus, and range rules such as restarts over 15m forgot the release).
+        volume=Volume(name="prometheus-data", mount_path="/prometheus", size=PROMETHEUS_STORAGE),
     ), parent)
     return [*alertmanager.resources, *exporters, *prometheus.resources]
 

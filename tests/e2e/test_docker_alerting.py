@@ -14,6 +14,7 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.parse
 from email import message_from_bytes
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -22,6 +23,9 @@ import yaml
 from aiosmtpd.controller import Controller
 
 import alert_states
+from canary_checks import (FAILING_CANARY, HEALTHY_CANARY, after_failures_left_the_window, assert_failing_canary_aborted,
+                           assert_healthy_canary_stepped, canary_at_ten_percent, rollout_step_under_traffic,
+                           without_canary)
 from components.alerting.models import duration_seconds
 from docker_host import DockerHost, deploy_to_docker
 from engine import Project
@@ -315,3 +319,54 @@ def test_a_failing_backup_reaches_the_webhook_within_5_minutes(stack, receivers)
     assert arrived - fault < DELIVERY_LIMIT_SECONDS
     assert (alert["labels"]["stack"], alert["labels"]["service"], alert["labels"]["version"]) == \
         (STACK, "postgres-main", "15.18.0")
+
+
+# Canary analysis from this Prometheus (tests/e2e/canary_checks.py). deployctl runs on this machine
+# and reaches Prometheus where the engine's bridge puts it: its address on the stack's frontend network.
+EDGE_URL, EDGE_HOST = f"https://127.0.0.1:{HTTPS_PORT}/api/", "shop.staging.localhost"
+
+
+def prometheus_url(docker_host: DockerHost) -> str:
+    [name] = container(docker_host, "prometheus")
+    networks = json.loads(docker_host.docker("inspect", name))[0]["NetworkSettings"]["Networks"]
+    [address] = [n["IPAddress"] for network, n in networks.items() if not network.endswith("-backend")]
+    return f"http://{address}:9090"
+
+
+def prometheus_query(docker_host: DockerHost):
+    return lambda promql: prometheus_api(docker_host, f"/api/v1/query?{urllib.parse.urlencode({'query': promql})}")["result"]
+
+
+def test_a_canary_whose_requests_fail_but_whose_probes_pass_is_aborted_by_the_prometheus_analysis(stack):
+    canary_at_ten_percent(stack, STACK, lambda: prometheus_url(stack.host), FAILING_CANARY)
+    stepped, traffic = rollout_step_under_traffic(stack, STACK, EDGE_URL, EDGE_HOST, prometheus_query(stack.host))
+    assert_failing_canary_aborted(stack, STACK, stepped, traffic)
+
+
+def test_a_healthy_canary_passes_the_prometheus_analysis_and_goes_to_the_next_step(stack):
+    canary_at_ten_percent(stack, STACK, lambda: prometheus_url(stack.host), HEALTHY_CANARY)
+    try:
+        after_failures_left_the_window(prometheus_query(stack.host))
+        stepped, traffic = rollout_step_under_traffic(stack, STACK, EDGE_URL, EDGE_HOST, prometheus_query(stack.host))
+        assert_healthy_canary_stepped(stack, STACK, stepped, traffic)
+    finally:
+        without_canary(stack, STACK)
+
+
+def test_prometheus_keeps_what_it_recorded_across_a_release_that_replaces_it(stack):
+    # Its scrape config names every service's version: a release replaces the container, which
+    # keeps its series on its volume (components/targets/docker_monitoring.py).
+    [before] = container(stack.host, "prometheus")
+    replaced_id = json.loads(stack.host.docker("inspect", before))[0]["Id"]
+    recorded_at = time.time() - 15  # scraped before the release (every 5 s here)
+    stack.set_config(STACK, "services.api.version", "1.5.0")
+    try:
+        stack.pulumi("up", "--yes", "-s", STACK, "--message", "api 1.5.0", timeout=900)
+        [after] = container(stack.host, "prometheus")
+        assert json.loads(stack.host.docker("inspect", after))[0]["Id"] != replaced_id, "the release did not replace it"
+        earlier = prometheus_api(stack.host, "/api/v1/query?" + urllib.parse.urlencode(
+            {"query": 'up{job="api"}', "time": f"{recorded_at:.3f}"}))["result"]
+        assert earlier, "the series scraped before the release are gone"
+    finally:
+        stack.set_config(STACK, "services.api.version", "1.4.2")
+        stack.pulumi("up", "--yes", "-s", STACK, "--message", "api 1.4.2", timeout=900)

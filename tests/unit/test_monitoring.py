@@ -14,11 +14,13 @@ PROMETHEUS_RULE = "kubernetes:monitoring.coreos.com/v1:PrometheusRule"
 CONTAINER = "docker:index/container:Container"
 
 
-def slot_container(mocks, workload: str):
-    """A stateless workload's container in its release slot (`prometheus-<version>-<digest>`)."""
-    [found] = [c for c in mocks.of_type(CONTAINER) if c.name.startswith(f"{workload}-")
+def workload_container(mocks, workload: str):
+    """A workload's container: in its release slot when stateless (`alertmanager-<version>-<digest>`),
+    else under its own name (Prometheus, on its volume)."""
+    [found] = [c for c in mocks.of_type(CONTAINER) if c.name == workload or (
+               c.name.startswith(f"{workload}-")
                and any(e["label"] == "deploy.platform/slot" and c.name == f"{workload}-{e['value']}"
-                       for e in c.get("labels"))]
+                       for e in c.get("labels")))]
     return found
 WEBHOOK = "https://chat.example/hooks/T000/B000/secret-token-123"
 
@@ -85,7 +87,7 @@ def test_rules_the_program_renders_pass_promtool_check_and_rule_tests(mocks, tmp
 
 def test_docker_runs_prometheus_and_alertmanager_with_the_same_rules(mocks, tmp_path):
     deploy(mocks, target="docker")
-    prometheus = uploads(slot_container(mocks, "prometheus"))
+    prometheus = uploads(workload_container(mocks, "prometheus"))
     rules = yaml.safe_load(prometheus["/etc/prometheus/rules.yml"])
     config = yaml.safe_load(prometheus["/etc/prometheus/prometheus.yml"])
     assert config["rule_files"] == ["/etc/prometheus/rules.yml"]
@@ -100,7 +102,7 @@ def test_docker_runs_prometheus_and_alertmanager_with_the_same_rules(mocks, tmp_
 
 def test_docker_alertmanager_config_passes_amtool(mocks, tmp_path):
     deploy(mocks, target="docker")
-    alertmanager = uploads(slot_container(mocks, "alertmanager"))
+    alertmanager = uploads(workload_container(mocks, "alertmanager"))
     path = tmp_path / "alertmanager.yml"
     path.write_text(alertmanager["/etc/alertmanager/alertmanager.yml"])
     checked = run("amtool", "check-config", str(path), cwd=tmp_path)
@@ -182,7 +184,7 @@ def subprocess_run_promtool_metrics(text: str):
 
 def docker_prometheus_config(mocks) -> dict:
     deploy(mocks, target="docker")
-    return yaml.safe_load(uploads(slot_container(mocks, "prometheus"))["/etc/prometheus/prometheus.yml"])
+    return yaml.safe_load(uploads(workload_container(mocks, "prometheus"))["/etc/prometheus/prometheus.yml"])
 
 
 def scrape_job(config: dict, name: str) -> dict:
@@ -220,14 +222,14 @@ def test_docker_blackbox_probes_every_public_endpoint_through_the_edge(mocks):
 
 def test_docker_blackbox_sends_the_edge_host_as_sni_and_host_header(mocks):
     deploy(mocks, target="docker")
-    config = yaml.safe_load(uploads(slot_container(mocks, "blackbox-exporter"))["/etc/blackbox-exporter/blackbox.yml"])
+    config = yaml.safe_load(uploads(workload_container(mocks, "blackbox-exporter"))["/etc/blackbox-exporter/blackbox.yml"])
     http = config["modules"]["https_shop_staging_localhost"]["http"]
     assert (http["headers"], http["tls_config"]["server_name"]) == ({"Host": "shop.staging.localhost"}, "shop.staging.localhost")
 
 
 def test_docker_postgres_exporter_reads_the_password_from_a_file(mocks):
     deploy(mocks, target="docker")
-    exporter = slot_container(mocks, "postgres-exporter-main")
+    exporter = workload_container(mocks, "postgres-exporter-main")
     assert "DATA_SOURCE_PASS_FILE=/run/secrets/DATA_SOURCE_PASS" in exporter.get("envs")
     assert DEV_SECRETS["mainDbPassword"] not in repr(exporter.get("envs"))
 

@@ -81,6 +81,14 @@ def test_the_edge_and_databases_keep_one_name(mocks):
     assert container(mocks, "edge").name == "edge" and container(mocks, "postgres-main").name == "postgres-main"
 
 
+def test_prometheus_keeps_its_series_on_a_named_volume_and_one_name(mocks):
+    # Its scrape config names the versions, so each release replaces it: in place, on its volume.
+    deploy(mocks)
+    prometheus = container(mocks, "prometheus")
+    assert prometheus.name == "prometheus"
+    assert [volume["containerPath"] for volume in prometheus.get("volumes")] == ["/prometheus"]
+
+
 def test_healthcheck_probes_the_http_path_bounded_by_timeout_not_wget_T(mocks):
     deploy(mocks)
     check = container(mocks, "web").get("healthcheck")
