@@ -14,6 +14,7 @@ from components.config.model import (
     ImageRepository,
     Model,
     NonEmpty,
+    Port,
     Version,
     is_host_or_ip,
     stack_key,
@@ -91,3 +92,7 @@ class MonitoringSpec(Model):
     blackbox_exporter_version: Version = "0.23.0"
     # Also the rule evaluation interval: an alert's delay is about one interval plus its `for:`.
     scrape_interval_seconds: int = Field(15, ge=5, le=300)
+    prometheus_host_port: Port | None = Field(
+        None, description="Docker: publish Prometheus at this port on docker.bindAddress (127.0.0.1 by default), "
+                          "an address for rollout.prometheus.url that outlives releases (each replaces the "
+                          "container, and its address on the stack's network with it).")

@@ -34,5 +34,13 @@ def _kubernetes_problems(config: PlatformConfig) -> list[Problem]:
     return problems
 
 
-# The Docker host needs nothing of the other keys that its own model does not check.
-_CHECKS: dict[str, Callable[[PlatformConfig], list[Problem]]] = {"kubernetes": _kubernetes_problems}
+def _docker_problems(config: PlatformConfig) -> list[Problem]:
+    port = config.monitoring.prometheus_host_port
+    if port is not None and port in (config.edge.http_port, config.edge.https_port):
+        return [Problem("monitoring.prometheusHostPort", f"is {port}, a port the edge publishes on this host; "
+                                                         "pick one nothing else publishes, e.g. 9090")]
+    return []
+
+
+_CHECKS: dict[str, Callable[[PlatformConfig], list[Problem]]] = {"kubernetes": _kubernetes_problems,
+                                                                 "docker": _docker_problems}

@@ -66,6 +66,8 @@ def monitoring(target: "DockerRuntime", bundle: MonitoringBundle, parent: pulumi
         # a volume the series, and the `for:` state of pending alerts, outlive it (without one every
         # deploy emptied Prometheus, and range rules such as restarts over 15m forgot the release).
         volume=Volume(name="prometheus-data", mount_path="/prometheus", size=PROMETHEUS_STORAGE),
+        # Where deployctl asks it for a canary's rates (rollout.prometheus.url), when set.
+        published_ports={9090: settings.prometheus_host_port} if settings.prometheus_host_port else {},
     ), parent)
     return [*alertmanager.resources, *exporters, *prometheus.resources]
 

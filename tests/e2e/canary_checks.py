@@ -21,8 +21,8 @@ Query = Callable[[str], list]  # PromQL -> /api/v1/query's result list
 
 
 def canary_at_ten_percent(project: Project, stack: str, prometheus_url: Callable[[], str], version: str) -> None:
-    """The canary up at 10 %, and the analysis pointed at Prometheus where it is after that update
-    (`prometheus_url()`: on Docker a changed scrape config replaces the container, and its address)."""
+    """The canary up at 10 %, and the analysis pointed at Prometheus where it answers after that
+    update (`prometheus_url()`)."""
     project.set_config(stack, "services.api.canary.version", version)
     project.set_config(stack, "services.api.canary.weight", 10)
     project.pulumi("up", "--yes", "-s", stack, "--message", f"api canary {version} at 10%", timeout=900)

@@ -34,6 +34,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("docker")]  # its lane: t
 
 STACK = "alerting"
 HTTP_PORT, HTTPS_PORT = 18780, 19143  # each Docker module its own ports
+PROMETHEUS_PORT = 19190  # monitoring.prometheusHostPort: where deployctl asks it (canary analysis)
 SUBNET = "172.30.146.0/24"
 SECRETS = {"mainDbPassword": "docker-alerting-db-password-8d1e", "sessionSigningKey": "docker-alerting-key-2f6b"}
 DELIVERY_LIMIT_SECONDS = 5 * 60  # SC-004: an alert reaches on-call within 5 minutes
@@ -140,7 +141,7 @@ def stack(tmp_path_factory, docker_host, receivers):
     """A copy of staging on the Docker engine, alerting to this test's receivers."""
     receiver, mailbox = receivers
     address = host_address()
-    docker_host.remove_stack_leftovers(STACK, ports=(HTTP_PORT, HTTPS_PORT))
+    docker_host.remove_stack_leftovers(STACK, ports=(HTTP_PORT, HTTPS_PORT, PROMETHEUS_PORT))
     docker_host.refresh_images()
     project = Project(tmp_path_factory.mktemp("docker-alerting"))
     (project.dir / f"Pulumi.{STACK}.yaml").write_text((project.dir / "Pulumi.staging.yaml").read_text())
@@ -151,7 +152,7 @@ def stack(tmp_path_factory, docker_host, receivers):
     set_plain(project, STACK, "alerting.heartbeatUrlSecretKey", "heartbeatUrl")
     for index, severity in enumerate(["critical", "warning"]):  # a list is set item by item
         project.set_config(STACK, f"alerting.webhookSeverities[{index}]", severity)
-    for key, value in {**SHORT,
+    for key, value in {**SHORT, "monitoring.prometheusHostPort": PROMETHEUS_PORT,
                        "alerting.smarthost": f"{address}:{mailbox.port}", "alerting.smtpRequireTls": False}.items():
         project.set_config(STACK, key, value)
     started = time.monotonic()
@@ -321,16 +322,13 @@ def test_a_failing_backup_reaches_the_webhook_within_5_minutes(stack, receivers)
         (STACK, "postgres-main", "15.18.0")
 
 
-# Canary analysis from this Prometheus (tests/e2e/canary_checks.py). deployctl runs on this machine
-# and reaches Prometheus where the engine's bridge puts it: its address on the stack's frontend network.
+# Canary analysis from this Prometheus (tests/e2e/canary_checks.py): deployctl, on this machine,
+# asks it where monitoring.prometheusHostPort publishes it, an address that outlives releases.
 EDGE_URL, EDGE_HOST = f"https://127.0.0.1:{HTTPS_PORT}/api/", "shop.staging.localhost"
 
 
-def prometheus_url(docker_host: DockerHost) -> str:
-    [name] = container(docker_host, "prometheus")
-    networks = json.loads(docker_host.docker("inspect", name))[0]["NetworkSettings"]["Networks"]
-    [address] = [n["IPAddress"] for network, n in networks.items() if not network.endswith("-backend")]
-    return f"http://{address}:9090"
+def prometheus_url() -> str:
+    return f"http://127.0.0.1:{PROMETHEUS_PORT}"
 
 
 def prometheus_query(docker_host: DockerHost):
@@ -338,13 +336,13 @@ def prometheus_query(docker_host: DockerHost):
 
 
 def test_a_canary_whose_requests_fail_but_whose_probes_pass_is_aborted_by_the_prometheus_analysis(stack):
-    canary_at_ten_percent(stack, STACK, lambda: prometheus_url(stack.host), FAILING_CANARY)
+    canary_at_ten_percent(stack, STACK, prometheus_url, FAILING_CANARY)
     stepped, traffic = rollout_step_under_traffic(stack, STACK, EDGE_URL, EDGE_HOST, prometheus_query(stack.host))
     assert_failing_canary_aborted(stack, STACK, stepped, traffic)
 
 
 def test_a_healthy_canary_passes_the_prometheus_analysis_and_goes_to_the_next_step(stack):
-    canary_at_ten_percent(stack, STACK, lambda: prometheus_url(stack.host), HEALTHY_CANARY)
+    canary_at_ten_percent(stack, STACK, prometheus_url, HEALTHY_CANARY)
     try:
         after_failures_left_the_window(prometheus_query(stack.host))
         stepped, traffic = rollout_step_under_traffic(stack, STACK, EDGE_URL, EDGE_HOST, prometheus_query(stack.host))

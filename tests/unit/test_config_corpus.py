@@ -401,6 +401,8 @@ CORPUS: list[Case] = [
     case("monitoring.blackboxExporterVersion", "main", "a moving tag"),
     case("monitoring.scrapeIntervalSeconds", 0, "scrape without pause"),
     case("monitoring.scrapeIntervalSeconds", "15", "a number given as a string"),
+    case("monitoring.prometheusHostPort", 0, "port 0"),
+    case("monitoring.prometheusHostPort", "9090", "a port given as a string"),
     # --- smokeTest --------------------------------------------------------------------------
     case("smokeTest.enabled", "false", "a boolean given as a string"),
     case("smokeTest.baseUrl", "127.0.0.1:30443", "a URL needs a scheme"),

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import yaml
 
+from components.config import PlatformConfig
 from components.edge import DYNAMIC_PATH, STATIC_PATH
-from support import DEV_SECRETS, deploy_stack, is_secret, on_docker
+from support import DEV_SECRETS, deploy_stack, is_secret, on_docker, raw_stack_config
 
 CONTAINER = "docker:index/container:Container"
 NETWORK = "docker:index/network:Network"
@@ -87,6 +89,25 @@ def test_prometheus_keeps_its_series_on_a_named_volume_and_one_name(mocks):
     prometheus = container(mocks, "prometheus")
     assert prometheus.name == "prometheus"
     assert [volume["containerPath"] for volume in prometheus.get("volumes")] == ["/prometheus"]
+
+
+def test_prometheus_publishes_no_port_by_default(mocks):
+    deploy(mocks)
+    assert not container(mocks, "prometheus").get("ports")
+
+
+def test_a_prometheus_host_port_publishes_it_on_loopback_for_the_canary_analysis(mocks):
+    deploy(mocks, lambda raw: raw.setdefault("monitoring", {}).update(prometheusHostPort=19090))
+    [port] = container(mocks, "prometheus").get("ports")
+    assert (port["internal"], port["external"], port["ip"]) == (9090, 19090, "127.0.0.1")
+
+
+def test_a_prometheus_host_port_the_edge_publishes_is_refused_naming_the_key():
+    raw = raw_stack_config("staging")
+    on_docker(raw)
+    raw.setdefault("monitoring", {})["prometheusHostPort"] = raw["edge"]["httpsPort"]
+    with pytest.raises(ValueError, match=r"monitoring\.prometheusHostPort.*a port the edge publishes"):
+        PlatformConfig.model_validate(raw)
 
 
 def test_healthcheck_probes_the_http_path_bounded_by_timeout_not_wget_T(mocks):
