@@ -231,7 +231,10 @@ class Engine:
         """`backups_covered`: databases whose pre-deploy backup this update may skip (the automatic
         rollback's, components/predeploy.py says when that is safe)."""
         self.forget_reads()  # what the update changes (state, history, outputs) is read anew
-        env = {**self.env, COVERED_ENV: ",".join(backups_covered)} if backups_covered else None
+        # Never inherited: only the update deployctl names it for may skip a backup.
+        env = {key: value for key, value in self.env.items() if key != COVERED_ENV}
+        if backups_covered:
+            env[COVERED_ENV] = ",".join(backups_covered)
         code, output = self._engine_command(stack, "up", "--yes", "--skip-preview", "--message", message,
                                             *self._policy_flags(stack, policy_config), env=env)
         if code != 0 and LOCKED in output:

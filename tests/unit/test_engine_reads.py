@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from components.predeploy import COVERED_ENV
 from deployctl import workspace
 from deployctl.workspace import Engine
 
@@ -86,3 +87,14 @@ def test_history_asks_for_every_update_not_the_cli_default_newest_ten(engine):
     engine.releases("prod")
     [call] = engine.ran
     assert call[:2] == ("stack", "history") and call[call.index("--page-size") + 1] == "0"
+
+
+def test_only_the_update_deployctl_names_databases_for_may_skip_their_pre_deploy_backup(tmp_path):
+    # An inherited PLATFORM_PREDEPLOY_BACKUP_COVERED (an operator's shell) never reaches an update.
+    engine = Engine(project=tmp_path, env={"PATH": "/usr/bin", COVERED_ENV: "main"})
+    seen: list[dict] = []
+    engine._engine_command = lambda stack, *args, env=None: (seen.append(env), (0, ""))[1]
+    engine.up("dev", "api 2.0.0")
+    engine.up("dev", "rollback to 3", backups_covered=["main", "audit"])
+    assert COVERED_ENV not in seen[0] and seen[0]["PATH"] == "/usr/bin"
+    assert seen[1][COVERED_ENV] == "main,audit"
