@@ -5,9 +5,9 @@ the health path through the edge; the step goes on only if both pass."""
 
 from __future__ import annotations
 
-import time
 from typing import Callable
 
+from cluster_alerting import wait_until
 from docker_host import Traffic
 from engine import Project
 
@@ -38,28 +38,20 @@ def canary_requests_seen(query: Query, codes: str = ".*") -> float:
     return float(result[0]["value"][1]) if result else 0.0
 
 
-def poll(what: str, timeout: float, done: Callable[[], bool], interval: float = 5) -> None:
-    deadline = time.monotonic() + timeout
-    while not done():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout:.0f}s: {what}")
-        time.sleep(interval)
-
-
 def rollout_step_under_traffic(project: Project, stack: str, url: str, host: str, query: Query):
     """A client sends 30 requests a second through the edge (about 3 reach the canary) until
     Prometheus has counted WANTED_REQUESTS canary requests, then `deployctl rollout --step` runs
     beside it. Returns deployctl's result and the traffic seen."""
     with Traffic(url, host) as traffic:
-        poll(f"Prometheus counts {WANTED_REQUESTS} canary requests", 240,
-             lambda: canary_requests_seen(query) >= WANTED_REQUESTS)
+        wait_until(f"Prometheus counts {WANTED_REQUESTS} canary requests", 240,
+                   lambda: canary_requests_seen(query) >= WANTED_REQUESTS, interval=5)
         return project.deployctl("rollout", stack, "api", "--step", check=False, timeout=900), traffic
 
 
 def after_failures_left_the_window(query: Query) -> None:
     """An aborted canary's failures (an earlier test's) out of the analysis' 1-minute window."""
-    poll("no failed canary request left in the analysis window", 180,
-         lambda: canary_requests_seen(query, codes="[^2].*") == 0)
+    wait_until("no failed canary request left in the analysis window", 180,
+               lambda: canary_requests_seen(query, codes="[^2].*") == 0, interval=5)
 
 
 def canary_weight(project: Project, stack: str) -> str:
