@@ -130,9 +130,10 @@ main() {
     # namespace deleted by hand); without it such a dev stays "unchanged" and answers nothing.
     pulumi up -s dev --yes --skip-preview --refresh
     wait_until_dev_answers
-    step "dev is up; its endpoints (the edge presents the stack's local CA certificate: curl -k)"
+    issue_dev_certificates_over_acme
+    step "dev is up; its endpoints (the edge's certificate is from this machine's Pebble: trust Pebble's root, or curl -k)"
     pulumi stack output -s dev endpoints --json
-    echo "try: curl -k https://shop.dev.localhost:30443/api/healthz"
+    echo "try: curl --cacert <(curl -sk https://127.0.0.1:15000/roots/0) https://shop.dev.localhost:30443/api/healthz"
   fi
 }
 
@@ -148,6 +149,52 @@ wait_until_dev_answers() {
   echo "setup: $url did not answer within 90s:" >&2
   curl -sk --max-time 5 "$url" >&2 || true
   return 1
+}
+
+# dev's edge certificates come over ACME from this machine's Pebble (Pulumi.dev.yaml edge.tls,
+# docs/tls.md): `pulumi up` ends with the edge on cert-manager's temporary certificates, and Pebble
+# validates HTTP-01 on port 80 of the address its DNS gives a host. Each of dev's hosts is pointed
+# at the edge Service there (what external DNS does for a real cluster); cert-manager's next
+# self-check passes and the order completes. dev is up once every Certificate is Ready and the
+# edge serves Pebble's. Nothing to do when dev's stack file says another mode or directory.
+issue_dev_certificates_over_acme() {
+  local plan namespace hosts host ip since=$SECONDS i
+  plan="$(python - <<'PY'
+import yaml
+from components.config.targets import KubernetesTarget
+config = yaml.safe_load(open("Pulumi.dev.yaml"))["config"]
+edge = config.get("platform:edge") or {}
+tls = edge.get("tls") or {}
+if tls.get("mode") == "acme" and str(tls.get("acmeServer", "")).startswith("https://10.250.0.1:"):
+    print(KubernetesTarget.model_validate(config.get("platform:kubernetes") or {}).namespace, *edge.get("hosts", []))
+PY
+)"
+  [ -n "$plan" ] || return 0
+  read -r namespace hosts <<<"$plan"
+  local kubectl=("$DEPLOY_CACHE/cluster/bin/kubectl" --kubeconfig "$DEPLOY_CACHE/cluster/kubeconfig" --namespace "$namespace")
+  ip="$("${kubectl[@]}" get service edge -o 'jsonpath={.spec.clusterIP}')"
+  for host in $hosts; do bash devenv/acme/pebble.sh dns-add "$host" "$ip"; done
+  if ! "${kubectl[@]}" wait --for=condition=Ready certificate --all --timeout=300s; then
+    echo "setup: dev's edge certificates were not issued over ACME within 300s:" >&2
+    "${kubectl[@]}" get certificate,certificaterequest,order,challenge -o wide >&2 || true
+    "${kubectl[@]}" describe challenges >&2 || true
+    return 1
+  fi
+  # The edge reads the issued Secret from a projected volume the kubelet refreshes (up to a minute).
+  local port
+  port="$(python -c 'import yaml; print(yaml.safe_load(open("Pulumi.dev.yaml"))["config"]["platform:edge"].get("httpsPort", 443))')"
+  for host in $hosts; do
+    for i in $(seq 120); do
+      served_issuer "$host" "$port" | grep -q "Pebble Intermediate" && break
+      [ "$i" = 120 ] && { echo "setup: the edge still serves $(served_issuer "$host" "$port") for $host, not Pebble's certificate" >&2; return 1; }
+      sleep 2
+    done
+  done
+  echo "setup: dev's certificates issued over ACME by Pebble and served by the edge (after $((SECONDS - since))s): $hosts"
+}
+
+served_issuer() { # HOST PORT: the issuer of the certificate the edge serves for HOST
+  openssl s_client -connect "127.0.0.1:$2" -servername "$1" </dev/null 2>/dev/null | openssl x509 -noout -issuer 2>/dev/null
 }
 
 # The local cluster outlives a checkout (it is cached in $DEPLOY_CACHE), the state does not
@@ -169,6 +216,8 @@ print(KubernetesTarget.model_validate(yaml.safe_load(open("Pulumi.dev.yaml"))["c
   [[ "$state" == *'"type": "kubernetes:core/v1:Namespace"'* ]] && return 0
   echo "setup: namespace $namespace on the local cluster is not in this checkout's dev state (another checkout deployed it); deleting it so dev can be created here"
   "${kubectl[@]}" delete namespace "$namespace" --wait=true --timeout=180s
+  # Its ACME ClusterIssuer is cluster-scoped: the namespace does not take it along.
+  "${kubectl[@]}" delete clusterissuer "$namespace-acme" --ignore-not-found
 }
 
 # bash reads a script as it runs it: the whole run is this one line, parsed before it starts,

@@ -48,7 +48,24 @@ class TlsSpec(Model):
         if self.mode == "acme" and not self.email:
             refuse([Problem("email", "mode acme needs an e-mail address for the ACME account "
                                      "(e.g. platform-team@example.com), found nothing")])
+        if self.mode == "acme" and self.acme_ca_bundle_file is not None:
+            # Read where `pulumi up` runs, so checked here: a missing file would otherwise stop the
+            # program half-way through registering resources.
+            problem = _ca_bundle_problem(self.acme_ca_bundle_file)
+            if problem:
+                refuse([Problem("acmeCaBundleFile", problem)])
         return self
+
+
+def _ca_bundle_problem(path: str) -> str | None:
+    file = Path(path).expanduser()
+    if not file.is_file():
+        return (f"{path} is not a file on this machine; it must hold the PEM CA that signed the ACME "
+                "directory's TLS certificate (the development machine's Pebble: bash devenv/acme/pebble.sh start "
+                "writes ~/.cache/deployplatform/acme/certs/ca.pem)")
+    if "-----BEGIN CERTIFICATE-----" not in file.read_text(errors="replace"):
+        return f"{path} holds no PEM certificate"
+    return None
 
 
 def acme_directory(server: str) -> str:

@@ -107,7 +107,9 @@ def http_get(url: str, host: str | None = None, timeout: float = 3) -> Answer:
 
 def deploy_to_cluster(project: Project, stack: str, namespace: str, http_port: int, https_port: int) -> None:
     """Point a test copy of `stack` at the local cluster, in its own namespace and node ports, with a
-    certificate from the program's own CA (the cluster runs no cert-manager controller)."""
+    certificate from the program's own CA (`local-ca`): no ACME order per test stack, and no DNS entry
+    in Pebble to point at its edge. The ACME path dev and staging take has its own module
+    (test_acme_certificates.py)."""
     settings = {
         "kubernetes.namespace": namespace,
         "kubernetes.kubeconfig": str(KUBECONFIG),

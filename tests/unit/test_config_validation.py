@@ -108,7 +108,8 @@ BAD_CONFIG = [
      "platform:promotion.requireVerified", "needs promotion.stagingStack"),
     ("no_services", mutate("services", {}), "platform:services", "at least 1"),
     ("node_port_out_of_range", mutate("edge.httpsPort", 8443), "platform:edge.httpsPort", "is 8443"),
-    ("local_ca_key_rendered_to_disk", mutate("kubernetes.renderToDirectory", "rendered/dev"),
+    ("local_ca_key_rendered_to_disk", lambda raw: (mutate("edge.tls", {"mode": "local-ca"})(raw),
+                                                   mutate("kubernetes.renderToDirectory", "rendered/dev")(raw)),
      "platform:kubernetes.renderToDirectory", "local-ca"),
     ("tls_mode_unknown", mutate("edge.tls", {"mode": "letsencrypt"}), "platform:edge.tls.mode", "'local-ca'"),
     # Numbers and booleans written as text are refused, not coerced, and the message says what to write.

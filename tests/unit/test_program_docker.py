@@ -10,7 +10,7 @@ import yaml
 
 from components.config import PlatformConfig
 from components.edge import DYNAMIC_PATH, STATIC_PATH
-from support import DEV_SECRETS, deploy_stack, is_secret, on_docker, raw_stack_config
+from support import DEV_SECRETS, deploy_stack, is_secret, on_docker, raw_stack_config, with_local_ca
 
 CONTAINER = "docker:index/container:Container"
 NETWORK = "docker:index/network:Network"
@@ -247,7 +247,7 @@ def test_no_container_is_privileged(mocks):
 
 
 def test_edge_serves_a_certificate_from_the_local_ca_without_acme(mocks):
-    deploy(mocks)
+    deploy(mocks, with_local_ca)
     edge = container(mocks, "edge")
     assert {"/etc/traefik/certs/tls.crt", "/etc/traefik/certs/tls.key"} <= set(uploads(edge))
     dynamic = routes(mocks)

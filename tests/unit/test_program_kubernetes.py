@@ -8,7 +8,7 @@ import json
 import pytest
 import yaml
 
-from support import DEV_SECRETS, deploy_stack, is_secret
+from support import DEV_SECRETS, deploy_stack, is_secret, with_local_ca
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 STATEFUL_SET = "kubernetes:apps/v1:StatefulSet"
@@ -224,7 +224,7 @@ def test_prod_issues_certificates_from_the_acme_production_directory(mocks, stag
 
 
 def test_local_ca_mode_writes_the_edge_tls_secret_without_cert_manager(mocks):
-    deploy(mocks)
+    deploy(mocks, change=with_local_ca)
     assert mocks.of_type("kubernetes:cert-manager.io/v1:Certificate") == []
     secret = mocks.named(SECRET, "edge-tls")
     assert secret.get("type") == "kubernetes.io/tls"

@@ -14,7 +14,7 @@ from components.config import TlsSpec
 from components.edge import STATIC_PATH
 from components.targets.kubernetes_tls import SOLVER_LABEL, solver_id
 from components.config.tls import EDGE_ACME_CA_PATH, EDGE_ACME_STORAGE, acme_ca_bundle, edge_certificate_verifiable
-from support import deploy_stack, on_docker
+from support import UNIT_ACME_CA_BUNDLE, deploy_stack, on_docker, with_local_ca
 
 CERTIFICATE = "kubernetes:cert-manager.io/v1:Certificate"
 ISSUER = "kubernetes:cert-manager.io/v1:ClusterIssuer"
@@ -95,7 +95,7 @@ def test_the_https_redirect_yields_to_the_challenge_routes(mocks, bundle):
 
 
 def test_without_acme_the_redirect_keeps_traefiks_default_priority(mocks):
-    on_kubernetes(mocks, lambda raw: None)
+    on_kubernetes(mocks, with_local_ca)
     redirect = static_configmap(mocks)["entryPoints"]["web"]["http"]["redirections"]["entryPoint"]
     assert "priority" not in redirect
     assert not [r for r in routes_configmap(mocks)["http"]["routers"] if r.startswith("acme-http01-")]
@@ -178,7 +178,7 @@ def test_traefiks_acme_storage_on_docker_is_a_named_volume_of_the_stack(mocks, b
 
 
 def test_without_traefiks_resolver_the_docker_edge_has_no_volume(mocks):
-    deploy_stack("staging", on_docker)
+    deploy_stack("staging", lambda raw: (on_docker(raw), with_local_ca(raw)))
     assert docker_edge(mocks).get("volumes") is None
 
 
@@ -192,9 +192,22 @@ def test_traefik_renews_by_the_lifetime_the_stack_declares(mocks, bundle):
 @pytest.mark.parametrize(("tls", "verifiable"), [
     ({"mode": "acme", "email": "a@b.example", "acmeServer": "production"}, True),
     ({"mode": "acme", "email": "a@b.example", "acmeServer": "staging"}, False),
-    ({"mode": "acme", "email": "a@b.example", "acmeServer": DIRECTORY, "acmeCaBundleFile": "/x.pem"}, False),
+    ({"mode": "acme", "email": "a@b.example", "acmeServer": DIRECTORY, "acmeCaBundleFile": str(UNIT_ACME_CA_BUNDLE)}, False),
     ({"mode": "self-signed"}, False),
     ({"mode": "local-ca"}, False),
 ])
 def test_probes_verify_only_certificates_from_a_public_ca(tls, verifiable):
     assert edge_certificate_verifiable(TlsSpec.model_validate(tls)) is verifiable
+
+
+def test_a_ca_bundle_file_missing_on_this_machine_is_refused_at_its_key(tmp_path):
+    missing = tmp_path / "pebble-ca.pem"
+    with pytest.raises(ValueError, match=r"acmeCaBundleFile: .*pebble-ca.pem is not a file on this machine.*pebble.sh start"):
+        TlsSpec.model_validate({"mode": "acme", "email": "a@b.example", "acmeServer": DIRECTORY,
+                                "acmeCaBundleFile": str(missing)})
+
+
+def test_a_ca_bundle_file_only_matters_in_acme_mode(tmp_path):
+    # A copy switched to local-ca keeps the ACME keys it inherited; they are not read.
+    spec = TlsSpec.model_validate({"mode": "local-ca", "acmeCaBundleFile": str(tmp_path / "gone.pem")})
+    assert spec.mode == "local-ca"
