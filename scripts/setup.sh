@@ -158,19 +158,20 @@ wait_until_dev_answers() {
 # self-check passes and the order completes. dev is up once every Certificate is Ready and the
 # edge serves Pebble's. Nothing to do when dev's stack file says another mode or directory.
 issue_dev_certificates_over_acme() {
-  local plan namespace hosts host ip since=$SECONDS i
-  plan="$(python - <<'PY'
-import yaml
+  local plan namespace port hosts host ip since=$SECONDS i
+  # dev's namespace, HTTPS port and hosts as the program reads them, when it orders from Pebble.
+  plan="$(ACME_DIRECTORY="$(bash devenv/acme/pebble.sh env | sed -n 's/^ACME_DIRECTORY=//p')" python - <<'PY'
+import os, yaml
+from components.config.edge import EdgeSpec
 from components.config.targets import KubernetesTarget
 config = yaml.safe_load(open("Pulumi.dev.yaml"))["config"]
-edge = config.get("platform:edge") or {}
-tls = edge.get("tls") or {}
-if tls.get("mode") == "acme" and str(tls.get("acmeServer", "")).startswith("https://10.250.0.1:"):
-    print(KubernetesTarget.model_validate(config.get("platform:kubernetes") or {}).namespace, *edge.get("hosts", []))
+edge = EdgeSpec.model_validate(config["platform:edge"])
+if edge.tls.mode == "acme" and edge.tls.acme_server == os.environ["ACME_DIRECTORY"]:
+    print(KubernetesTarget.model_validate(config.get("platform:kubernetes") or {}).namespace, edge.https_port, *edge.hosts)
 PY
 )"
   [ -n "$plan" ] || return 0
-  read -r namespace hosts <<<"$plan"
+  read -r namespace port hosts <<<"$plan"
   local kubectl=("$DEPLOY_CACHE/cluster/bin/kubectl" --kubeconfig "$DEPLOY_CACHE/cluster/kubeconfig" --namespace "$namespace")
   ip="$("${kubectl[@]}" get service edge -o 'jsonpath={.spec.clusterIP}')"
   for host in $hosts; do bash devenv/acme/pebble.sh dns-add "$host" "$ip"; done
@@ -181,8 +182,6 @@ PY
     return 1
   fi
   # The edge reads the issued Secret from a projected volume the kubelet refreshes (up to a minute).
-  local port
-  port="$(python -c 'import yaml; print(yaml.safe_load(open("Pulumi.dev.yaml"))["config"]["platform:edge"].get("httpsPort", 443))')"
   for host in $hosts; do
     for i in $(seq 120); do
       served_issuer "$host" "$port" | grep -q "Pebble Intermediate" && break

@@ -77,11 +77,10 @@ def acme_ca_bundle(path: str | None) -> str | None:
     """The PEM text of `edge.tls.acmeCaBundleFile` (read where `pulumi up` runs), None without one."""
     if path is None:
         return None
-    file = Path(path).expanduser()
-    text = file.read_text()
-    if "-----BEGIN CERTIFICATE-----" not in text:
-        raise ValueError(f"edge.tls.acmeCaBundleFile {file} holds no PEM certificate")
-    return text
+    problem = _ca_bundle_problem(path)
+    if problem:
+        raise ValueError(f"edge.tls.acmeCaBundleFile {problem}")
+    return Path(path).expanduser().read_text()
 
 
 def edge_certificate_verifiable(tls) -> bool:
