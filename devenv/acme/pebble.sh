@@ -25,6 +25,7 @@
 # duration). Traefik's resolver asks for none, so a short-lived certificate on the Docker edge
 # needs a Pebble started with a short validity (tests/e2e/test_acme_certificates.py starts it so).
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../pidfile.sh"
 DEPLOY_CACHE="${DEPLOY_CACHE:-$HOME/.cache/deployplatform}"
 ACME_STATE="$DEPLOY_CACHE/acme"
 CERTS="$ACME_STATE/certs"
@@ -41,13 +42,14 @@ CA_BUNDLE="$CERTS/ca.pem"
 log() { printf '[acme %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 die() { printf '[acme] ERROR: %s\n' "$*" >&2; exit 1; }
 
-pid_of() { local f="$RUN/$1.pid"; [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null && cat "$f"; }
+# A pid counts only while it is still the process start_proc started (devenv/pidfile.sh).
+pid_of() { local comm=$1; [ "$1" = challtestsrv ] && comm=pebble-challtestsrv; pidfile_pid "$RUN/$1.pid" "$comm"; }
 
 start_proc() { # name [VAR=value...] cmd...: detached, logs to $RUN/name.log
   local name=$1; shift
   if pid_of "$name" >/dev/null; then log "$name already running (pid $(pid_of "$name"))"; return 0; fi
   setsid env "$@" >>"$RUN/$name.log" 2>&1 < /dev/null &
-  echo $! > "$RUN/$name.pid"
+  pidfile_write "$RUN/$name.pid" $!
   log "started $name (pid $!, log $RUN/$name.log)"
 }
 

@@ -17,6 +17,7 @@
 # leaves this machine. Design, versions and limits: docs/cluster.md.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/../pidfile.sh"
 
 NODE_NAME=dp-node
 NODE_IP=10.250.0.1
@@ -36,14 +37,16 @@ KUBECTL=("$CLUSTER_BIN/kubectl" --kubeconfig "$KUBECONFIG_FILE")
 ADDONS="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/addons"
 
 # ---------------------------------------------------------------- processes
-pid_of() { local f="$PIDS/$1.pid"; [ -f "$f" ] && kill -0 "$(cat "$f")" 2>/dev/null && cat "$f"; }
+# A pid counts only while it is still the process start_proc started (devenv/pidfile.sh).
+# The second argument names the process a pid-only pidfile of an older cluster.sh stands for.
+pid_of() { local comm=$1; [ "$1" = registry ] && comm=docker-registry; pidfile_pid "$PIDS/$1.pid" "$comm"; }
 
 start_proc() { # name cmd...: runs detached, logs to $LOGS/name.log
   local name=$1; shift
   if pid_of "$name" >/dev/null; then clog "$name already running (pid $(pid_of "$name"))"; return 0; fi
   mkdir -p "$PIDS" "$LOGS"
   setsid "$@" >>"$LOGS/$name.log" 2>&1 < /dev/null &
-  echo $! > "$PIDS/$name.pid"
+  pidfile_write "$PIDS/$name.pid" $!
   clog "started $name (pid $!, log $LOGS/$name.log)"
 }
 

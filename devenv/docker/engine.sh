@@ -15,6 +15,7 @@
 # state. Images come from the local registry (127.0.0.1:5000, plain HTTP); the machine is
 # offline, so nothing else is pulled. Design and measurements: devenv/docker/README.md.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../pidfile.sh"
 
 NAME=deployplatform-docker
 DEPLOY_CACHE="${DEPLOY_CACHE:-$HOME/.cache/deployplatform}"
@@ -54,7 +55,10 @@ need_root() { [ "$(id -u)" = 0 ] || die "'$1' needs root (network, iptables, /ru
 docker_cli() { command -v "${DP_DOCKER_CLI:-docker}" || true; }
 dk() { local cli; cli=$(docker_cli); [ -n "$cli" ] || die "no docker client on PATH"; "$cli" -H "$DOCKER_HOST_URL" "$@"; }
 ping_ok() { [ -S "$SOCKET" ] && [ "$(curl -s --max-time 2 --unix-socket "$SOCKET" http://engine/_ping 2>/dev/null)" = OK ]; }
-pid_alive() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
+# dockerd writes its pidfile itself (pid only): a pid counts while it is still a dockerd
+# (devenv/pidfile.sh says why kill -0 is not enough once a session has ended).
+engine_pid() { pidfile_pid "$PIDFILE" dockerd; }
+pid_alive() { engine_pid >/dev/null; }
 forward_policy() { iptables -S FORWARD 2>/dev/null | awk '$1=="-P"{print $3}'; }
 has_chain() { iptables -t "$1" -S "$2" >/dev/null 2>&1; }
 elapsed() { local us=$(( ${EPOCHREALTIME/[.,]/} - $1 )); printf '%d.%02ds' $((us / 1000000)) $((us % 1000000 / 10000)); }
@@ -192,12 +196,12 @@ cmd_start() {
   command -v iptables >/dev/null || die "iptables is missing: run '$0 install' first"
   if pid_alive && ping_ok; then
     install_guards
-    log "already running (pid $(cat "$PIDFILE"), $DOCKER_HOST_URL)"
+    log "already running (pid $(engine_pid), $DOCKER_HOST_URL)"
     echo "export DOCKER_HOST=$DOCKER_HOST_URL"
     return 0
   fi
   if pid_alive; then
-    die "dockerd pid $(cat "$PIDFILE") is alive but $SOCKET does not answer: '$0 stop' first (log: $LOG_FILE)"
+    die "dockerd pid $(engine_pid) is alive but $SOCKET does not answer: '$0 stop' first (log: $LOG_FILE)"
   fi
   rm -f "$PIDFILE"
   if [ -S "$SOCKET" ]; then rm -f "$SOCKET"; fi
@@ -245,7 +249,7 @@ cmd_start() {
     log "dockerd set the FORWARD policy to DROP; restored ACCEPT (the cluster's pod/Service traffic needs it)"
   fi
   install_guards
-  log "running (pid $(cat "$PIDFILE" 2>/dev/null || echo "$pid"), ready in $(elapsed "$t0"); FORWARD policy $policy_before -> $(forward_policy))"
+  log "running (pid $(engine_pid || echo "$pid"), ready in $(elapsed "$t0"); FORWARD policy $policy_before -> $(forward_policy))"
   echo "export DOCKER_HOST=$DOCKER_HOST_URL"
 }
 
@@ -255,7 +259,7 @@ cmd_stop() {
   local known="" pid
   if ping_ok; then known=$(network_bridges | tr '\n' ' '); fi
   if pid_alive; then
-    pid=$(cat "$PIDFILE")
+    pid=$(engine_pid)
     log "stopping dockerd (pid $pid; it stops its containers first)"
     kill -TERM "$pid"
     local waited=0
@@ -270,7 +274,8 @@ cmd_stop() {
   fi
   # Its containerd (a child with state under the exec-root) and shims, only if left behind.
   local cpid
-  for cpid in $(cat "$EXEC_ROOT/containerd/containerd.pid" 2>/dev/null) $(shim_pids); do
+  # Its containerd counts only while its command line still names this engine's exec-root.
+  for cpid in $(own_containerd_pid) $(shim_pids); do
     kill -0 "$cpid" 2>/dev/null && { log "ending leftover process $cpid"; kill -KILL "$cpid" 2>/dev/null || true; }
   done
   rm -f "$PIDFILE" "$SOCKET"
@@ -298,6 +303,12 @@ remove_guards() {
   iptables -F "$FORWARD_CHAIN" 2>/dev/null && iptables -X "$FORWARD_CHAIN" 2>/dev/null || true
 }
 
+own_containerd_pid() { # dockerd's containerd, if its pidfile still names it
+  local pid; pid=$(pidfile_pid "$EXEC_ROOT/containerd/containerd.pid" containerd) || return 0
+  tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF "$EXEC_ROOT/" && echo "$pid"
+  return 0
+}
+
 shim_pids() { # containerd-shims started for this engine's containerd (by their -address)
   local p
   for p in /proc/[0-9]*; do
@@ -310,7 +321,7 @@ shim_pids() { # containerd-shims started for this engine's containerd (by their 
 cmd_status() {
   local cli; cli=$(docker_cli)
   if pid_alive && ping_ok; then
-    echo "engine:        running (pid $(cat "$PIDFILE"))"
+    echo "engine:        running (pid $(engine_pid))"
     echo "DOCKER_HOST:   $DOCKER_HOST_URL"
     echo "daemon:        $(dk version --format '{{.Server.Version}} (API {{.Server.APIVersion}}, min {{.Server.MinAPIVersion}})' 2>&1)"
     echo "client:        $cli $(dk version --format '{{.Client.Version}} (API {{.Client.APIVersion}} negotiated)' 2>&1)"
@@ -337,7 +348,7 @@ cmd_status() {
     return 0
   fi
   if pid_alive; then
-    echo "engine:        not answering (pid $(cat "$PIDFILE") alive, $SOCKET silent; log: $LOG_FILE)"
+    echo "engine:        not answering (pid $(engine_pid) alive, $SOCKET silent; log: $LOG_FILE)"
   else
     echo "engine:        stopped"
   fi
