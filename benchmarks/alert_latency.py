@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from docker_host import DockerHost, deploy_to_docker, start_engine  # noqa: E402
 from engine import Project  # noqa: E402
-from test_docker_alerting import Receiver, host_address, set_plain  # noqa: E402
+from docker_alerting import Receiver, host_address, set_plain  # noqa: E402
 
 STACK = "alertbench"
 HTTP_PORT, HTTPS_PORT = 19380, 19743

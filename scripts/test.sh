@@ -15,5 +15,6 @@ fi
 # Two workers (pytest-xdist): the local cluster's end-to-end modules in one lane, the Docker
 # engine's in the other, everything else wherever a worker is free (tests/e2e/conftest.py).
 # `-n 0` after it runs everything in this one process, one test after another. The 25 slowest
-# tests are listed at the end: where a run on a busy machine spends its time.
-python -m pytest -ra --durations=25 -n "${DEPLOY_TEST_WORKERS:-2}" --dist loadgroup "$@"
+# tests are listed at the end: where a run on a busy machine spends its time; -P adds what
+# passing tests printed (fault-to-delivery seconds, firing lists, phase timings).
+python -m pytest -raP --durations=25 -n "${DEPLOY_TEST_WORKERS:-2}" --dist loadgroup "$@"

@@ -297,6 +297,7 @@ start_kubelet() {
   local d=$CLUSTER_PKI k=$CLUSTER_RUN/kubelet
   mkdir -p "$k"
   printf 'nameserver 127.0.0.1\n' | write_conf "$CONF/resolv.conf"   # no upstream DNS here: nothing to forward to
+  local before; before=$(cksum < "$CONF/kubelet.yaml" 2>/dev/null || true)
   write_conf "$CONF/kubelet.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
@@ -316,13 +317,18 @@ clusterDomain: $CLUSTER_DOMAIN
 clusterDNS: [$DNS_SERVICE_IP]
 resolvConf: $CONF/resolv.conf
 podCIDR: $POD_CIDR
-maxPods: 50
+maxPods: 110
 serializeImagePulls: false
 imageGCHighThresholdPercent: 95
 imageGCLowThresholdPercent: 90
 evictionHard: {memory.available: "200Mi", nodefs.available: "5%", imagefs.available: "5%"}
 healthzBindAddress: 127.0.0.1
 EOF
+  # A running kubelet reads its config only at start (a new maxPods, say): restart it on a change.
+  # Its pods keep running meanwhile (they are containerd's).
+  if [ -n "$before" ] && [ "$before" != "$(cksum < "$CONF/kubelet.yaml")" ] && pid_of kubelet >/dev/null; then
+    clog "kubelet.yaml changed: restarting the kubelet"; stop_proc kubelet
+  fi
   start_proc kubelet "$CLUSTER_BIN/kubelet" --config "$CONF/kubelet.yaml" \
     --kubeconfig "$CONF/kubelet.kubeconfig" --root-dir "$k" \
     --hostname-override "$NODE_NAME" --node-ip "$NODE_IP" --v 1

@@ -51,3 +51,14 @@ def only_watchdog_for(read_states: Callable[[], dict[str, list[str]]], seconds: 
     assert _not_watchdog(states["pending"]) == [], (
         f"on the healthy stack, still pending {settle_seconds:.0f}s after the poll: {states['pending']}\n{explain()}")
     return states
+
+
+def fired_over(query: Callable[[str], list[dict]], seconds: float, state: str = "firing") -> list[str]:
+    """Every alert but Watchdog that was in `state` at any evaluation of the last `seconds`, from
+    Prometheus' own ALERTS series (`query` runs an instant PromQL query, returns its result list):
+    what a poll of /api/v1/alerts between its reads cannot see."""
+    window = max(int(seconds), 1)
+    result = query(f'max_over_time(ALERTS{{alertstate="{state}", alertname!="Watchdog"}}[{window}s])')
+    return sorted(
+        f"{r['metric'].get('alertname')}{{{', '.join(f'{k}={v}' for k, v in sorted(r['metric'].items()) if k not in ('alertname', 'alertstate'))}}}"
+        for r in result)

@@ -31,7 +31,7 @@ class Answer:
 class Cluster:
     # Namespaces a test stack was deployed to and not yet dropped: tests/e2e/conftest.py drops
     # them after each module, so a module whose fixture failed half-way (its teardown never runs)
-    # does not leave pods behind that fill the node (50 pods) for the modules after it.
+    # does not leave pods behind that fill the node (110 pods, kubelet's maxPods) for the modules after it.
     lent: set[str] = set()
 
     def kubectl(self, *args: str, timeout: float = 120) -> str:

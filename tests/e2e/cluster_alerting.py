@@ -22,6 +22,24 @@ from alert_states import alerts_by_state
 NODE_IP = "10.250.0.1"
 CRITICAL_PATH, HEARTBEAT_PATH = "/critical", "/heartbeat"
 
+# The copy of dev tests/e2e/test_cluster_alerting.py judges, deployed when the cluster lane starts
+# (tests/e2e/soak.py): scrapes and evaluations every 5 s, ServiceDown/BackupFailed `for: 30s`,
+# Watchdog re-sent every 20 s, warnings to the webhook too.
+SOAK_NAMESPACE = "e2e-alerting"
+SOAK_PORTS = {"http_port": 32086, "https_port": 32448}
+SOAK_SECRETS = {"mainDbPassword": "e2e-db-password-7f3a", "sessionSigningKey": "e2e-signing-key-91bc"}
+SOAK_SETTINGS = {
+    "monitoring.scrapeIntervalSeconds": 5,
+    "alerting.thresholds.serviceDownFor": "30s",
+    "alerting.thresholds.backupFor": "30s",
+    "alerting.criticalGroupWait": "5s",
+    "alerting.groupWait": "5s",
+    "alerting.heartbeatInterval": "20s",
+    # BackupFailed is a warning: the webhook gets warnings too (a list is set item by item).
+    "alerting.webhookSeverities[0]": "critical",
+    "alerting.webhookSeverities[1]": "warning",
+}
+
 
 @dataclass(frozen=True)
 class Notification:
@@ -190,3 +208,17 @@ def deploy_alerting_stack(cluster: Cluster, project: Project, receiver: WebhookR
         except AssertionError as error:
             raise AssertionError(f"{error}\n{pod_report(cluster, namespace, f'{name}-0')}") from None
     return Prometheus(cluster, namespace)
+
+
+def deploy_soaking_stack(cluster: Cluster, project: Project, receiver: WebhookReceiver) -> Project:
+    """SOAK_NAMESPACE's stack, with a first backup taken, kept from the per-module namespace sweep
+    (tests/e2e/conftest.py) until the module judging it drops it."""
+    project.prometheus = deploy_alerting_stack(cluster, project, receiver, SOAK_NAMESPACE, **SOAK_PORTS,
+                                               secrets=SOAK_SECRETS, settings=SOAK_SETTINGS)
+    project.ready_at = time.monotonic()
+    # A healthy stack has a backup: the first scheduled one is hours away, so take it now (the backup
+    # results answer 404 until then, and a missing backup is not a healthy state).
+    cluster.run_job(SOAK_NAMESPACE, "backup-main", "e2e-alerting-backup")
+    Cluster.lent.discard(SOAK_NAMESPACE)
+    project.receiver = receiver
+    return project

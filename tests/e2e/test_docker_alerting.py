@@ -2,186 +2,47 @@
 the program's rules over the node, postgres and blackbox exporters and the shop's /metrics, and its
 Alertmanager delivers to a webhook and an SMTP server running in this test.
 
-A copy of staging (stack `alerting`, its own ports and database subnet) with short intervals set
-through stack config: scrapes and evaluations every 5 s, ServiceDown/BackupFailed `for: 30s`,
-Watchdog re-sent every 20 s. Fault-to-delivery seconds are printed (pytest -s shows them)."""
+The stack (tests/e2e/docker_alerting.py: a copy of staging with short intervals) is deployed when
+the Docker lane starts and judged here, at the lane's end: nothing fired while it ran beside the
+lane's other stacks for at least 10 minutes (tests/e2e/soak.py), then faults are put in and their
+fault-to-delivery seconds printed (pytest -s shows them)."""
 
 from __future__ import annotations
 
 import json
 import re
-import socket
 import subprocess
-import threading
 import time
 import urllib.parse
-from email import message_from_bytes
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import yaml
-from aiosmtpd.controller import Controller
 
 import alert_states
 from canary_checks import (FAILING_CANARY, HEALTHY_CANARY, after_failures_left_the_window, assert_failing_canary_aborted,
                            assert_healthy_canary_stepped, canary_at_ten_percent, rollout_step_under_traffic,
                            without_canary)
 from components.alerting.models import duration_seconds
-from docker_host import DockerHost, deploy_to_docker
-from engine import Project
+from docker_alerting import DELIVERY_LIMIT_SECONDS, HTTPS_PORT, PROMETHEUS_PORT, STACK, container, prometheus_api
+from docker_host import DockerHost
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("docker")]  # its lane: tests/e2e/conftest.py
-
-STACK = "alerting"
-HTTP_PORT, HTTPS_PORT = 18780, 19143  # each Docker module its own ports
-PROMETHEUS_PORT = 19190  # monitoring.prometheusHostPort: where deployctl asks it (canary analysis)
-SUBNET = "172.30.146.0/24"
-SECRETS = {"mainDbPassword": "docker-alerting-db-password-8d1e", "sessionSigningKey": "docker-alerting-key-2f6b"}
-DELIVERY_LIMIT_SECONDS = 5 * 60  # SC-004: an alert reaches on-call within 5 minutes
-SHORT = {
-    "monitoring.scrapeIntervalSeconds": 5,
-    "alerting.thresholds.serviceDownFor": "30s",
-    "alerting.thresholds.backupFor": "30s",
-    "alerting.criticalGroupWait": "5s",
-    "alerting.groupWait": "5s",
-    "alerting.heartbeatInterval": "20s",
-}
-
-
-def host_address() -> str:
-    """An address of this machine the stack's containers reach through their bridge (not loopback)."""
-    addresses = subprocess.run(["hostname", "-I"], capture_output=True, text=True, check=True).stdout.split()
-    ipv4 = [a for a in addresses if re.fullmatch(r"\d+\.\d+\.\d+\.\d+", a) and not a.startswith(("127.", "172.30."))]
-    assert ipv4, f"no non-loopback IPv4 address on this machine: {addresses}"
-    return ipv4[0]
-
-
-def set_plain(project: Project, stack: str, key: str, value: str) -> None:
-    """A config key that names a secret key (its value is not secret): pulumi asks for --plaintext."""
-    project.pulumi("config", "set", "--path", "--plaintext", f"platform:{key}", value, "-s", stack)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("0.0.0.0", 0))
-        return probe.getsockname()[1]
-
-
-class Receiver:
-    """Alertmanager's webhook receiver: keeps (arrival time, path, payload) of every POST."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[float, str, dict]] = []
-        received = self.received
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                received.append((time.time(), self.path, json.loads(body or b"{}")))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("0.0.0.0", free_port()), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.port = self.server.server_address[1]
-
-    def alerts(self, path: str, since: float = 0.0):
-        """(arrival, alert) for every firing alert posted to `path` after `since`."""
-        return [(at, alert) for at, got, body in self.received if got == path and at >= since
-                for alert in body.get("alerts", []) if alert.get("status") == "firing"]
-
-    def wait_for(self, path: str, since: float, match, timeout: float) -> tuple[float, dict]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = [(at, alert) for at, alert in self.alerts(path, since) if match(alert["labels"])]
-            if found:
-                return found[0]
-            time.sleep(1)
-        seen = sorted({a["labels"].get("alertname", "?") for _, a in self.alerts(path, since)})
-        raise AssertionError(f"no matching alert at {path} within {timeout:.0f}s; alerts seen since the fault: {seen}")
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-class Mailbox:
-    """An SMTP server (no TLS, no login) reachable from the stack, keeping every message."""
-
-    def __init__(self) -> None:
-        self.messages = []
-        box = self
-
-        class Handler:
-            async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's name
-                box.messages.append(message_from_bytes(envelope.original_content or envelope.content))
-                return "250 OK"
-
-        self.port = free_port()
-        self.controller = Controller(Handler(), hostname="0.0.0.0", port=self.port)
-        self.controller.start()
-
-    def close(self) -> None:
-        self.controller.stop()
+# Its lane: tests/e2e/conftest.py, which runs this module last in it and deploys its stack first.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("docker"), pytest.mark.soak("docker_alerting_soak")]
 
 
 @pytest.fixture(scope="module")
-def receivers():
-    receiver, mailbox = Receiver(), Mailbox()
-    yield receiver, mailbox
-    receiver.close()
-    mailbox.close()
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory, docker_host, receivers):
-    """A copy of staging on the Docker engine, alerting to this test's receivers."""
-    receiver, mailbox = receivers
-    address = host_address()
-    docker_host.remove_stack_leftovers(STACK, ports=(HTTP_PORT, HTTPS_PORT, PROMETHEUS_PORT))
-    docker_host.refresh_images()
-    project = Project(tmp_path_factory.mktemp("docker-alerting"))
-    (project.dir / f"Pulumi.{STACK}.yaml").write_text((project.dir / "Pulumi.staging.yaml").read_text())
-    project.init_stack(STACK, {**SECRETS, "alertWebhookUrl": f"http://{address}:{receiver.port}/alerts",
-                               "heartbeatUrl": f"http://{address}:{receiver.port}/heartbeat"})
-    deploy_to_docker(project, STACK, docker_host.host, HTTP_PORT, HTTPS_PORT, SUBNET)
-    set_plain(project, STACK, "alerting.webhookUrlSecretKey", "alertWebhookUrl")
-    set_plain(project, STACK, "alerting.heartbeatUrlSecretKey", "heartbeatUrl")
-    for index, severity in enumerate(["critical", "warning"]):  # a list is set item by item
-        project.set_config(STACK, f"alerting.webhookSeverities[{index}]", severity)
-    for key, value in {**SHORT, "monitoring.prometheusHostPort": PROMETHEUS_PORT,
-                       "alerting.smarthost": f"{address}:{mailbox.port}", "alerting.smtpRequireTls": False}.items():
-        project.set_config(STACK, key, value)
-    started = time.monotonic()
-    project.pulumi("up", "--yes", "--skip-preview", "-s", STACK, timeout=1200)
-    print(f"alerting: up from empty took {time.monotonic() - started:.1f}s")
-    # A healthy stack has a backup: the first scheduled one is hours away, so take it now (the backup
-    # results answer 404 until then, and a missing backup is not a healthy state).
-    backup = subprocess.run(["docker", "--host", docker_host.host, "exec", f"{STACK}-backup-main", "sh",
-                             "/etc/platform/job.sh"], capture_output=True, text=True, timeout=300)
-    assert backup.returncode == 0, backup.stdout + backup.stderr
-    project.host = docker_host
+def stack(docker_alerting_soak):
+    """The alerting stack deployed when the Docker lane started (tests/e2e/soak.py); removed when
+    this module, the lane's last, ends."""
+    project = docker_alerting_soak.get()
+    project.soak = docker_alerting_soak
     yield project
-    project.pulumi("destroy", "--yes", "--skip-preview", "-s", STACK, check=False, timeout=600)
-    docker_host.remove_stack_leftovers(STACK)
+    docker_alerting_soak.remove()
 
 
-def container(docker_host: DockerHost, service: str, **labels: str) -> list[str]:
-    """Names of the stack's running containers of `service` (and further labels)."""
-    filters = [f"label=deploy.platform/stack={STACK}", f"label=app.kubernetes.io/name={service}",
-               *(f"label={key}={value}" for key, value in labels.items())]
-    return docker_host.docker("ps", "--format", "{{.Names}}", *(x for f in filters for x in ("--filter", f))).split()
-
-
-def prometheus_api(docker_host: DockerHost, path: str) -> dict:
-    """Prometheus' HTTP API, asked from inside its container (it publishes no port)."""
-    [name] = container(docker_host, "prometheus")
-    answer = json.loads(docker_host.docker("exec", name, "wget", "-qO-", f"http://127.0.0.1:9090{path}"))
-    assert answer["status"] == "success", answer
-    return answer["data"]
+@pytest.fixture(scope="module")
+def receivers(stack):
+    return stack.receiver, stack.mailbox
 
 
 def wait_for_targets(docker_host: DockerHost, timeout: float = 300) -> list[dict]:
@@ -252,13 +113,19 @@ def healthy_stack_report(docker_host: DockerHost) -> str:
     return "\n".join(lines)
 
 
-def test_no_alert_fires_on_the_healthy_stack_and_nothing_stays_pending(stack):
+def test_no_alert_fires_on_the_healthy_stack_in_ten_minutes_and_nothing_stays_pending(stack):
     wait_for_targets(stack.host)
-    # Polled for 90 s, several evaluations past every short `for:` (30 s), with all targets up.
+    lived = stack.soak.wait_until_soaked()
+    # Then polled for 90 s, several evaluations past every short `for:` (30 s), with all targets up.
     states = alert_states.only_watchdog_for(lambda: alerts_by_state(stack.host),
                                             explain=lambda: healthy_stack_report(stack.host))
-    print(f"alerting: firing on the healthy stack: {states['firing']}")
+    query = prometheus_query(stack.host)
+    fired = alert_states.fired_over(query, stack.soak.age())
+    print(f"alerting: the healthy stack ran {stack.soak.age():.0f}s ({lived:.0f}s before the poll) beside the lane's "
+          f"other stacks; firing now: {states['firing']}; fired in that time (Watchdog aside): {fired}; "
+          f"pending at some point: {alert_states.fired_over(query, stack.soak.age(), state='pending')}")
     assert [a.split("{")[0] for a in states["firing"]] == ["Watchdog"]
+    assert fired == [], healthy_stack_report(stack.host)
 
 
 def test_watchdog_arrives_continuously_at_the_heartbeat_receiver(stack, receivers):
