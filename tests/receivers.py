@@ -1,5 +1,6 @@
 """Local receivers for deployctl's notifications: a JSON webhook and an SMTP sink (aiosmtpd).
-Both listen on 127.0.0.1 and keep what they received, for the tests to read."""
+Both listen on 127.0.0.1 (the SMTP sink on another address when a stack's containers must reach
+it) and keep what they received, for the tests to read."""
 
 from __future__ import annotations
 
@@ -60,16 +61,16 @@ class Webhook:
         self.server.server_close()
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
+        probe.bind((host, 0))
         return probe.getsockname()[1]
 
 
 class SmtpSink:
     """An SMTP server that accepts every message (no TLS, no login) and keeps it."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
         self.messages: list[Message] = []
         sink = self
 
@@ -78,8 +79,8 @@ class SmtpSink:
                 sink.messages.append(message_from_bytes(envelope.original_content or envelope.content))
                 return "250 OK"
 
-        self.port = free_port()
-        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+        self.port = free_port(host)
+        self.controller = Controller(Handler(), hostname=host, port=self.port)
         self.controller.start()
 
     def wait_for(self, count: int, timeout: float = 30) -> list[Message]:

@@ -5,6 +5,18 @@ from __future__ import annotations
 import time
 from typing import Callable
 
+# What the alerting test stacks set on both targets, so a fault reaches the webhook in well under a
+# minute: scrapes and evaluations every 5 s, ServiceDown/BackupFailed `for: 30s`, group_wait 5 s,
+# Watchdog re-sent every 20 s.
+SHORT_INTERVALS = {
+    "monitoring.scrapeIntervalSeconds": 5,
+    "alerting.thresholds.serviceDownFor": "30s",
+    "alerting.thresholds.backupFor": "30s",
+    "alerting.criticalGroupWait": "5s",
+    "alerting.groupWait": "5s",
+    "alerting.heartbeatInterval": "20s",
+}
+
 
 def alerts_by_state(alerts: list[dict]) -> dict[str, list[str]]:
     """Prometheus' /api/v1/alerts list as `Name{label=value, ...}` by state (firing, pending)."""

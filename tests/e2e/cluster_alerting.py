@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from cluster import Cluster, deploy_to_cluster
 from engine import Project
-from alert_states import alerts_by_state
+from alert_states import SHORT_INTERVALS, alerts_by_state
 
 # The node's address (devenv/cluster/cluster.sh NODE_IP): a local address of this machine that
 # pods reach through the bridge, so a server here bound to it is reachable from the Alertmanager pod.
@@ -23,18 +23,12 @@ NODE_IP = "10.250.0.1"
 CRITICAL_PATH, HEARTBEAT_PATH = "/critical", "/heartbeat"
 
 # The copy of dev tests/e2e/test_cluster_alerting.py judges, deployed when the cluster lane starts
-# (tests/e2e/soak.py): scrapes and evaluations every 5 s, ServiceDown/BackupFailed `for: 30s`,
-# Watchdog re-sent every 20 s, warnings to the webhook too.
+# (tests/e2e/soak.py), with the short intervals and warnings to the webhook too.
 SOAK_NAMESPACE = "e2e-alerting"
 SOAK_PORTS = {"http_port": 32086, "https_port": 32448}
 SOAK_SECRETS = {"mainDbPassword": "e2e-db-password-7f3a", "sessionSigningKey": "e2e-signing-key-91bc"}
 SOAK_SETTINGS = {
-    "monitoring.scrapeIntervalSeconds": 5,
-    "alerting.thresholds.serviceDownFor": "30s",
-    "alerting.thresholds.backupFor": "30s",
-    "alerting.criticalGroupWait": "5s",
-    "alerting.groupWait": "5s",
-    "alerting.heartbeatInterval": "20s",
+    **SHORT_INTERVALS,
     # BackupFailed is a warning: the webhook gets warnings too (a list is set item by item).
     "alerting.webhookSeverities[0]": "critical",
     "alerting.webhookSeverities[1]": "warning",

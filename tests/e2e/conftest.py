@@ -104,7 +104,7 @@ def cluster_alerting_soak(cluster, tmp_path_factory):
 @pytest.fixture(scope="session")
 def docker_alerting_soak(docker_host, tmp_path_factory):
     """tests/e2e/test_docker_alerting.py's stack, deployed when the Docker lane starts."""
-    receiver, mailbox = docker_alerting.Receiver(), docker_alerting.Mailbox()
+    receiver, mailbox = docker_alerting.Receiver(), docker_alerting.mailbox()
     project = Project(tmp_path_factory.mktemp("docker-alerting"))
 
     def deploy() -> Project:

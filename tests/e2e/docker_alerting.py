@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import subprocess
 import threading
 import time
-from email import message_from_bytes
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from aiosmtpd.controller import Controller
-
+import receivers
+from alert_states import SHORT_INTERVALS
 from docker_host import DockerHost, deploy_to_docker
+from receivers import SmtpSink
 from engine import Project
 
 STACK = "alerting"
@@ -27,14 +26,6 @@ PROMETHEUS_PORT = 19190  # monitoring.prometheusHostPort: where deployctl asks i
 SUBNET = "172.30.146.0/24"
 SECRETS = {"mainDbPassword": "docker-alerting-db-password-8d1e", "sessionSigningKey": "docker-alerting-key-2f6b"}
 DELIVERY_LIMIT_SECONDS = 5 * 60  # SC-004: an alert reaches on-call within 5 minutes
-SHORT = {
-    "monitoring.scrapeIntervalSeconds": 5,
-    "alerting.thresholds.serviceDownFor": "30s",
-    "alerting.thresholds.backupFor": "30s",
-    "alerting.criticalGroupWait": "5s",
-    "alerting.groupWait": "5s",
-    "alerting.heartbeatInterval": "20s",
-}
 
 
 def host_address() -> str:
@@ -51,9 +42,7 @@ def set_plain(project: Project, stack: str, key: str, value: str) -> None:
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("0.0.0.0", 0))
-        return probe.getsockname()[1]
+    return receivers.free_port("0.0.0.0")
 
 
 class Receiver:
@@ -97,27 +86,12 @@ class Receiver:
         self.server.server_close()
 
 
-class Mailbox:
-    """An SMTP server (no TLS, no login) reachable from the stack, keeping every message."""
-
-    def __init__(self) -> None:
-        self.messages = []
-        box = self
-
-        class Handler:
-            async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's name
-                box.messages.append(message_from_bytes(envelope.original_content or envelope.content))
-                return "250 OK"
-
-        self.port = free_port()
-        self.controller = Controller(Handler(), hostname="0.0.0.0", port=self.port)
-        self.controller.start()
-
-    def close(self) -> None:
-        self.controller.stop()
+def mailbox() -> SmtpSink:
+    """An SMTP server (no TLS, no login) the stack's Alertmanager reaches through its bridge."""
+    return SmtpSink(host="0.0.0.0")
 
 
-def deploy_alerting_stack(docker_host: DockerHost, project: Project, receiver: Receiver, mailbox: Mailbox) -> Project:
+def deploy_alerting_stack(docker_host: DockerHost, project: Project, receiver: Receiver, mailbox: SmtpSink) -> Project:
     """The stack up from empty with a first backup taken, alerting to `receiver` and `mailbox`;
     `project.host` is the engine it runs on."""
     address = host_address()
@@ -131,7 +105,7 @@ def deploy_alerting_stack(docker_host: DockerHost, project: Project, receiver: R
     set_plain(project, STACK, "alerting.heartbeatUrlSecretKey", "heartbeatUrl")
     for index, severity in enumerate(["critical", "warning"]):  # a list is set item by item
         project.set_config(STACK, f"alerting.webhookSeverities[{index}]", severity)
-    for key, value in {**SHORT, "monitoring.prometheusHostPort": PROMETHEUS_PORT,
+    for key, value in {**SHORT_INTERVALS, "monitoring.prometheusHostPort": PROMETHEUS_PORT,
                        "alerting.smarthost": f"{address}:{mailbox.port}", "alerting.smtpRequireTls": False}.items():
         project.set_config(STACK, key, value)
     started = time.monotonic()

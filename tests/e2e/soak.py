@@ -14,7 +14,7 @@ the failure is the alerting module's to report.
 from __future__ import annotations
 
 import time
-from typing import Callable, Generic, TypeVar
+from typing import Callable, Generic, Iterator, TypeVar
 
 SOAK_SECONDS = 10 * 60  # issue 14: "after it has run for 10 minutes"
 
@@ -61,3 +61,12 @@ class Soak(Generic[Stack]):
         if not self._removed:
             self._removed = True
             self._remove()
+
+
+def lent_to_module(soak: Soak) -> Iterator:
+    """The body of the judging module's `stack` fixture: the soaked stack (with `.soak` set) for
+    the module's tests, removed when the module, its lane's last, ends."""
+    stack = soak.get()
+    stack.soak = soak
+    yield stack
+    soak.remove()

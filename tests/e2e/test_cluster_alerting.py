@@ -19,12 +19,13 @@ from datetime import datetime
 import pytest
 import yaml
 
+import alert_states
 from alert_states import only_watchdog_for
 from canary_checks import (FAILING_CANARY, HEALTHY_CANARY, after_failures_left_the_window, assert_failing_canary_aborted,
                            assert_healthy_canary_stepped, canary_at_ten_percent, rollout_step_under_traffic,
                            without_canary)
 from cluster_alerting import CRITICAL_PATH, HEARTBEAT_PATH, SOAK_NAMESPACE as NAMESPACE, healthy_stack_report, wait_until
-import alert_states
+from soak import lent_to_module
 
 # Its lane: tests/e2e/conftest.py, which runs this module last in it and deploys its stack first.
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("cluster"), pytest.mark.soak("cluster_alerting_soak")]
@@ -37,10 +38,7 @@ SC_004_SECONDS = 5 * 60  # seed 004: an alert reaches the on-call person within 
 def stack(cluster_alerting_soak):
     """The alerting stack deployed when the cluster lane started (tests/e2e/soak.py); dropped when
     this module, the lane's last, ends."""
-    project = cluster_alerting_soak.get()
-    project.soak = cluster_alerting_soak
-    yield project
-    cluster_alerting_soak.remove()
+    yield from lent_to_module(cluster_alerting_soak)
 
 
 @pytest.fixture(scope="module")

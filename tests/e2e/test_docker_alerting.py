@@ -25,6 +25,7 @@ from canary_checks import (FAILING_CANARY, HEALTHY_CANARY, after_failures_left_t
 from components.alerting.models import duration_seconds
 from docker_alerting import DELIVERY_LIMIT_SECONDS, HTTPS_PORT, PROMETHEUS_PORT, STACK, container, prometheus_api
 from docker_host import DockerHost
+from soak import lent_to_module
 
 # Its lane: tests/e2e/conftest.py, which runs this module last in it and deploys its stack first.
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("docker"), pytest.mark.soak("docker_alerting_soak")]
@@ -34,10 +35,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("docker"), pytest.mark.so
 def stack(docker_alerting_soak):
     """The alerting stack deployed when the Docker lane started (tests/e2e/soak.py); removed when
     this module, the lane's last, ends."""
-    project = docker_alerting_soak.get()
-    project.soak = docker_alerting_soak
-    yield project
-    docker_alerting_soak.remove()
+    yield from lent_to_module(docker_alerting_soak)
 
 
 @pytest.fixture(scope="module")
