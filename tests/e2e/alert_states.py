@@ -18,13 +18,17 @@ SHORT_INTERVALS = {
 }
 
 
+def _named(labels: dict[str, str]) -> str:
+    """An alert as `Name{label=value, ...}`, its labels sorted."""
+    return f"{labels['alertname']}{{{', '.join(f'{k}={v}' for k, v in sorted(labels.items()) if k != 'alertname')}}}"
+
+
 def alerts_by_state(alerts: list[dict]) -> dict[str, list[str]]:
     """Prometheus' /api/v1/alerts list as `Name{label=value, ...}` by state (firing, pending)."""
     states: dict[str, list[str]] = {"firing": [], "pending": []}
     for alert in alerts:
         labels = alert["labels"]
-        states.setdefault(alert["state"], []).append(
-            f"{labels['alertname']}{{{', '.join(f'{k}={v}' for k, v in sorted(labels.items()) if k != 'alertname')}}}")
+        states.setdefault(alert["state"], []).append(_named(labels))
     return states
 
 
@@ -71,6 +75,4 @@ def fired_over(query: Callable[[str], list[dict]], seconds: float, state: str = 
     what a poll of /api/v1/alerts between its reads cannot see."""
     window = max(int(seconds), 1)
     result = query(f'max_over_time(ALERTS{{alertstate="{state}", alertname!="Watchdog"}}[{window}s])')
-    return sorted(
-        f"{r['metric'].get('alertname')}{{{', '.join(f'{k}={v}' for k, v in sorted(r['metric'].items()) if k not in ('alertname', 'alertstate'))}}}"
-        for r in result)
+    return sorted(_named({k: v for k, v in r["metric"].items() if k != "alertstate"}) for r in result)

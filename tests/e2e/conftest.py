@@ -12,7 +12,7 @@ from cluster import Cluster
 from docker_host import DockerHost, start_engine
 from engine import Project
 from fake_edge import FakeEdge
-from soak import Soak
+from soak import Soak, soaking_modules_last
 
 E2E = Path(__file__).resolve().parent
 
@@ -41,13 +41,7 @@ def pytest_collection_modifyitems(config, items):
     def lane(item) -> str:
         return item.get_closest_marker("xdist_group").args[0] if item.path.is_relative_to(E2E) else ""
 
-    soaking = [item for item in items if item.get_closest_marker("soak") is not None]
-    items[:] = [item for item in items if item not in soaking] + soaking
-    for soaker in soaking:
-        fixture = soaker.get_closest_marker("soak").args[0]
-        first = next(item for item in items if lane(item) == lane(soaker))
-        if fixture not in first.fixturenames:
-            first.fixturenames.insert(0, fixture)  # before the module's own: a failing one cannot skip it
+    soaking_modules_last(items, lane)
 
 
 # Test-only secret values for the stacks the e2e tests create (never real ones).

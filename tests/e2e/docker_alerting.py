@@ -14,7 +14,6 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import receivers
 from alert_states import SHORT_INTERVALS
 from docker_host import DockerHost, deploy_to_docker
 from receivers import SmtpSink
@@ -41,10 +40,6 @@ def set_plain(project: Project, stack: str, key: str, value: str) -> None:
     project.pulumi("config", "set", "--path", "--plaintext", f"platform:{key}", value, "-s", stack)
 
 
-def free_port() -> int:
-    return receivers.free_port("0.0.0.0")
-
-
 class Receiver:
     """Alertmanager's webhook receiver: keeps (arrival time, path, payload) of every POST."""
 
@@ -62,7 +57,7 @@ class Receiver:
             def log_message(self, *args) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("0.0.0.0", free_port()), Handler)
+        self.server = ThreadingHTTPServer(("0.0.0.0", 0), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.port = self.server.server_address[1]
 

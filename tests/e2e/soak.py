@@ -14,7 +14,7 @@ the failure is the alerting module's to report.
 from __future__ import annotations
 
 import time
-from typing import Callable, Generic, Iterator, TypeVar
+from typing import Any, Callable, Generic, Iterator, TypeVar
 
 SOAK_SECONDS = 10 * 60  # issue 14: "after it has run for 10 minutes"
 
@@ -34,10 +34,9 @@ class Soak(Generic[Stack]):
         except Exception as error:  # noqa: BLE001 - kept for the module that judges the stack
             self.error = error
             self.remove()
-        self.deployed_in = time.monotonic() - started
         self.ready_at = time.monotonic()
         print(f"soak: {name} {'deployed' if self.error is None else 'failed to deploy'} at its lane's start "
-              f"in {self.deployed_in:.0f}s")
+              f"in {self.ready_at - started:.0f}s")
 
     def get(self) -> Stack:
         if self.error is not None:
@@ -70,3 +69,17 @@ def lent_to_module(soak: Soak) -> Iterator:
     stack.soak = soak
     yield stack
     soak.remove()
+
+
+def soaking_modules_last(items: list, lane: Callable[[Any], str]) -> None:
+    """pytest's collected `items`, reordered in place: the tests of a module marked soak(fixture)
+    go to the end (so to the end of their lane), and the first test of that lane asks for
+    `fixture` before its own fixtures (a failing one of those cannot keep the stack from being
+    deployed)."""
+    soaking = [item for item in items if item.get_closest_marker("soak") is not None]
+    items[:] = [item for item in items if item not in soaking] + soaking
+    for soaker in soaking:
+        fixture = soaker.get_closest_marker("soak").args[0]
+        first = next(item for item in items if lane(item) == lane(soaker))
+        if fixture not in first.fixturenames:
+            first.fixturenames.insert(0, fixture)
